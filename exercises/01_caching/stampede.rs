@@ -1,0 +1,630 @@
+// Stampede protection: one load per key, however many callers
+//
+// When a hot key expires, or a cache restarts empty, every request for that key misses at the
+// same moment and each one runs the same expensive query: a thundering herd (a "cache stampede",
+// or "dogpile") that can take the database down exactly when traffic peaks. The fix is request
+// coalescing, also called single flight: the first miss starts the load, and every later miss on
+// that key waits for the same load and shares its result.
+//
+// Build `CoalescingCache::get`. A hit returns the cached value. The first miss on a key loads it
+// through the `Loader`; concurrent misses on that key wait for that one load; different keys load
+// in parallel. A failed load is delivered to everyone waiting for it and is NOT cached, so the
+// next request tries again. A key must never be left stuck on a load that will not finish: not
+// after an error, not after a panicking loader, not when the caller that started the load gives
+// up (its future is dropped, e.g. by a timeout), which must not fail the others either.
+//
+// Lab: raise CONCURRENCY → the naive baseline's database loads grow linearly with it, yours stay
+// at one per key. Change KEYS to see the loads follow the number of distinct keys instead.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngExt;
+use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::workload::{ZipfKeys, seeded_rng};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+pub type Key = u64;
+pub type Value = String;
+
+/// Why a load failed. `Clone`, because one failed load is reported to every caller waiting on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError(pub String);
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "load failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Where values come from on a miss: a database query, an RPC, a page render.
+pub trait Loader: Send + Sync + 'static {
+    fn load(&self, key: Key) -> impl Future<Output = Result<Value, LoadError>> + Send;
+}
+
+/// The "slow database" behind the cache. Every `load` takes `latency` of tokio time (so tests
+/// and the lab run on paused, virtual time: instant and exactly repeatable) plus `contention`
+/// for each query already running — a real database slows down as concurrent queries pile up.
+/// It counts every query, and can be told to fail or panic on the next load of a key.
+#[derive(Debug)]
+pub struct SlowDb {
+    latency: Duration,
+    contention: Duration,
+    calls: AtomicU64,
+    calls_per_key: Mutex<HashMap<Key, u64>>,
+    running: AtomicU64,
+    peak_running: AtomicU64,
+    faults: Mutex<HashMap<Key, VecDeque<Fault>>>,
+}
+
+#[derive(Debug)]
+enum Fault {
+    Fail(String),
+    Panic,
+}
+
+impl SlowDb {
+    pub fn new(latency: Duration) -> Self {
+        SlowDb {
+            latency,
+            contention: Duration::ZERO,
+            calls: AtomicU64::new(0),
+            calls_per_key: Mutex::new(HashMap::new()),
+            running: AtomicU64::new(0),
+            peak_running: AtomicU64::new(0),
+            faults: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Each query already running adds `per_running_query` to a new query's latency.
+    pub fn with_contention(mut self, per_running_query: Duration) -> Self {
+        self.contention = per_running_query;
+        self
+    }
+
+    /// The next load of `key` fails with `error` (faults queue up, one per load).
+    pub fn fail_next(&self, key: Key, error: &str) {
+        self.push_fault(key, Fault::Fail(error.to_string()));
+    }
+
+    /// The next load of `key` panics, as buggy code sometimes does.
+    pub fn panic_next(&self, key: Key) {
+        self.push_fault(key, Fault::Panic);
+    }
+
+    /// Queries started so far, all keys.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Queries started so far for `key`.
+    pub fn calls_for(&self, key: Key) -> u64 {
+        let per_key = self.calls_per_key.lock().expect("not poisoned");
+        per_key.get(&key).copied().unwrap_or(0)
+    }
+
+    /// The most queries that were ever running at the same time.
+    pub fn peak_concurrency(&self) -> u64 {
+        self.peak_running.load(Ordering::SeqCst)
+    }
+
+    fn push_fault(&self, key: Key, fault: Fault) {
+        let mut faults = self.faults.lock().expect("not poisoned");
+        faults.entry(key).or_default().push_back(fault);
+    }
+}
+
+/// Counts a query as running until it is dropped (finished, failed, panicked or cancelled).
+struct Running<'a>(&'a AtomicU64);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Loader for SlowDb {
+    async fn load(&self, key: Key) -> Result<Value, LoadError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        *self
+            .calls_per_key
+            .lock()
+            .expect("not poisoned")
+            .entry(key)
+            .or_default() += 1;
+        let fault = {
+            let mut faults = self.faults.lock().expect("not poisoned");
+            faults.get_mut(&key).and_then(VecDeque::pop_front)
+        };
+        let already_running = self.running.fetch_add(1, Ordering::SeqCst);
+        self.peak_running
+            .fetch_max(already_running + 1, Ordering::SeqCst);
+        let _running = Running(&self.running);
+        let slowdown = self.contention * u32::try_from(already_running).unwrap_or(u32::MAX);
+        tokio::time::sleep(self.latency + slowdown).await;
+        match fault {
+            None => Ok(format!("row {key}")),
+            Some(Fault::Fail(error)) => Err(LoadError(error)),
+            Some(Fault::Panic) => panic!("SlowDb: the query for key {key} panicked"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Your part.
+// ---------------------------------------------------------------------------------------------
+
+/// A cache that loads each missing key once, however many callers ask for it at the same time.
+pub struct CoalescingCache<L: Loader> {
+    loader: Arc<L>,
+    // TODO: add your state: the cached values, and the loads in flight that a caller can wait
+    // on. Tokio gives you the tools: `tokio::sync::{watch, broadcast, Notify, Mutex}`, and
+    // `tokio::spawn`. A `std::sync::Mutex` is fine too, as long as it is never held across an
+    // `.await`.
+}
+
+impl<L: Loader> CoalescingCache<L> {
+    pub fn new(loader: Arc<L>) -> Self {
+        // TODO: initialise the state you added.
+        CoalescingCache { loader }
+    }
+
+    /// The value for `key`: cached, or loaded once however many callers ask concurrently.
+    ///
+    /// - A hit returns the cached value, without waiting.
+    /// - The first miss on a key starts a load through `self.loader`; a miss while that load is
+    ///   in flight waits for it and gets the same result. Different keys never wait for each
+    ///   other.
+    /// - An error is returned to every waiter, and not cached: the next `get` loads again.
+    /// - No key may stay stuck "in flight" after its load failed, panicked, or the caller that
+    ///   started it gave up (its future was dropped); that caller giving up must not fail the
+    ///   others.
+    pub async fn get(&self, key: Key) -> Result<Value, LoadError> {
+        todo!("get key {key}")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lab: a burst of requests on a cold cache (just deployed, or just flushed). Times are tokio's
+// paused virtual time: the lab runs in a blink, and the figures are the same on every run.
+// ---------------------------------------------------------------------------------------------
+
+/// Requests arriving during the burst.
+const CONCURRENCY: usize = 1_000;
+/// Distinct keys they ask for (Zipf-skewed: a few are hot).
+const KEYS: usize = 10;
+/// How long the burst lasts: every request arrives within this window.
+const ARRIVAL_WINDOW: Duration = Duration::from_millis(10);
+/// One query on an idle database.
+const DB_LATENCY: Duration = Duration::from_millis(20);
+/// Extra latency per query already running: a database under a herd slows down for everyone.
+const DB_CONTENTION: Duration = Duration::from_micros(200);
+const SEED: u64 = 11;
+
+/// BASELINE FOR COMPARISON, NOT AN ANSWER: the naive check-then-load cache. Each miss runs its
+/// own load, so every request that arrives before the first load finishes goes to the database.
+struct NaiveCache<L: Loader> {
+    loader: Arc<L>,
+    values: Mutex<HashMap<Key, Value>>,
+}
+
+/// What the lab needs from a cache.
+trait LabCache: Send + Sync + 'static {
+    fn lookup(&self, key: Key) -> impl Future<Output = Result<Value, LoadError>> + Send;
+}
+
+impl<L: Loader> LabCache for NaiveCache<L> {
+    async fn lookup(&self, key: Key) -> Result<Value, LoadError> {
+        if let Some(value) = self.values.lock().expect("not poisoned").get(&key) {
+            return Ok(value.clone());
+        }
+        let value = self.loader.load(key).await?;
+        let mut values = self.values.lock().expect("not poisoned");
+        values.insert(key, value.clone());
+        Ok(value)
+    }
+}
+
+impl<L: Loader> LabCache for CoalescingCache<L> {
+    fn lookup(&self, key: Key) -> impl Future<Output = Result<Value, LoadError>> + Send {
+        self.get(key)
+    }
+}
+
+struct Report {
+    requests: u64,
+    loads: u64,
+    peak_queries: u64,
+    /// Each request's latency, sorted.
+    latencies: Vec<Duration>,
+}
+
+impl Report {
+    fn latency_quantile(&self, q: f64) -> Duration {
+        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[i]
+    }
+}
+
+/// Replays the same seeded burst of `concurrency` requests against a fresh cache.
+async fn burst<C: LabCache>(make: impl FnOnce(Arc<SlowDb>) -> C, concurrency: usize) -> Report {
+    let db = Arc::new(SlowDb::new(DB_LATENCY).with_contention(DB_CONTENTION));
+    let cache = Arc::new(make(Arc::clone(&db)));
+    let mut keys = ZipfKeys::new(KEYS, 1.0, SEED);
+    // A different seed from the keys', or arrival times would be correlated with the keys.
+    let mut rng = seeded_rng(SEED + 1);
+    let window = ARRIVAL_WINDOW.as_micros() as u64;
+    let start = Instant::now();
+    let mut requests = JoinSet::new();
+    for _ in 0..concurrency {
+        let key = keys.next_key();
+        let arrival = start + Duration::from_micros(rng.random_range(0..window));
+        let cache = Arc::clone(&cache);
+        requests.spawn(async move {
+            tokio::time::sleep_until(arrival).await;
+            let began = Instant::now();
+            cache
+                .lookup(key)
+                .await
+                .expect("the lab's database never fails");
+            began.elapsed()
+        });
+    }
+    let mut latencies: Vec<Duration> = requests.join_all().await.into_iter().collect();
+    latencies.sort();
+    Report {
+        requests: concurrency as u64,
+        loads: db.calls(),
+        peak_queries: db.peak_concurrency(),
+        latencies,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        println!(
+            "{CONCURRENCY} requests for {KEYS} keys arrive within {} on a cold cache; \
+             the database takes {} per query, +{} per query already running.\n",
+            ms(ARRIVAL_WINDOW),
+            ms(DB_LATENCY),
+            ms(DB_CONTENTION),
+        );
+        let naive = burst(
+            |db| NaiveCache {
+                loader: db,
+                values: Mutex::new(HashMap::new()),
+            },
+            CONCURRENCY,
+        )
+        .await;
+        let coalescing = burst(CoalescingCache::new, CONCURRENCY).await;
+
+        let mut table = Table::new(&[
+            "cache",
+            "requests",
+            "DB loads",
+            "loads saved",
+            "peak DB queries",
+            "p50",
+            "p99",
+            "max",
+        ]);
+        for (name, r) in [
+            ("naive (baseline)", &naive),
+            ("coalescing (yours)", &coalescing),
+        ] {
+            let saved = r.requests - r.loads;
+            table.row(&[
+                name.to_string(),
+                r.requests.to_string(),
+                r.loads.to_string(),
+                format!("{saved} ({})", percent(saved, r.requests)),
+                r.peak_queries.to_string(),
+                ms(r.latency_quantile(0.5)),
+                ms(r.latency_quantile(0.99)),
+                ms(*r.latencies.last().expect("at least one request")),
+            ]);
+        }
+        table.print();
+
+        println!("\nDatabase loads as the burst grows:\n");
+        let mut chart = Vec::new();
+        for concurrency in [10, 100, CONCURRENCY] {
+            let naive = burst(
+                |db| NaiveCache {
+                    loader: db,
+                    values: Mutex::new(HashMap::new()),
+                },
+                concurrency,
+            )
+            .await;
+            let coalescing = burst(CoalescingCache::new, concurrency).await;
+            chart.push((format!("naive, {concurrency} requests"), naive.loads as f64));
+            chart.push((
+                format!("coalescing, {concurrency} requests"),
+                coalescing.loads as f64,
+            ));
+        }
+        println!("{}", bar_chart(&chart, 50));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LATENCY: Duration = Duration::from_millis(100);
+
+    fn setup() -> (Arc<SlowDb>, Arc<CoalescingCache<SlowDb>>) {
+        let db = Arc::new(SlowDb::new(LATENCY));
+        let cache = Arc::new(CoalescingCache::new(Arc::clone(&db)));
+        (db, cache)
+    }
+
+    /// Awaits `fut`, failing the test if it is still waiting after a minute. Under paused time
+    /// that minute passes instantly once every task is blocked, so a stuck key fails fast.
+    async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(60), fut)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{what} was still waiting after a minute: is the key stuck on an in-flight \
+                     load that nobody will ever finish?"
+                )
+            })
+    }
+
+    /// Starts one concurrent `get` per key in `keys`, in that order.
+    fn spawn_gets(
+        cache: &Arc<CoalescingCache<SlowDb>>,
+        keys: impl IntoIterator<Item = Key>,
+    ) -> JoinSet<(Key, Result<Value, LoadError>)> {
+        let mut set = JoinSet::new();
+        for key in keys {
+            let cache = Arc::clone(cache);
+            set.spawn(async move { (key, cache.get(key).await) });
+        }
+        set
+    }
+
+    /// Waits for every spawned `get`; a panicking `get` fails the test.
+    async fn results(
+        set: JoinSet<(Key, Result<Value, LoadError>)>,
+    ) -> Vec<(Key, Result<Value, LoadError>)> {
+        within("a concurrent get", async {
+            let mut set = set;
+            let mut out = Vec::new();
+            while let Some(joined) = set.join_next().await {
+                out.push(joined.unwrap_or_else(|e| panic!("a get call panicked: {e}")));
+            }
+            out
+        })
+        .await
+    }
+
+    fn row(key: Key) -> Result<Value, LoadError> {
+        Ok(format!("row {key}"))
+    }
+
+    // --- the happy path ---
+
+    #[tokio::test(start_paused = true)]
+    async fn a_miss_loads_the_value_from_the_database() {
+        let (db, cache) = setup();
+        assert_eq!(within("get(1)", cache.get(1)).await, row(1));
+        assert_eq!(db.calls(), 1, "a miss loads exactly once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_loaded_value_is_cached_and_served_without_another_load() {
+        let (db, cache) = setup();
+        within("get(1)", cache.get(1)).await.unwrap();
+        let start = Instant::now();
+        assert_eq!(within("get(1)", cache.get(1)).await, row(1));
+        assert_eq!(
+            db.calls(),
+            1,
+            "the second get must be a cache hit, not a load"
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "a hit returns at once, without waiting for the database"
+        );
+    }
+
+    // --- the herd ---
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hundred_concurrent_misses_on_one_key_cause_exactly_one_load() {
+        let (db, cache) = setup();
+        let out = results(spawn_gets(&cache, [7; 100])).await;
+        assert_eq!(
+            db.calls(),
+            1,
+            "100 callers missed key 7 at the same time: the first must load it and the other \
+             99 must wait for that load (checking the cache, then loading, lets all 100 through)"
+        );
+        for (_, result) in out {
+            assert_eq!(result, row(7), "every waiter gets the one load's value");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_arriving_mid_load_joins_it_instead_of_starting_another() {
+        let (db, cache) = setup();
+        let start = Instant::now();
+        let first = spawn_gets(&cache, [1]);
+        tokio::time::sleep(LATENCY / 2).await; // the load is now half done
+        let second = spawn_gets(&cache, [1]);
+        let out = results(second).await;
+        assert_eq!(out[0].1, row(1));
+        assert_eq!(
+            db.calls(),
+            1,
+            "key 1 was already being loaded: the late caller must wait for that load, not start \
+             its own"
+        );
+        assert_eq!(
+            start.elapsed(),
+            LATENCY,
+            "the late caller waits only for the rest of the in-flight load"
+        );
+        results(first).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn different_keys_load_in_parallel_not_one_after_another() {
+        let (db, cache) = setup();
+        let start = Instant::now();
+        // 20 callers for each of keys 1, 2 and 3, interleaved.
+        let out = results(spawn_gets(&cache, (0..60).map(|i| i % 3 + 1))).await;
+        for (key, result) in out {
+            assert_eq!(result, row(key));
+        }
+        for key in 1..=3 {
+            assert_eq!(
+                db.calls_for(key),
+                1,
+                "key {key} must be loaded exactly once"
+            );
+        }
+        assert_eq!(
+            db.peak_concurrency(),
+            3,
+            "the three keys' loads must run at the same time; a lock held across the load \
+             makes each key wait for the others"
+        );
+        assert!(
+            start.elapsed() < 2 * LATENCY,
+            "three independent loads of {LATENCY:?} each should finish together after \
+             {LATENCY:?} of (virtual) time, not one after another; took {:?}",
+            start.elapsed()
+        );
+    }
+
+    // --- failures ---
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_load_is_delivered_to_every_waiter() {
+        let (db, cache) = setup();
+        db.fail_next(1, "connection reset");
+        let out = results(spawn_gets(&cache, [1; 10])).await;
+        assert_eq!(
+            db.calls(),
+            1,
+            "ten waiters share one load even when it fails (retrying once per waiter would \
+             hammer a database that is already failing)"
+        );
+        for (_, result) in out {
+            assert_eq!(
+                result,
+                Err(LoadError("connection reset".to_string())),
+                "every waiter gets the loader's own error"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_are_not_cached_so_the_next_request_retries() {
+        let (db, cache) = setup();
+        db.fail_next(1, "connection reset");
+        assert!(within("get(1)", cache.get(1)).await.is_err());
+        assert_eq!(
+            within("the get after a failed load", cache.get(1)).await,
+            row(1),
+            "the failure was transient: the next request must load again, not get a cached error"
+        );
+        assert_eq!(db.calls(), 2, "one failed load, then one successful retry");
+        assert_eq!(within("get(1)", cache.get(1)).await, row(1));
+        assert_eq!(db.calls(), 2, "the successful retry is cached");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_on_one_key_does_not_affect_another() {
+        let (db, cache) = setup();
+        db.fail_next(1, "connection reset");
+        let out = results(spawn_gets(&cache, [1, 2, 1, 2])).await;
+        for (key, result) in out {
+            if key == 1 {
+                assert!(
+                    result.is_err(),
+                    "key 1's one load failed, so every caller waiting on key 1 gets that error"
+                );
+            } else {
+                assert_eq!(result, row(2), "key 2's load succeeded independently");
+            }
+        }
+        assert_eq!((db.calls_for(1), db.calls_for(2)), (1, 1));
+    }
+
+    // --- never stuck ---
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_giving_up_does_not_strand_or_fail_the_others() {
+        let (db, cache) = setup();
+        let leader = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move { cache.get(1).await })
+        };
+        tokio::time::sleep(LATENCY / 4).await; // the leader has started the load
+        let follower = spawn_gets(&cache, [1]);
+        tokio::time::sleep(LATENCY / 4).await; // the follower is waiting on that load
+        // The leader gives up halfway (a client-side timeout, a closed connection): its `get`
+        // future is dropped mid-load.
+        leader.abort();
+        let out = results(follower).await;
+        assert_eq!(
+            out[0].1,
+            row(1),
+            "the caller that started the load gave up, but the follower waiting on the same \
+             load must still get the value (no hang, no error)"
+        );
+        assert_eq!(
+            within("a get after the leader gave up", cache.get(1)).await,
+            row(1),
+            "and later callers must get it too"
+        );
+        assert!(db.calls() >= 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_loader_does_not_leave_the_key_stuck() {
+        let (db, cache) = setup();
+        db.panic_next(1);
+        let mut set = JoinSet::new();
+        for _ in 0..5 {
+            let cache = Arc::clone(&cache);
+            set.spawn(async move { cache.get(1).await });
+        }
+        // Each waiter may see an error or a retried value, or its task may panic along with
+        // the loader; what it must not do is wait forever.
+        within("a waiter of a panicking load", async {
+            while set.join_next().await.is_some() {}
+        })
+        .await;
+        assert_eq!(
+            within("a get after the loader panicked", cache.get(1)).await,
+            row(1),
+            "the loader panicked once; a later get must load the key again, not find it stuck \
+             behind an in-flight entry whose load is gone"
+        );
+        assert!(db.calls() >= 2, "the later get needed a fresh load");
+    }
+}

@@ -1,0 +1,114 @@
+//! The command line, declared with clap. Every verb has its own `--help`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sdlings",
+    version,
+    about = "A self-checking workbook: learn system design by building the components, in Rust.",
+    long_about = "A self-checking workbook: learn system design by building the components, in Rust.\n\n\
+        Run it with no command (or `sdlings watch`) from the workbook root: it opens the current \
+        exercise's verdict and re-checks it every time you save the file in your editor.",
+    after_help = "Exit codes: 0 success; 1 an exercise failed; 2 a usage error or a problem with the workbook."
+)]
+pub struct Cli {
+    /// When to use colours: auto (a terminal without NO_COLOR), always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the current exercise and re-check it on every save (the default).
+    ///
+    /// Keys: h next hint, l list (jump to any unlocked exercise), n next exercise once this one
+    /// passes, r re-check, q quit. Without a terminal it prints one line per check and reads the
+    /// same keys as lines on standard input, quitting at the end of input.
+    Watch(WatchArgs),
+    /// List topics and exercises with their status and your overall progress.
+    List,
+    /// Check one exercise once (the current one by default); a pass is recorded.
+    ///
+    /// Exits 0 if it passes, 1 if not.
+    Check {
+        /// The exercise to check; defaults to the current one.
+        name: Option<String>,
+    },
+    /// Reveal the next hint of an exercise (the current one by default).
+    ///
+    /// Hints are progressive: the first is a nudge, the last is close to the approach. Hints
+    /// already revealed are shown again.
+    Hint {
+        /// The exercise; defaults to the current one.
+        name: Option<String>,
+    },
+    /// Build and run an exercise's lab (its `fn main`); arguments after `--` are passed to it.
+    Run {
+        /// The exercise; defaults to the current one.
+        name: Option<String>,
+        /// Arguments for the lab, e.g. `sdlings run lru_cache -- --capacity 50`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Put an exercise back to its original text; your version is kept as a backup.
+    Reset {
+        /// The exercise to reset.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Show an exercise's solution (once you have finished it).
+    Solution {
+        /// The exercise.
+        name: String,
+        /// Show it even though the exercise is not done yet.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check every exercise reached so far and print a summary; exits 1 if any fails.
+    Verify {
+        /// Check every exercise of the workbook, including locked ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Tools for authors of exercises.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Debug, Default, Args)]
+pub struct WatchArgs {
+    /// Poll the files for changes instead of relying on file-system events. Use it where saves go
+    /// unnoticed: network drives, WSL's Windows mounts, some containers.
+    #[arg(long)]
+    pub poll: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Validate the whole workbook: info.toml, files, Cargo bins, hints, topic READMEs; every
+    /// exercise fails unsolved and every solution passes its tests repeatedly.
+    Check {
+        /// How many times each solution's tests must pass in a row.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
+        /// Copy each exercise file over its pristine copy in exercises/.originals first (after
+        /// you, the author, changed an exercise). Never run this in a workbook you are solving.
+        #[arg(long)]
+        update_originals: bool,
+    },
+}

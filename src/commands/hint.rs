@@ -1,0 +1,45 @@
+//! `sdlings hint [NAME]`: reveal the next hint; the count is remembered.
+
+use anyhow::Result;
+use colored::Colorize;
+
+use super::{Outcome, resolve};
+use crate::workbook::Workbook;
+
+pub fn run(workbook: &Workbook, name: Option<&str>) -> Result<Outcome> {
+    let index = resolve(workbook, name)?;
+    let exercise = &workbook.info.exercises[index];
+    let (state, _) = workbook.store.update(|s| {
+        let record = s.record_mut(&exercise.name);
+        record.hints_revealed = (record.hints_revealed + 1).min(exercise.hints.len());
+    })?;
+    print!(
+        "{}",
+        hints_text(&exercise.hints, state.hints_revealed(&exercise.name))
+    );
+    Ok(Outcome::Success)
+}
+
+/// The first `revealed` hints, numbered, and whether more are left.
+pub fn hints_text(hints: &[String], revealed: usize) -> String {
+    if hints.is_empty() {
+        return "This exercise has no hints.\n".to_string();
+    }
+    let mut out = String::new();
+    for (i, hint) in hints.iter().take(revealed).enumerate() {
+        out.push_str(&format!(
+            "{} {}\n\n",
+            format!("Hint {}/{}:", i + 1, hints.len()).cyan().bold(),
+            hint.trim()
+        ));
+    }
+    if revealed < hints.len() {
+        out.push_str(&format!(
+            "({} more; ask again for the next one.)\n",
+            hints.len() - revealed
+        ));
+    } else {
+        out.push_str("(That was the last hint.)\n");
+    }
+    out
+}

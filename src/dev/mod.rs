@@ -1,0 +1,3 @@
+//! Tools for authors of exercises.
+
+pub mod check;

@@ -1,0 +1,456 @@
+//! `info.toml`: the curriculum, and the single source of truth for which exercises exist, in which
+//! order, under which topic, with which hints.
+//!
+//! Parsing happens in two steps: serde reads the raw shape (so a missing field or a wrong type is
+//! reported by `toml` with line and column), then [`InfoFile::validate`] checks what serde cannot
+//! (unknown topics, duplicates, paths that escape the workbook), naming the line of the offending
+//! value via `toml::Spanned`.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Component, Path};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The only `format_version` this build understands.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The time limit for running an exercise's tests when info.toml sets none.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// The longest per-exercise time limit an info.toml may ask for.
+const MAX_TIME_LIMIT_SECS: u64 = 600;
+
+#[derive(Debug, Clone)]
+pub struct InfoFile {
+    pub welcome_message: String,
+    pub final_message: String,
+    pub topics: Vec<Topic>,
+    pub exercises: Vec<ExerciseInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Topic {
+    pub name: String,
+    pub title: String,
+    /// Directory under `exercises/` (and `solutions/`), e.g. `01_caching`.
+    pub dir: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExerciseInfo {
+    pub name: String,
+    /// Index into [`InfoFile::topics`].
+    pub topic: usize,
+    /// Path relative to `exercises/` (and to `solutions/`), e.g. `01_caching/lru_cache.rs`.
+    pub path: String,
+    pub hints: Vec<String>,
+    pub time_limit: Duration,
+}
+
+/// An error in info.toml (or a set file), already phrased for the user: it names the file, the
+/// line and the field.
+#[derive(Debug)]
+pub struct FileError {
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for FileError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInfo {
+    format_version: Spanned<u32>,
+    welcome_message: String,
+    final_message: String,
+    topics: Vec<RawTopic>,
+    exercises: Vec<RawExercise>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopic {
+    name: Spanned<String>,
+    title: String,
+    dir: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExercise {
+    name: Spanned<String>,
+    topic: Spanned<String>,
+    path: Spanned<String>,
+    hints: Spanned<Vec<String>>,
+    time_limit_secs: Option<Spanned<u64>>,
+}
+
+impl InfoFile {
+    /// Parses and validates the text of an info.toml; `file_name` is used in error messages.
+    pub fn parse(text: &str, file_name: &str) -> Result<InfoFile, FileError> {
+        let raw: RawInfo = toml::from_str(text).map_err(|e| toml_error(file_name, &e))?;
+        Self::validate(raw, &Locator { text, file_name })
+    }
+
+    fn validate(raw: RawInfo, at: &Locator) -> Result<InfoFile, FileError> {
+        if *raw.format_version.get_ref() != FORMAT_VERSION {
+            return Err(at.error(
+                raw.format_version.span(),
+                "format_version",
+                &format!(
+                    "this sdlings understands format_version {FORMAT_VERSION}, not {}; update sdlings or the file",
+                    raw.format_version.get_ref()
+                ),
+            ));
+        }
+        if raw.topics.is_empty() {
+            return Err(at.plain("the file lists no [[topics]]; add at least one"));
+        }
+
+        let mut topics = Vec::with_capacity(raw.topics.len());
+        let mut topic_names = HashSet::new();
+        for t in raw.topics {
+            check_identifier(&t.name, "topics.name", at)?;
+            if !topic_names.insert(t.name.get_ref().clone()) {
+                return Err(at.error(
+                    t.name.span(),
+                    "topics.name",
+                    &format!("topic `{}` is listed twice", t.name.get_ref()),
+                ));
+            }
+            check_relative_path(&t.dir, "topics.dir", at)?;
+            topics.push(Topic {
+                name: t.name.into_inner(),
+                title: t.title,
+                dir: t.dir.into_inner(),
+            });
+        }
+
+        let mut exercises: Vec<ExerciseInfo> = Vec::with_capacity(raw.exercises.len());
+        let mut names = HashSet::new();
+        let mut paths = HashSet::new();
+        for e in raw.exercises {
+            check_identifier(&e.name, "exercises.name", at)?;
+            if !names.insert(e.name.get_ref().clone()) {
+                return Err(at.error(
+                    e.name.span(),
+                    "exercises.name",
+                    &format!("exercise `{}` is listed twice", e.name.get_ref()),
+                ));
+            }
+            let topic = topics
+                .iter()
+                .position(|t| t.name == *e.topic.get_ref())
+                .ok_or_else(|| {
+                    at.error(
+                        e.topic.span(),
+                        "exercises.topic",
+                        &format!(
+                            "exercise `{}` names topic `{}`, which no [[topics]] entry defines",
+                            e.name.get_ref(),
+                            e.topic.get_ref()
+                        ),
+                    )
+                })?;
+            if let Some(previous) = exercises.last()
+                && previous.topic > topic
+            {
+                return Err(at.error(
+                    e.topic.span(),
+                    "exercises.topic",
+                    &format!(
+                        "exercise `{}` belongs to topic `{}`, which comes before topic `{}` of the exercise above it; list exercises in topic order",
+                        e.name.get_ref(),
+                        topics[topic].name,
+                        topics[previous.topic].name
+                    ),
+                ));
+            }
+            check_relative_path(&e.path, "exercises.path", at)?;
+            let path = e.path.get_ref();
+            let expected_prefix = format!("{}/", topics[topic].dir);
+            if !path.starts_with(&expected_prefix) || !path.ends_with(".rs") {
+                return Err(at.error(
+                    e.path.span(),
+                    "exercises.path",
+                    &format!(
+                        "`{path}` must be a `.rs` file inside its topic's directory `{}`",
+                        topics[topic].dir
+                    ),
+                ));
+            }
+            if !paths.insert(path.clone()) {
+                return Err(at.error(
+                    e.path.span(),
+                    "exercises.path",
+                    &format!("`{path}` is used by two exercises"),
+                ));
+            }
+            let time_limit = match &e.time_limit_secs {
+                None => DEFAULT_TIME_LIMIT,
+                Some(secs) if (1..=MAX_TIME_LIMIT_SECS).contains(secs.get_ref()) => {
+                    Duration::from_secs(*secs.get_ref())
+                }
+                Some(secs) => {
+                    return Err(at.error(
+                        secs.span(),
+                        "exercises.time_limit_secs",
+                        &format!("must be between 1 and {MAX_TIME_LIMIT_SECS} seconds"),
+                    ));
+                }
+            };
+            exercises.push(ExerciseInfo {
+                name: e.name.into_inner(),
+                topic,
+                path: path.clone(),
+                hints: e.hints.into_inner(),
+                time_limit,
+            });
+        }
+
+        for (i, topic) in topics.iter().enumerate() {
+            if !exercises.iter().any(|e| e.topic == i) {
+                return Err(at.plain(&format!(
+                    "topic `{}` has no exercises; add one or remove the topic",
+                    topic.name
+                )));
+            }
+        }
+
+        Ok(InfoFile {
+            welcome_message: raw.welcome_message,
+            final_message: raw.final_message,
+            topics,
+            exercises,
+        })
+    }
+
+    pub fn exercise_index(&self, name: &str) -> Option<usize> {
+        self.exercises.iter().position(|e| e.name == name)
+    }
+
+    /// Indices of the exercises of topic `topic`, in order.
+    pub fn topic_exercises(&self, topic: usize) -> impl Iterator<Item = usize> + '_ {
+        self.exercises
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.topic == topic)
+            .map(|(i, _)| i)
+    }
+}
+
+/// Turns byte offsets into "file:line:column" positions for error messages.
+pub struct Locator<'a> {
+    pub text: &'a str,
+    pub file_name: &'a str,
+}
+
+impl Locator<'_> {
+    pub fn error(&self, span: Range<usize>, field: &str, message: &str) -> FileError {
+        let (line, column) = line_column(self.text, span.start);
+        FileError {
+            message: format!(
+                "{}:{line}:{column}: field `{field}`: {message}",
+                self.file_name
+            ),
+        }
+    }
+
+    pub fn plain(&self, message: &str) -> FileError {
+        FileError {
+            message: format!("{}: {message}", self.file_name),
+        }
+    }
+}
+
+/// A `toml`/serde error, which already carries the line, column and field, prefixed by the file.
+pub fn toml_error(file_name: &str, e: &toml::de::Error) -> FileError {
+    FileError {
+        message: format!("{file_name}: {}", e.to_string().trim_end()),
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// Exercise and topic names become Cargo binary names and file names: keep them to Rust
+/// identifiers.
+pub fn check_identifier(
+    value: &Spanned<String>,
+    field: &str,
+    at: &Locator,
+) -> Result<(), FileError> {
+    let s = value.get_ref();
+    let mut chars = s.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(at.error(
+            value.span(),
+            field,
+            &format!(
+                "`{s}` is not a valid name: use lowercase letters, digits and `_`, starting with a letter"
+            ),
+        ))
+    }
+}
+
+/// Paths in curriculum files are relative and stay inside the workbook: no `..`, no absolute
+/// paths, no drive prefixes.
+pub fn check_relative_path(
+    value: &Spanned<String>,
+    field: &str,
+    at: &Locator,
+) -> Result<(), FileError> {
+    let s = value.get_ref();
+    let stays_inside = !s.is_empty()
+        && !s.contains('\\')
+        && Path::new(s)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)));
+    if stays_inside {
+        Ok(())
+    } else {
+        Err(at.error(
+            value.span(),
+            field,
+            &format!(
+                "`{s}` must be a relative path inside the workbook, with `/` separators and no `..`"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+format_version = 1
+welcome_message = "hi"
+final_message = "bye"
+
+[[topics]]
+name = "intro"
+title = "Intro"
+dir = "00_intro"
+
+[[topics]]
+name = "caching"
+title = "Caching"
+dir = "01_caching"
+
+[[exercises]]
+name = "welcome"
+topic = "intro"
+path = "00_intro/welcome.rs"
+hints = ["a", "b"]
+
+[[exercises]]
+name = "lru_cache"
+topic = "caching"
+path = "01_caching/lru_cache.rs"
+hints = ["a", "b"]
+time_limit_secs = 20
+"#;
+
+    fn parse_err(text: &str) -> String {
+        InfoFile::parse(text, "info.toml").unwrap_err().message
+    }
+
+    #[test]
+    fn parses_a_good_file() {
+        let info = InfoFile::parse(GOOD, "info.toml").unwrap();
+        assert_eq!(info.topics.len(), 2);
+        assert_eq!(info.exercises[1].topic, 1);
+        assert_eq!(info.exercises[0].time_limit, DEFAULT_TIME_LIMIT);
+        assert_eq!(info.exercises[1].time_limit, Duration::from_secs(20));
+        assert_eq!(info.topic_exercises(1).collect::<Vec<_>>(), vec![1]);
+    }
+
+    #[test]
+    fn missing_field_names_the_field_and_line() {
+        let text = GOOD.replace("topic = \"intro\"\n", "");
+        let err = parse_err(&text);
+        assert!(
+            err.starts_with("info.toml: TOML parse error at line"),
+            "{err}"
+        );
+        assert!(err.contains("missing field `topic`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_topic_names_line_and_field() {
+        let text = GOOD.replace("topic = \"caching\"", "topic = \"cachng\"");
+        let err = parse_err(&text);
+        assert!(
+            err.starts_with("info.toml:24:9: field `exercises.topic`"),
+            "{err}"
+        );
+        assert!(err.contains("`cachng`"), "{err}");
+    }
+
+    #[test]
+    fn paths_cannot_escape_the_workbook() {
+        for bad in ["../../etc/passwd", "/etc/passwd", "01_caching/../../x.rs"] {
+            let text = GOOD.replace("01_caching/lru_cache.rs", bad);
+            let err = parse_err(&text);
+            assert!(err.contains("field `exercises.path`"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn path_must_be_inside_its_topic_dir() {
+        let text = GOOD.replace("01_caching/lru_cache.rs", "00_intro/lru_cache.rs");
+        assert!(parse_err(&text).contains("inside its topic's directory"));
+    }
+
+    #[test]
+    fn duplicates_and_bad_names_are_rejected() {
+        let text = GOOD.replace("name = \"lru_cache\"", "name = \"welcome\"");
+        assert!(parse_err(&text).contains("listed twice"));
+        let text = GOOD.replace("name = \"lru_cache\"", "name = \"LRU cache\"");
+        assert!(parse_err(&text).contains("not a valid name"));
+    }
+
+    #[test]
+    fn wrong_version_and_time_limit_are_rejected() {
+        let text = GOOD.replace("format_version = 1", "format_version = 9");
+        assert!(parse_err(&text).contains("format_version 1, not 9"));
+        let text = GOOD.replace("time_limit_secs = 20", "time_limit_secs = 0");
+        assert!(parse_err(&text).contains("time_limit_secs"));
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let text = GOOD.replace("hints = [\"a\", \"b\"]\ntime", "hint = [\"a\"]\ntime");
+        assert!(parse_err(&text).contains("unknown field `hint`"));
+    }
+
+    #[test]
+    fn line_column_counts_from_one() {
+        assert_eq!(line_column("ab\ncd", 0), (1, 1));
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+    }
+}

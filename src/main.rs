@@ -1,0 +1,60 @@
+//! sdlings: a self-checking workbook that teaches system design by building the components.
+//!
+//! `main` only parses the command line and maps outcomes to exit codes; each concern lives in its
+//! own module (see the list below).
+
+mod cargo;
+mod check;
+mod cli;
+mod commands;
+mod dev;
+mod info_file;
+mod libtest;
+mod present;
+mod process;
+mod state;
+mod term;
+mod watch;
+mod workbook;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use colored::Colorize;
+
+use cli::{Cli, Command, DevCommand, WatchArgs};
+use commands::Outcome;
+use workbook::Workbook;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    term::init_color(cli.color);
+    match run(cli) {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failure) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("{} {e:#}", "error:".red().bold());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let workbook = Workbook::discover()?;
+    match cli.command.unwrap_or(Command::Watch(WatchArgs::default())) {
+        Command::Watch(args) => watch::run(workbook, &args),
+        Command::List => commands::list::run(&workbook),
+        Command::Check { name } => commands::check::run(&workbook, name.as_deref()),
+        Command::Hint { name } => commands::hint::run(&workbook, name.as_deref()),
+        Command::Run { name, args } => commands::run::run(&workbook, name.as_deref(), &args),
+        Command::Reset { name, yes } => commands::reset::run(&workbook, &name, yes),
+        Command::Solution { name, force } => commands::solution::run(&workbook, &name, force),
+        Command::Verify { all } => commands::verify::run(&workbook, all),
+        Command::Dev { command } => match command {
+            DevCommand::Check {
+                repeat,
+                update_originals,
+            } => dev::check::run(&workbook, repeat, update_originals),
+        },
+    }
+}

@@ -1,0 +1,168 @@
+//! Everything the watcher reacts to arrives as an [`Event`] on one channel: file changes from
+//! notify, keys from the terminal (or lines from stdin when there is none), and results from the
+//! worker thread. One channel keeps the main loop single-threaded and easy to reason about.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Result, anyhow};
+use crossterm::event::{self as term_event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use notify::{EventKind, RecursiveMode, Watcher};
+
+use super::worker::WorkResult;
+
+/// How often `--poll` looks at the files.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug)]
+pub enum Event {
+    /// Something was written, created, renamed or removed at these paths.
+    FilesChanged(Vec<PathBuf>),
+    Input(Input),
+    /// Standard input ended (plain mode only).
+    InputClosed,
+    /// A line of progress from the worker (e.g. "Compiling tokio").
+    Progress {
+        generation: u64,
+        line: String,
+    },
+    Finished {
+        generation: u64,
+        result: WorkResult,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Hint,
+    List,
+    Next,
+    Recheck,
+    Quit,
+    Up,
+    Down,
+    Enter,
+    Back,
+    /// Plain mode: `l NAME` jumps to an exercise.
+    Jump(String),
+}
+
+/// Keeps the file watcher alive; dropping it stops watching.
+pub type FileWatcher = Box<dyn Watcher + Send>;
+
+/// Watches `dir` recursively and forwards changes that can mean "the learner saved".
+pub fn watch_files(dir: &Path, poll: bool, tx: Sender<Event>) -> Result<FileWatcher> {
+    let handler = move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res
+            && is_write_like(&event.kind)
+        {
+            let _ = tx.send(Event::FilesChanged(event.paths));
+        }
+    };
+    let mut watcher: FileWatcher = if poll {
+        let config = notify::Config::default()
+            .with_poll_interval(POLL_INTERVAL)
+            // Some file systems keep whole-second mtimes: compare contents so two saves within
+            // one second are still both seen.
+            .with_compare_contents(true);
+        Box::new(notify::PollWatcher::new(handler, config)?)
+    } else {
+        Box::new(notify::recommended_watcher(handler).map_err(|e| setup_error(dir, &e))?)
+    };
+    watcher
+        .watch(dir, RecursiveMode::Recursive)
+        .map_err(|e| setup_error(dir, &e))?;
+    Ok(watcher)
+}
+
+fn setup_error(dir: &Path, e: &notify::Error) -> anyhow::Error {
+    anyhow!(
+        "cannot watch {} for changes: {e}.\n\
+         If the system ran out of file watches, raise the limit (on Linux: sysctl fs.inotify.max_user_watches=524288),\n\
+         or run `sdlings watch --poll`, which checks the files periodically instead.",
+        dir.display()
+    )
+}
+
+/// Reads are not saves: cargo and rustc open the exercise on every check, and reacting to that
+/// would loop forever. Metadata-only changes (atime, permissions) are not saves either.
+fn is_write_like(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Other | EventKind::Any => false,
+    }
+}
+
+/// Reads keys from the terminal (which must be in raw mode).
+pub fn read_keys(tx: Sender<Event>) {
+    thread::spawn(move || {
+        while let Ok(event) = term_event::read() {
+            let term_event::Event::Key(key) = event else {
+                continue;
+            };
+            if key.kind == KeyEventKind::Release {
+                continue;
+            }
+            if let Some(input) = key_input(key)
+                && tx.send(Event::Input(input)).is_err()
+            {
+                break;
+            }
+        }
+    });
+}
+
+fn key_input(key: KeyEvent) -> Option<Input> {
+    if key.modifiers.contains(KeyModifiers::CONTROL)
+        && matches!(key.code, KeyCode::Char('c') | KeyCode::Char('d'))
+    {
+        return Some(Input::Quit);
+    }
+    Some(match key.code {
+        KeyCode::Char('h') => Input::Hint,
+        KeyCode::Char('l') => Input::List,
+        KeyCode::Char('n') => Input::Next,
+        KeyCode::Char('r') => Input::Recheck,
+        KeyCode::Char('q') => Input::Quit,
+        KeyCode::Up | KeyCode::Char('k') => Input::Up,
+        KeyCode::Down | KeyCode::Char('j') => Input::Down,
+        KeyCode::Enter => Input::Enter,
+        KeyCode::Esc => Input::Back,
+        _ => return None,
+    })
+}
+
+/// Plain mode: one command per line of standard input (`h`, `l`, `l NAME`, `n`, `r`, `q`).
+pub fn read_lines(tx: Sender<Event>) {
+    thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            let line = line.trim();
+            let input = match line.split_once(char::is_whitespace) {
+                Some(("l" | "list", name)) => Some(Input::Jump(name.trim().to_string())),
+                _ => match line {
+                    "h" | "hint" => Some(Input::Hint),
+                    "l" | "list" => Some(Input::List),
+                    "n" | "next" => Some(Input::Next),
+                    "r" | "recheck" => Some(Input::Recheck),
+                    "q" | "quit" => Some(Input::Quit),
+                    _ => None,
+                },
+            };
+            if let Some(input) = input
+                && tx.send(Event::Input(input)).is_err()
+            {
+                return;
+            }
+        }
+        let _ = tx.send(Event::InputClosed);
+    });
+}

@@ -1,0 +1,528 @@
+//! `sdlings watch`: re-check the current exercise on every save.
+//!
+//! The main loop owns all state and reacts to [`Event`]s one at a time. Saves are debounced:
+//! editors write a file in several steps (truncate then write, write a temp file then rename,
+//! touch a backup), so the first event of a burst cancels any running check at once, and a new
+//! check starts when the burst has been quiet for [`DEBOUNCE`]. The check then reads the file as
+//! it is *now*, so the verdict always belongs to the latest save.
+
+mod events;
+mod screen;
+mod worker;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use colored::Colorize;
+
+use crate::check::Verdict;
+use crate::cli::WatchArgs;
+use crate::commands::Outcome;
+use crate::commands::hint::hints_text;
+use crate::commands::list::{list_text, status_mark};
+use crate::present;
+use crate::state::{State, WatcherLock};
+use crate::term::{self, progress_bar};
+use crate::workbook::{EXERCISES_DIR, Progress, Workbook};
+use events::{Event, Input};
+use worker::{Job, WorkResult};
+
+/// Quiet time after the last file event of a save before checking.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+pub fn run(workbook: Workbook, args: &WatchArgs) -> Result<Outcome> {
+    let _lock = WatcherLock::acquire(&workbook.root)?;
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let (tx, rx) = mpsc::channel();
+    let _files = events::watch_files(&workbook.root.join(EXERCISES_DIR), args.poll, tx.clone())?;
+    let state = workbook.store.load()?;
+    let _raw = if interactive {
+        events::read_keys(tx.clone());
+        Some(screen::RawMode::enter()?)
+    } else {
+        events::read_lines(tx.clone());
+        None
+    };
+    let mut app = App::new(Arc::new(workbook), state, interactive, tx, rx);
+    app.run()?;
+    Ok(Outcome::Success)
+}
+
+enum View {
+    Exercise,
+    List { cursor: usize },
+}
+
+enum Phase {
+    Checking { line: String },
+    Judged(Verdict),
+    Error(String),
+}
+
+enum Lab {
+    None,
+    Running,
+    Output(String),
+}
+
+struct App {
+    workbook: Arc<Workbook>,
+    state: State,
+    progress: Progress,
+    interactive: bool,
+    color: bool,
+    tx: Sender<Event>,
+    rx: Receiver<Event>,
+    current: usize,
+    view: View,
+    phase: Phase,
+    lab: Lab,
+    show_hints: bool,
+    /// A note for the learner: "topic complete", "finish this one first", ...
+    message: Option<String>,
+    job: Option<Job>,
+    generation: u64,
+    /// Work is running or about to (a check, then possibly the lab).
+    busy: bool,
+    /// When the last file event of a save in progress arrived.
+    save_pending_since: Option<Instant>,
+    input_closed: bool,
+}
+
+impl App {
+    fn new(
+        workbook: Arc<Workbook>,
+        state: State,
+        interactive: bool,
+        tx: Sender<Event>,
+        rx: Receiver<Event>,
+    ) -> App {
+        let progress = Progress::new(&workbook.info, &state);
+        let current = progress.current.unwrap_or(0);
+        App {
+            workbook,
+            state,
+            progress,
+            interactive,
+            color: term::color_enabled(),
+            tx,
+            rx,
+            current,
+            view: View::Exercise,
+            phase: Phase::Checking {
+                line: String::new(),
+            },
+            lab: Lab::None,
+            show_hints: false,
+            message: None,
+            job: None,
+            generation: 0,
+            busy: false,
+            save_pending_since: None,
+            input_closed: false,
+        }
+    }
+
+    fn run(&mut self) -> Result<()> {
+        if !self.interactive {
+            println!(
+                "watching {} (send h, l, l NAME, n, r or q, one per line)",
+                self.current_path_shown()
+            );
+        }
+        if self.progress.all_done() {
+            self.message = Some(self.workbook.info.final_message.clone());
+        }
+        self.start_check();
+        loop {
+            let wait = match self.save_pending_since {
+                Some(since) => DEBOUNCE.saturating_sub(since.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            match self.rx.recv_timeout(wait) {
+                Ok(Event::FilesChanged(paths)) => self.on_files_changed(&paths),
+                Ok(Event::Input(input)) => {
+                    if !self.on_input(input)? {
+                        break;
+                    }
+                }
+                Ok(Event::InputClosed) => self.input_closed = true,
+                Ok(Event::Progress { generation, line }) if generation == self.generation => {
+                    if let Phase::Checking { line: shown } = &mut self.phase {
+                        *shown = line;
+                        self.redraw();
+                    }
+                }
+                Ok(Event::Finished { generation, result }) if generation == self.generation => {
+                    self.on_result(result)?;
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if self
+                .save_pending_since
+                .is_some_and(|since| since.elapsed() >= DEBOUNCE)
+            {
+                self.save_pending_since = None;
+                self.start_check();
+            }
+            if self.input_closed && !self.busy && self.save_pending_since.is_none() {
+                break;
+            }
+        }
+        if let Some(job) = &self.job {
+            job.cancel();
+        }
+        Ok(())
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.workbook
+            .exercise_path(&self.workbook.info.exercises[self.current])
+    }
+
+    fn current_path_shown(&self) -> String {
+        self.workbook.display_path(&self.current_path())
+    }
+
+    fn current_name(&self) -> &str {
+        &self.workbook.info.exercises[self.current].name
+    }
+
+    /// Editors report the saved file under the path we watch; comparing the last two components
+    /// also copes with a workbook reached through a symlink.
+    fn is_current_file(&self, path: &Path) -> bool {
+        let target = self.current_path();
+        let tail = |p: &Path| {
+            (
+                p.file_name().map(|n| n.to_owned()),
+                p.parent().and_then(|d| d.file_name()).map(|n| n.to_owned()),
+            )
+        };
+        path == target || tail(path) == tail(&target)
+    }
+
+    fn on_files_changed(&mut self, paths: &[PathBuf]) {
+        if paths.iter().any(|p| self.is_current_file(p)) {
+            // The running check is about an older version of the file: stop it now.
+            if let Some(job) = self.job.take() {
+                job.cancel();
+            }
+            self.busy = true;
+            self.save_pending_since = Some(Instant::now());
+        }
+    }
+
+    fn start_check(&mut self) {
+        if let Some(job) = self.job.take() {
+            job.cancel();
+        }
+        self.generation += 1;
+        self.busy = true;
+        self.phase = Phase::Checking {
+            line: String::new(),
+        };
+        self.lab = Lab::None;
+        self.redraw();
+        self.job = Some(worker::start(
+            self.workbook.clone(),
+            self.current,
+            self.generation,
+            self.color,
+            self.tx.clone(),
+        ));
+    }
+
+    fn on_result(&mut self, result: WorkResult) -> Result<()> {
+        match result {
+            WorkResult::Verdict { index, verdict } => {
+                let passed = verdict.passed();
+                if !self.interactive {
+                    println!(
+                        "{}",
+                        present::headline(&self.workbook.info.exercises[index].name, &verdict)
+                    );
+                }
+                self.phase = Phase::Judged(verdict);
+                if passed {
+                    self.record_pass(index)?;
+                    self.lab = Lab::Running;
+                } else {
+                    self.busy = false;
+                }
+            }
+            WorkResult::Lab { output } => {
+                self.busy = false;
+                if !self.interactive {
+                    println!("lab output:\n{}", indent(&output));
+                    if let Some(message) = &self.message {
+                        println!("{message}");
+                    }
+                    println!("send n for the next exercise");
+                }
+                self.lab = Lab::Output(output);
+            }
+            WorkResult::Error(e) => {
+                self.busy = false;
+                if !self.interactive {
+                    println!("error: {e}");
+                }
+                self.phase = Phase::Error(e);
+            }
+        }
+        self.redraw();
+        Ok(())
+    }
+
+    fn record_pass(&mut self, index: usize) -> Result<()> {
+        let name = self.workbook.info.exercises[index].name.clone();
+        let was_done = self.progress.done[index];
+        let (state, _) = self.workbook.store.update(|s| s.mark_done(&name))?;
+        self.state = state;
+        self.progress = Progress::new(&self.workbook.info, &self.state);
+        let info = &self.workbook.info;
+        let topic = info.exercises[index].topic;
+        if self.progress.all_done() {
+            self.message = Some(info.final_message.clone());
+        } else if !was_done && self.progress.topic_done(info, topic) {
+            self.message = Some(match info.topics.get(topic + 1) {
+                Some(next) => format!(
+                    "Topic {} · {} is complete. Next topic: {} · {} — start with its README, {}/{}/README.md. Press n to begin.",
+                    info.topics[topic].dir,
+                    info.topics[topic].title,
+                    next.dir,
+                    next.title,
+                    EXERCISES_DIR,
+                    next.dir
+                ),
+                None => format!("Topic {} is complete.", info.topics[topic].title),
+            });
+        }
+        Ok(())
+    }
+
+    /// Handles one key; returns `false` to quit.
+    fn on_input(&mut self, input: Input) -> Result<bool> {
+        if let View::List { cursor } = self.view {
+            return Ok(self.on_list_input(input, cursor));
+        }
+        match input {
+            Input::Quit => return Ok(false),
+            Input::Hint => self.reveal_hint()?,
+            Input::List => {
+                if self.interactive {
+                    self.view = View::List {
+                        cursor: self.current,
+                    };
+                } else {
+                    print!("{}", list_text(&self.workbook, &self.progress));
+                }
+            }
+            Input::Jump(name) => match self.workbook.info.exercise_index(&name) {
+                Some(i) => self.jump_to(i),
+                None => self.note(format!("there is no exercise named `{name}`")),
+            },
+            Input::Next => self.next(),
+            Input::Recheck => self.start_check(),
+            Input::Up | Input::Down | Input::Enter | Input::Back => {}
+        }
+        self.redraw();
+        Ok(true)
+    }
+
+    fn on_list_input(&mut self, input: Input, cursor: usize) -> bool {
+        let count = self.workbook.info.exercises.len();
+        match input {
+            Input::Up => {
+                self.view = View::List {
+                    cursor: cursor.saturating_sub(1),
+                }
+            }
+            Input::Down => {
+                self.view = View::List {
+                    cursor: (cursor + 1).min(count - 1),
+                }
+            }
+            Input::Enter => {
+                self.view = View::Exercise;
+                self.jump_to(cursor);
+            }
+            Input::Back | Input::List | Input::Quit => self.view = View::Exercise,
+            _ => {}
+        }
+        self.redraw();
+        true
+    }
+
+    fn jump_to(&mut self, index: usize) {
+        if !self.progress.is_unlocked(&self.workbook.info, index) {
+            let name = &self.workbook.info.exercises[index].name;
+            self.note(format!(
+                "`{name}` is locked: finish every exercise of the earlier topics first"
+            ));
+            return;
+        }
+        self.switch_to(index);
+    }
+
+    fn next(&mut self) {
+        let passed_now = matches!(&self.phase, Phase::Judged(v) if v.passed());
+        if !passed_now && !self.progress.done[self.current] {
+            self.note("Finish this exercise first: `n` moves on once its tests pass.".into());
+            return;
+        }
+        match self.progress.next_after(&self.workbook.info, self.current) {
+            Some(next) => self.switch_to(next),
+            None => self.note(self.workbook.info.final_message.clone()),
+        }
+    }
+
+    fn switch_to(&mut self, index: usize) {
+        self.current = index;
+        self.show_hints = false;
+        self.message = None;
+        let name = self.current_name().to_string();
+        match self.workbook.store.update(|s| s.current = Some(name)) {
+            Ok((state, _)) => self.state = state,
+            Err(e) => self.message = Some(format!("{e:#}")),
+        }
+        if !self.interactive {
+            println!(
+                "now on {} ({})",
+                self.current_name(),
+                self.current_path_shown()
+            );
+        }
+        self.start_check();
+    }
+
+    fn reveal_hint(&mut self) -> Result<()> {
+        let exercise = &self.workbook.info.exercises[self.current];
+        let total = exercise.hints.len();
+        let (state, _) = self.workbook.store.update(|s| {
+            let record = s.record_mut(&exercise.name);
+            record.hints_revealed = (record.hints_revealed + 1).min(total);
+        })?;
+        self.state = state;
+        self.show_hints = true;
+        if !self.interactive {
+            print!("{}", self.hints());
+        }
+        Ok(())
+    }
+
+    fn hints(&self) -> String {
+        let exercise = &self.workbook.info.exercises[self.current];
+        hints_text(&exercise.hints, self.state.hints_revealed(&exercise.name))
+    }
+
+    fn note(&mut self, message: String) {
+        if !self.interactive {
+            println!("{message}");
+        }
+        self.message = Some(message);
+    }
+
+    fn redraw(&self) {
+        if !self.interactive {
+            return;
+        }
+        let text = match self.view {
+            View::Exercise => self.exercise_screen(),
+            View::List { cursor } => self.list_screen(cursor),
+        };
+        // A terminal that went away cannot be drawn on; nothing useful to do about it here.
+        let _ = screen::draw(&text);
+    }
+
+    fn exercise_screen(&self) -> String {
+        let info = &self.workbook.info;
+        let exercise = &info.exercises[self.current];
+        let topic = &info.topics[exercise.topic];
+        let mut out = format!(
+            "{}  {}\n{}\n\n",
+            format!("sdlings · {} · {}", topic.dir, topic.title).bold(),
+            exercise.name.bold().yellow(),
+            self.current_path_shown().dimmed(),
+        );
+        if self.progress.done_count() == 0 && !info.welcome_message.trim().is_empty() {
+            out.push_str(info.welcome_message.trim_end());
+            out.push_str("\n\n");
+        }
+        match &self.phase {
+            Phase::Checking { line } => {
+                out.push_str(&format!("Checking {}… {}\n", exercise.name, line.dimmed()));
+            }
+            Phase::Judged(verdict) => {
+                out.push_str(&present::verdict_text(
+                    &exercise.name,
+                    &self.current_path_shown(),
+                    verdict,
+                ));
+            }
+            Phase::Error(e) => out.push_str(&format!("{} {e}\n", "error:".red().bold())),
+        }
+        if self.show_hints {
+            out.push('\n');
+            out.push_str(&self.hints());
+        }
+        match &self.lab {
+            Lab::None => {}
+            Lab::Running => out.push_str(&format!("\n{}\n", "Running the lab…".dimmed())),
+            Lab::Output(output) => {
+                out.push_str(&format!("\n{}\n{output}\n", "── lab ──".bold()));
+            }
+        }
+        if let Some(message) = &self.message {
+            out.push_str(&format!("\n{}\n", message.cyan()));
+        }
+        let can_go_next = matches!(&self.phase, Phase::Judged(v) if v.passed())
+            || self.progress.done[self.current];
+        out.push_str(&format!(
+            "\nProgress: {}\n{}\n",
+            progress_bar(self.progress.done_count(), info.exercises.len(), 30),
+            screen::keys_line(can_go_next)
+        ));
+        out
+    }
+
+    fn list_screen(&self, cursor: usize) -> String {
+        let info = &self.workbook.info;
+        let mut out = format!(
+            "{}\n\n",
+            "Exercises — ↑/↓ (or k/j) to move, Enter to open, Esc to go back".bold()
+        );
+        for (i, exercise) in info.exercises.iter().enumerate() {
+            let status = self.progress.status(info, i);
+            let pointer = if i == cursor { "›" } else { " " };
+            let line = format!(
+                "{pointer} {} {:<28} {:<8} {}",
+                status_mark(status),
+                exercise.name,
+                status.label(),
+                info.topics[exercise.topic].dir.dimmed()
+            );
+            out.push_str(&if i == cursor {
+                line.reversed().to_string()
+            } else {
+                line
+            });
+            out.push('\n');
+        }
+        if let Some(message) = &self.message {
+            out.push_str(&format!("\n{}\n", message.cyan()));
+        }
+        out
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

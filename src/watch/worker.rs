@@ -1,0 +1,143 @@
+//! The watcher's background work: check the exercise, and after a pass run its lab. It runs on
+//! its own thread so the screen and keys stay responsive, and can be cancelled when a newer save
+//! makes it stale. Every message carries the generation it belongs to, so a late answer from a
+//! cancelled run is recognised and ignored.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::thread;
+use std::time::Duration;
+
+use crate::cargo::{self, Artifact, Package};
+use crate::check::{self, Verdict, build_failure};
+use crate::process::{self, Cancel, Ending, Limits};
+use crate::workbook::Workbook;
+
+use super::events::Event;
+
+/// A lab is a demo, not a test; give it time, but not forever.
+const LAB_TIME_LIMIT: Duration = Duration::from_secs(60);
+const LAB_OUTPUT_LIMIT: usize = 256 * 1024;
+
+#[derive(Debug)]
+pub enum WorkResult {
+    Verdict { index: usize, verdict: Verdict },
+    Lab { output: String },
+    Error(String),
+}
+
+/// A running piece of work; dropping the handle does not stop it, `cancel` does.
+pub struct Job {
+    cancel: Cancel,
+}
+
+impl Job {
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+pub fn start(
+    workbook: Arc<Workbook>,
+    index: usize,
+    generation: u64,
+    color: bool,
+    tx: Sender<Event>,
+) -> Job {
+    let cancel = Cancel::new();
+    let job = Job {
+        cancel: cancel.clone(),
+    };
+    thread::spawn(move || {
+        let send = |result| {
+            let _ = tx.send(Event::Finished { generation, result });
+        };
+        let progress_tx = tx.clone();
+        let mut progress = |line: &str| {
+            let _ = progress_tx.send(Event::Progress {
+                generation,
+                line: line.to_string(),
+            });
+        };
+        let verdict = match check::check(
+            &workbook,
+            Package::Exercises,
+            index,
+            color,
+            &cancel,
+            &mut progress,
+        ) {
+            Ok(Some(v)) => v,
+            Ok(None) => return,
+            Err(e) => return send(WorkResult::Error(format!("{e:#}"))),
+        };
+        let passed = verdict.passed();
+        send(WorkResult::Verdict { index, verdict });
+        if passed {
+            match run_lab(&workbook, index, color, &cancel, &mut progress) {
+                Ok(Some(output)) => send(WorkResult::Lab { output }),
+                Ok(None) => {}
+                Err(e) => send(WorkResult::Error(format!("{e:#}"))),
+            }
+        }
+    });
+    job
+}
+
+/// Builds and runs the lab with its output captured for the screen. `None`: cancelled.
+fn run_lab(
+    workbook: &Workbook,
+    index: usize,
+    color: bool,
+    cancel: &Cancel,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Option<String>> {
+    let bin = workbook.info.exercises[index].name.clone();
+    progress("Building the lab…");
+    let built = cargo::build(
+        workbook,
+        Package::Exercises,
+        std::slice::from_ref(&bin),
+        Artifact::Lab,
+        color,
+        cancel,
+        progress,
+    )?;
+    if built.cancelled {
+        return Ok(None);
+    }
+    let Some(exe) = built.executables.get(&bin).cloned() else {
+        let verdict = build_failure(&bin, built);
+        return Ok(Some(format!(
+            "The lab did not build: {}",
+            verdict.summary()
+        )));
+    };
+    progress("Running the lab…");
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(&workbook.root);
+    let limits = Limits {
+        time: LAB_TIME_LIMIT,
+        output_bytes: LAB_OUTPUT_LIMIT,
+    };
+    let finished = process::run_captured(cmd, limits, cancel)?;
+    let note = match finished.ending {
+        Ending::Cancelled => return Ok(None),
+        Ending::Exited(status) if status.success() => String::new(),
+        Ending::Exited(status) => format!(
+            "\n(The lab {}.)",
+            process::describe_signal(status)
+                .unwrap_or_else(|| format!("exited with code {}", status.code().unwrap_or(-1)))
+        ),
+        Ending::TimedOut => format!(
+            "\n(The lab was stopped after {}s.)",
+            LAB_TIME_LIMIT.as_secs()
+        ),
+        Ending::OutputFlood => format!(
+            "\n(The lab was stopped after printing {} KiB.)",
+            LAB_OUTPUT_LIMIT / 1024
+        ),
+    };
+    Ok(Some(format!("{}{note}", finished.output.trim_end())))
+}

@@ -1,0 +1,92 @@
+//! Test helpers: a throw-away copy of the workbook, and a way to run sdlings in it.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use assert_cmd::Command;
+
+/// The workbook in this repository.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Copies of the workbook share one build directory (building tokio once per copy would take
+/// minutes), and cargo gives every copy's `exercises` package the same artifact paths. Two copies
+/// building at once would overwrite each other's binaries, so copies take turns: each holds this
+/// lock for its lifetime.
+static SHARED_BUILD_DIR: Mutex<()> = Mutex::new(());
+
+/// A temporary copy of the workbook (sources only), removed when dropped.
+pub struct TempWorkbook {
+    dir: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl TempWorkbook {
+    pub fn new() -> TempWorkbook {
+        // A test that failed while holding the lock poisons it; the next test can still go.
+        let turn = SHARED_BUILD_DIR.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::Builder::new()
+            .prefix("sdlings-test-")
+            .tempdir()
+            .unwrap();
+        let root = repo_root();
+        for file in ["Cargo.toml", "Cargo.lock", "info.toml"] {
+            fs::copy(root.join(file), dir.path().join(file)).unwrap();
+        }
+        for sub in ["src", "exercises", "solutions"] {
+            copy_dir(&root.join(sub), &dir.path().join(sub));
+        }
+        TempWorkbook { dir, _turn: turn }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `sdlings` run inside this workbook, building into the tests' shared build directory (so
+    /// tokio and friends are compiled once for all tests, not once per test).
+    pub fn sdlings(&self) -> Command {
+        let mut cmd = Command::cargo_bin("sdlings").unwrap();
+        cmd.current_dir(self.path())
+            .env("SDLINGS_TARGET_DIR", shared_build_dir())
+            .env("NO_COLOR", "1")
+            .env_remove("CARGO_TARGET_DIR");
+        cmd
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.path().join(rel)).unwrap()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        fs::write(self.path().join(rel), text).unwrap();
+    }
+
+    /// Solves an exercise the way a learner would: by saving the solved text over the file.
+    pub fn solve(&self, topic_dir: &str, name: &str) {
+        let rel = format!("{topic_dir}/{name}.rs");
+        let solved = self.read(&format!("solutions/{rel}"));
+        self.write(&format!("exercises/{rel}"), &solved);
+    }
+}
+
+pub fn shared_build_dir() -> PathBuf {
+    repo_root().join("target").join("sdlings-tests")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
