@@ -39,8 +39,7 @@ impl StatusLine {
 
     pub fn set(&mut self, text: &str) {
         if self.enabled {
-            let width = crossterm::terminal::size().map_or(80, |(w, _)| w as usize);
-            let text: String = text.chars().take(width.saturating_sub(1)).collect();
+            let text: String = text.chars().take(width().saturating_sub(1)).collect();
             eprint!("\r\x1b[2K{text}");
             let _ = std::io::stderr().flush();
             self.shown = true;
@@ -60,6 +59,11 @@ impl Drop for StatusLine {
     fn drop(&mut self) {
         self.clear();
     }
+}
+
+/// The terminal's width in columns, or 80 without a terminal.
+pub fn width() -> usize {
+    crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w).max(20))
 }
 
 /// A progress bar such as `[#####-----] 5/10`.

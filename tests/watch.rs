@@ -105,11 +105,30 @@ fn saving_a_solution_passes_runs_the_lab_and_n_moves_on() {
     watcher.send("l lru_cache");
     watcher.expect("`lru_cache` is locked");
 
+    // `n` is refused until the exercise passes.
+    watcher.send("n");
+    watcher.expect("Finish this exercise first");
+
+    // Finishing the topic names the next one and unlocks it.
+    wb.solve("00_intro", "reading_tests");
+    watcher.expect("✓ reading_tests");
+    watcher.expect("send n for the next exercise");
+    watcher.send("n");
+    watcher.expect("now on hit_counter");
+    wb.solve("00_intro", "hit_counter");
+    watcher.expect("✓ hit_counter");
+    watcher.expect(
+        "Topic 00_intro · Introduction is complete. Next topic: 01_caching · Caching — start with its README, exercises/01_caching/README.md.",
+    );
+    watcher.send("n");
+    watcher.expect("now on lru_cache (exercises/01_caching/lru_cache.rs)");
+    watcher.expect("✗ lru_cache");
+
     let (status, _) = watcher.finish();
     assert!(status.success());
     assert!(
         wb.read(".sdlings-state.toml")
-            .contains("current = \"reading_tests\"")
+            .contains("current = \"lru_cache\"")
     );
 }
 

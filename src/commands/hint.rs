@@ -26,11 +26,16 @@ pub fn hints_text(hints: &[String], revealed: usize) -> String {
         return "This exercise has no hints.\n".to_string();
     }
     let mut out = String::new();
+    let width = crate::term::width().min(100);
     for (i, hint) in hints.iter().take(revealed).enumerate() {
+        let label = format!("Hint {}/{}:", i + 1, hints.len());
+        // Wrap after the label, so the first line is as long as the others.
+        let text = format!("{label} {}", hint.trim());
+        let wrapped = textwrap::fill(&text, width);
         out.push_str(&format!(
-            "{} {}\n\n",
-            format!("Hint {}/{}:", i + 1, hints.len()).cyan().bold(),
-            hint.trim()
+            "{}{}\n\n",
+            label.cyan().bold(),
+            &wrapped[label.len()..]
         ));
     }
     if revealed < hints.len() {

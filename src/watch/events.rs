@@ -48,6 +48,8 @@ pub enum Input {
     Back,
     /// Plain mode: `l NAME` jumps to an exercise.
     Jump(String),
+    /// The terminal was resized.
+    Redraw,
 }
 
 /// Keeps the file watcher alive; dropping it stops watching.
@@ -104,8 +106,15 @@ fn is_write_like(kind: &EventKind) -> bool {
 pub fn read_keys(tx: Sender<Event>) {
     thread::spawn(move || {
         while let Ok(event) = term_event::read() {
-            let term_event::Event::Key(key) = event else {
-                continue;
+            let key = match event {
+                term_event::Event::Key(key) => key,
+                term_event::Event::Resize(..) => {
+                    if tx.send(Event::Input(Input::Redraw)).is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             if key.kind == KeyEventKind::Release {
                 continue;

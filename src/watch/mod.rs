@@ -250,6 +250,7 @@ impl App {
                 self.phase = Phase::Judged(verdict);
                 if passed {
                     self.record_pass(index)?;
+                    self.show_hints = false;
                     self.lab = Lab::Running;
                 } else {
                     self.busy = false;
@@ -328,7 +329,7 @@ impl App {
             },
             Input::Next => self.next(),
             Input::Recheck => self.start_check(),
-            Input::Up | Input::Down | Input::Enter | Input::Back => {}
+            Input::Up | Input::Down | Input::Enter | Input::Back | Input::Redraw => {}
         }
         self.redraw();
         Ok(true)
