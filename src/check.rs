@@ -142,6 +142,7 @@ pub fn run_tests(
     cancel: &Cancel,
 ) -> Result<Option<Verdict>> {
     let mut cmd = Command::new(exe);
+    process::limit_memory(&mut cmd);
     cmd.current_dir(workdir)
         .arg("--color=never")
         // Backtraces would bury the assertion message the learner needs.
@@ -166,6 +167,14 @@ fn judge(ending: Ending, output: &str, limits: Limits) -> Option<Verdict> {
             if let Some(thread) = report.stack_overflow_in {
                 Verdict::Crashed {
                     what: format!("stack overflow in `{thread}` (unbounded recursion?)"),
+                    output_tail: tail(output),
+                }
+            } else if output.contains("memory allocation of") && output.contains("failed") {
+                Verdict::Crashed {
+                    what: format!(
+                        "ran out of memory: it tried to use more than the {} GiB limit (a collection that grows without end?)",
+                        process::MEMORY_LIMIT_BYTES >> 30
+                    ),
                     output_tail: tail(output),
                 }
             } else if let Some(signal) = process::describe_signal(status) {

@@ -29,6 +29,7 @@ use workbook::Workbook;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     term::init_color(cli.color);
+    process::stop_children_on_interrupt();
     match run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::from(1),

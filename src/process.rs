@@ -6,14 +6,86 @@
 //! which keeps the code simple and portable, and checks three reasons to stop early: the time
 //! limit, an output limit, and cancellation by a newer save.
 
+use std::collections::HashSet;
 use std::io::{self, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// How much memory (address space) a test binary or lab may use. Beyond it, allocations fail and
+/// the process aborts with "memory allocation ... failed" instead of exhausting the machine.
+pub const MEMORY_LIMIT_BYTES: u64 = 4 << 30;
+
+/// Process groups we started and have not reaped yet: on Ctrl-C (or SIGTERM) they are killed
+/// before we exit, so no build or runaway exercise outlives sdlings.
+static LIVE_GROUPS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+
+/// Installs the Ctrl-C / SIGTERM handler that stops every child group, then exits with 130.
+pub fn stop_children_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        if let Ok(groups) = LIVE_GROUPS.lock()
+            && let Some(groups) = groups.as_ref()
+        {
+            for &pid in groups {
+                kill_process_group(pid);
+            }
+        }
+        // Leave the terminal usable if the watcher had it in raw mode.
+        let _ = crossterm::terminal::disable_raw_mode();
+        std::process::exit(130);
+    });
+}
+
+fn track(pid: u32, live: bool) {
+    if let Ok(mut groups) = LIVE_GROUPS.lock() {
+        let groups = groups.get_or_insert_with(HashSet::new);
+        if live {
+            groups.insert(pid);
+        } else {
+            groups.remove(&pid);
+        }
+    }
+}
+
+fn kill_process_group(pid: u32) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+}
+
+/// Caps the address space of the command's process, so a runaway allocation fails inside it.
+pub fn limit_memory(cmd: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure runs between fork and exec and calls only setrlimit(2), which is
+        // async-signal-safe; it touches no memory shared with the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: MEMORY_LIMIT_BYTES as libc::rlim_t,
+                    rlim_max: MEMORY_LIMIT_BYTES as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cmd;
+}
 
 /// Set by whoever wants the current work abandoned (e.g. the watcher, when a newer save arrives).
 #[derive(Debug, Clone, Default)]
@@ -114,8 +186,10 @@ impl Supervised {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
         }
+        let child = cmd.spawn()?;
+        track(child.id(), true);
         Ok(Supervised {
-            child: cmd.spawn()?,
+            child,
             own_group: cfg!(unix),
         })
     }
@@ -159,20 +233,15 @@ impl Supervised {
         // Also after a normal exit: a grandchild left running would hold the output pipe open.
         self.kill_group();
         let _ = self.child.wait();
+        track(self.child.id(), false);
         Ok(ending)
     }
 
     /// Stops the child and, when it has a group of its own, everything it started.
     pub fn kill_group(&mut self) {
-        #[cfg(unix)]
         if self.own_group {
             // The group id is the child's pid (process_group(0) above).
-            if let Ok(pid) = i32::try_from(self.child.id()) {
-                // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                }
-            }
+            kill_process_group(self.child.id());
         }
         let _ = self.child.kill();
     }
@@ -183,6 +252,9 @@ impl Drop for Supervised {
         if matches!(self.child.try_wait(), Ok(None)) {
             self.kill_group();
             let _ = self.child.wait();
+        }
+        if self.own_group {
+            track(self.child.id(), false);
         }
     }
 }

@@ -111,7 +111,14 @@ fn a_scripted_learner_unlocks_the_next_topic_and_keeps_progress_across_restarts(
         "{state}"
     );
 
-    // The lab of a done exercise runs, with arguments passed through.
+    // The solution of a done exercise is shown without --force.
+    wb.sdlings()
+        .args(["solution", "welcome"])
+        .assert()
+        .success()
+        .stdout(contains("checkout-api"));
+
+    // The lab of a done exercise runs.
     wb.sdlings()
         .args(["run", "welcome"])
         .assert()
@@ -338,6 +345,25 @@ fn a_stack_overflow_is_reported_as_such() {
         .assert()
         .code(1)
         .stdout(contains("crashed: stack overflow in `"));
+}
+
+#[test]
+fn an_exercise_that_allocates_without_end_is_stopped_and_reported() {
+    let wb = TempWorkbook::new();
+    let rel = "exercises/00_intro/welcome.rs";
+    wb.write(
+        rel,
+        &wb.read(rel).replacen(
+            "todo!(\"name the service\")",
+            "let mut hoard = Vec::new(); loop { hoard.push(vec![0u8; 1 << 20]); }",
+            1,
+        ),
+    );
+    wb.sdlings()
+        .arg("check")
+        .assert()
+        .code(1)
+        .stdout(contains("crashed: ran out of memory"));
 }
 
 #[test]

@@ -116,6 +116,7 @@ fn run_lab(
     };
     progress("Running the lab…");
     let mut cmd = Command::new(exe);
+    process::limit_memory(&mut cmd);
     cmd.current_dir(&workbook.root);
     let limits = Limits {
         time: LAB_TIME_LIMIT,
