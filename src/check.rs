@@ -112,16 +112,24 @@ pub fn check(
         Some(exe) => run_tests(exe, &workbook.root, exercise.time_limit, cancel)?,
         None => Some(build_failure(&bin, built)),
     };
+    Ok(verdict.map(|v| in_source_order(workbook, package, index, v)))
+}
+
+fn in_source_order(
+    workbook: &Workbook,
+    package: Package,
+    index: usize,
+    mut verdict: Verdict,
+) -> Verdict {
+    let exercise = &workbook.info.exercises[index];
     let source_path = match package {
         Package::Exercises => workbook.exercise_path(exercise),
         Package::Solutions => workbook.solution_path(exercise),
     };
-    Ok(verdict.map(|mut v| {
-        if let Ok(source) = std::fs::read_to_string(source_path) {
-            v.order_failures_as_in(&source);
-        }
-        v
-    }))
+    if let Ok(source) = std::fs::read_to_string(source_path) {
+        verdict.order_failures_as_in(&source);
+    }
+    verdict
 }
 
 /// The verdict for a binary that did not build.
@@ -286,7 +294,7 @@ pub fn check_many(
                 }
             }
         };
-        verdicts.push(verdict);
+        verdicts.push(in_source_order(workbook, package, index, verdict));
     }
     Ok(verdicts)
 }

@@ -1,6 +1,10 @@
 //! The command line, declared with clap. Every verb has its own `--help`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::report::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -16,6 +20,11 @@ pub struct Cli {
     /// When to use colours: auto (a terminal without NO_COLOR), always or never.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
+
+    /// Work on this exercise set (a name from sets/, or a set file) instead of the active one,
+    /// for this command only.
+    #[arg(long, global = true, value_name = "SET")]
+    pub set: Option<String>,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -77,17 +86,52 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Check every exercise reached so far and print a summary; exits 1 if any fails.
+    /// Re-check every exercise reached so far and report; exits 1 unless all pass.
+    ///
+    /// Each exercise is reported as passed, failed (with its first failing test) or not attempted
+    /// (its file is unchanged), with the hints revealed, when it first passed, and whether its
+    /// tests were changed from the original (which makes it count as not passed). With an active
+    /// set (or --set) only the set's exercises are checked. Formats: text, markdown, json (a
+    /// versioned schema, see sets/README.md) and junit (XML for CI test-report viewers).
     Verify {
-        /// Check every exercise of the workbook, including locked ones.
+        /// Check every exercise (of the set, or of the workbook), including locked ones.
         #[arg(long)]
         all: bool,
+        /// The report's format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Write the report to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Exercise sets: a mentor's selection of exercises for a cohort.
+    Set {
+        #[command(subcommand)]
+        command: SetCommand,
     },
     /// Tools for authors of exercises.
     Dev {
         #[command(subcommand)]
         command: DevCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetCommand {
+    /// List the sets in sets/ (the active one is marked).
+    List,
+    /// Show a set: its description, unlock policy and exercises with your status.
+    Show {
+        /// A set name from sets/, or the path of a set file.
+        name: String,
+    },
+    /// Make a set the active one: watch, list, check and verify follow it.
+    Use {
+        /// A set name from sets/, or the path of a set file.
+        name: String,
+    },
+    /// Go back to the whole workbook. Your progress is kept either way.
+    Clear,
 }
 
 #[derive(Debug, Default, Args)]

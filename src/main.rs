@@ -12,6 +12,8 @@ mod info_file;
 mod libtest;
 mod present;
 mod process;
+mod report;
+mod set;
 mod state;
 mod term;
 mod watch;
@@ -22,7 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use colored::Colorize;
 
-use cli::{Cli, Command, DevCommand, WatchArgs};
+use cli::{Cli, Command, DevCommand, SetCommand, WatchArgs};
 use commands::Outcome;
 use workbook::Workbook;
 
@@ -41,7 +43,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let workbook = Workbook::discover()?;
+    let mut workbook = Workbook::discover()?;
+    workbook.set_override = cli.set;
     match cli.command.unwrap_or(Command::Watch(WatchArgs::default())) {
         Command::Watch(args) => watch::run(workbook, &args),
         Command::List => commands::list::run(&workbook),
@@ -50,7 +53,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Run { name, args } => commands::run::run(&workbook, name.as_deref(), &args),
         Command::Reset { name, yes } => commands::reset::run(&workbook, &name, yes),
         Command::Solution { name, force } => commands::solution::run(&workbook, &name, force),
-        Command::Verify { all } => commands::verify::run(&workbook, all),
+        Command::Verify {
+            all,
+            format,
+            output,
+        } => commands::verify::run(&workbook, all, format, output.as_deref()),
+        Command::Set { command } => match command {
+            SetCommand::List => commands::set::list(&workbook),
+            SetCommand::Show { name } => commands::set::show(&workbook, &name),
+            SetCommand::Use { name } => commands::set::use_set(&workbook, &name),
+            SetCommand::Clear => commands::set::clear(&workbook),
+        },
         Command::Dev { command } => match command {
             DevCommand::Check {
                 repeat,

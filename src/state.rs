@@ -27,6 +27,9 @@ pub struct State {
     /// The exercise the watcher shows; `None` means "the first one not done".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<String>,
+    /// The exercise set in use (`sdlings set use`): a name from `sets/` or a path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_set: Option<String>,
     /// One record per exercise, by name. Records of exercises that info.toml no longer lists are
     /// kept, so switching curricula never loses work.
     #[serde(default)]
@@ -50,6 +53,7 @@ impl Default for State {
         State {
             format_version: STATE_FORMAT_VERSION,
             current: None,
+            active_set: None,
             exercises: BTreeMap::new(),
         }
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::info_file::{ExerciseInfo, InfoFile, Topic};
+use crate::set::{ExerciseSet, Unlock};
 use crate::state::{PRIVATE_DIR, State, StateStore};
 
 pub const INFO_FILE_NAME: &str = "info.toml";
@@ -20,6 +21,8 @@ pub struct Workbook {
     pub root: PathBuf,
     pub info: InfoFile,
     pub store: StateStore,
+    /// `--set`: use this set instead of the active one, for this command only.
+    pub set_override: Option<String>,
 }
 
 impl Workbook {
@@ -49,7 +52,30 @@ impl Workbook {
             root: root.to_path_buf(),
             info,
             store: StateStore::new(root),
+            set_override: None,
         })
+    }
+
+    /// The exercises in play: `--set`, else the active set, else the whole workbook.
+    pub fn selection(&self, state: &State) -> Result<ExerciseSet> {
+        match self.set_override.as_deref().or(state.active_set.as_deref()) {
+            Some(spec) => ExerciseSet::load(&self.root, spec, &self.info).with_context(|| {
+                if self.set_override.is_none() {
+                    format!("the active set `{spec}` cannot be used; `sdlings set clear` goes back to the whole workbook")
+                } else {
+                    format!("cannot use the set `{spec}`")
+                }
+            }),
+            None => Ok(ExerciseSet::whole_workbook(&self.info)),
+        }
+    }
+
+    /// The saved state, the exercises in play and what the state means for them.
+    pub fn progress(&self) -> Result<(State, ExerciseSet, Progress)> {
+        let state = self.store.load()?;
+        let set = self.selection(&state)?;
+        let progress = Progress::new(&self.info, &set, &state);
+        Ok((state, set, progress))
     }
 
     pub fn exercise_path(&self, ex: &ExerciseInfo) -> PathBuf {
@@ -118,6 +144,13 @@ impl Workbook {
     }
 }
 
+/// An exercise file's test module: from the `#[cfg(test)]` line to the end of the file. It must
+/// be the same in the exercise, its solution and the original; a learner who edits it is flagged.
+pub fn test_module(source: &str) -> Option<&str> {
+    let start = source.find("\n#[cfg(test)]")?;
+    Some(&source[start + 1..])
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Done,
@@ -137,79 +170,143 @@ impl Status {
     }
 }
 
-/// What the state means for the curriculum: which topics are open, which exercise is current.
+/// What the state means for the exercises in play (the active set, or the whole workbook):
+/// which are open, which one is current.
 #[derive(Debug, Clone)]
 pub struct Progress {
+    /// Indexed by exercise (the whole workbook): recorded as done.
     pub done: Vec<bool>,
-    /// The first topic that is still locked (topics before it are open), or `topics.len()`.
-    pub first_locked_topic: usize,
+    /// Indexed by exercise: open to the learner (always false outside the set).
+    unlocked: Vec<bool>,
+    /// The exercises in play, in the order the learner takes them.
+    pub order: Vec<usize>,
     pub current: Option<usize>,
 }
 
 impl Progress {
-    pub fn new(info: &InfoFile, state: &State) -> Progress {
+    pub fn new(info: &InfoFile, set: &ExerciseSet, state: &State) -> Progress {
         let done: Vec<bool> = info
             .exercises
             .iter()
             .map(|e| state.is_done(&e.name))
             .collect();
-        // A topic opens once every exercise of every earlier topic is done.
-        let mut first_locked_topic = info.topics.len();
-        for topic in 0..info.topics.len() {
-            if !info.topic_exercises(topic).all(|i| done[i]) {
-                first_locked_topic = topic + 1;
-                break;
+        let mut unlocked = vec![false; done.len()];
+        match set.unlock {
+            Unlock::Open => set.exercises.iter().for_each(|&i| unlocked[i] = true),
+            Unlock::Sequential => {
+                // Topics open in the order the set meets them; one opens once every exercise
+                // of the set's earlier topics is done.
+                let mut open = true;
+                let mut topic = None;
+                for &i in &set.exercises {
+                    let t = info.exercises[i].topic;
+                    if topic != Some(t) {
+                        topic = Some(t);
+                        if open {
+                            open = set
+                                .exercises
+                                .iter()
+                                .take_while(|&&j| j != i)
+                                .all(|&j| done[j]);
+                        }
+                    }
+                    unlocked[i] = open;
+                }
             }
         }
-        let unlocked = |i: usize| info.exercises[i].topic < first_locked_topic;
         let current = state
             .current
             .as_deref()
             .and_then(|name| info.exercise_index(name))
-            .filter(|&i| unlocked(i))
-            .or_else(|| (0..done.len()).find(|&i| !done[i] && unlocked(i)));
+            .filter(|&i| unlocked[i])
+            .or_else(|| {
+                set.exercises
+                    .iter()
+                    .copied()
+                    .find(|&i| !done[i] && unlocked[i])
+            });
         Progress {
             done,
-            first_locked_topic,
+            unlocked,
+            order: set.exercises.clone(),
             current,
         }
     }
 
-    pub fn is_unlocked(&self, info: &InfoFile, index: usize) -> bool {
-        info.exercises[index].topic < self.first_locked_topic
+    pub fn is_unlocked(&self, index: usize) -> bool {
+        self.unlocked[index]
     }
 
-    pub fn status(&self, info: &InfoFile, index: usize) -> Status {
+    pub fn in_play(&self, index: usize) -> bool {
+        self.order.contains(&index)
+    }
+
+    pub fn status(&self, index: usize) -> Status {
         if self.done[index] {
             Status::Done
         } else if Some(index) == self.current {
             Status::Current
-        } else if self.is_unlocked(info, index) {
+        } else if self.unlocked[index] {
             Status::Pending
         } else {
             Status::Locked
         }
     }
 
+    /// Done exercises among those in play.
     pub fn done_count(&self) -> usize {
-        self.done.iter().filter(|d| **d).count()
+        self.order.iter().filter(|&&i| self.done[i]).count()
+    }
+
+    pub fn total(&self) -> usize {
+        self.order.len()
     }
 
     pub fn all_done(&self) -> bool {
-        self.done.iter().all(|d| *d)
+        self.order.iter().all(|&i| self.done[i])
     }
 
-    /// The exercise to move to after `from`: the next unfinished, unlocked one in curriculum
-    /// order, wrapping around to earlier ones the learner skipped.
-    pub fn next_after(&self, info: &InfoFile, from: usize) -> Option<usize> {
-        let n = self.done.len();
+    /// The exercise to move to after `from`: the next unfinished, unlocked one in play, wrapping
+    /// around to earlier ones the learner skipped.
+    pub fn next_after(&self, from: usize) -> Option<usize> {
+        let position = self.order.iter().position(|&i| i == from).unwrap_or(0);
+        let n = self.order.len();
         (1..=n)
-            .map(|step| (from + step) % n)
-            .find(|&i| !self.done[i] && self.is_unlocked(info, i))
+            .map(|step| self.order[(position + step) % n])
+            .find(|&i| !self.done[i] && self.unlocked[i])
     }
 
+    /// Whether every exercise in play of `topic` is done.
     pub fn topic_done(&self, info: &InfoFile, topic: usize) -> bool {
-        info.topic_exercises(topic).all(|i| self.done[i])
+        self.order
+            .iter()
+            .filter(|&&i| info.exercises[i].topic == topic)
+            .all(|&i| self.done[i])
+    }
+
+    /// The topic that comes after `topic` in play, if any.
+    pub fn next_topic(&self, info: &InfoFile, topic: usize) -> Option<usize> {
+        let last_of_topic = self
+            .order
+            .iter()
+            .rposition(|&i| info.exercises[i].topic == topic)?;
+        self.order[last_of_topic + 1..]
+            .iter()
+            .map(|&i| info.exercises[i].topic)
+            .find(|&t| t != topic)
+    }
+
+    /// The topics in play, in order, each with its exercises in play.
+    pub fn topics(&self, info: &InfoFile) -> Vec<(usize, Vec<usize>)> {
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for &i in &self.order {
+            let t = info.exercises[i].topic;
+            match groups.iter_mut().find(|(topic, _)| *topic == t) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((t, vec![i])),
+            }
+        }
+        groups
     }
 }
 
@@ -250,19 +347,27 @@ hints = []
     }
 
     #[test]
+    fn test_module_starts_at_cfg_test() {
+        let src = "fn a() {}\n\n#[cfg(test)]\nmod tests {}\n";
+        assert_eq!(test_module(src), Some("#[cfg(test)]\nmod tests {}\n"));
+        assert_eq!(test_module("fn a() {}\n"), None);
+    }
+
+    #[test]
     fn later_topics_stay_locked_until_the_earlier_ones_are_done() {
         let info = info();
         let mut state = State::default();
-        let p = Progress::new(&info, &state);
+        let p = Progress::new(&info, &ExerciseSet::whole_workbook(&info), &state);
         assert_eq!(p.current, Some(0));
-        assert_eq!(p.status(&info, 1), Status::Pending);
-        assert_eq!(p.status(&info, 2), Status::Locked);
+        assert_eq!(p.status(1), Status::Pending);
+        assert_eq!(p.status(2), Status::Locked);
 
         state.mark_done("a1");
         state.mark_done("a2");
-        let p = Progress::new(&info, &state);
-        assert_eq!(p.status(&info, 2), Status::Current);
+        let p = Progress::new(&info, &ExerciseSet::whole_workbook(&info), &state);
+        assert_eq!(p.status(2), Status::Current);
         assert!(p.topic_done(&info, 0));
+        assert_eq!(p.next_topic(&info, 0), Some(1));
     }
 
     #[test]
@@ -272,7 +377,10 @@ hints = []
             current: Some("b1".into()),
             ..State::default()
         };
-        assert_eq!(Progress::new(&info, &state).current, Some(0));
+        assert_eq!(
+            Progress::new(&info, &ExerciseSet::whole_workbook(&info), &state).current,
+            Some(0)
+        );
     }
 
     #[test]
@@ -280,10 +388,10 @@ hints = []
         let info = info();
         let mut state = State::default();
         state.mark_done("a2");
-        let p = Progress::new(&info, &state);
-        assert_eq!(p.next_after(&info, 1), Some(0));
+        let p = Progress::new(&info, &ExerciseSet::whole_workbook(&info), &state);
+        assert_eq!(p.next_after(1), Some(0));
         state.mark_done("a1");
-        let p = Progress::new(&info, &state);
-        assert_eq!(p.next_after(&info, 0), Some(2));
+        let p = Progress::new(&info, &ExerciseSet::whole_workbook(&info), &state);
+        assert_eq!(p.next_after(0), Some(2));
     }
 }

@@ -232,8 +232,8 @@ fn verify_checks_what_was_reached_and_summarises() {
         .assert()
         .code(1)
         .stdout(contains("✓ welcome: all 3 tests pass"))
-        .stdout(contains("✗ reading_tests"))
-        .stdout(contains("1 passed, 2 failed"))
+        .stdout(contains("○ reading_tests: not attempted"))
+        .stdout(contains("1 passed, 0 failed, 2 not attempted"))
         .stdout(contains("5 locked exercises not checked"));
     wb.sdlings()
         .arg("list")

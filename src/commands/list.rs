@@ -4,23 +4,32 @@ use anyhow::Result;
 use colored::Colorize;
 
 use super::Outcome;
+use crate::set::ExerciseSet;
 use crate::term::progress_bar;
 use crate::workbook::{Progress, Status, Workbook};
 
 pub fn run(workbook: &Workbook) -> Result<Outcome> {
-    let state = workbook.store.load()?;
-    let progress = Progress::new(&workbook.info, &state);
-    print!("{}", list_text(workbook, &progress));
+    let (_, set, progress) = workbook.progress()?;
+    print!("{}", list_text(workbook, &set, &progress));
     Ok(Outcome::Success)
 }
 
-pub fn list_text(workbook: &Workbook, progress: &Progress) -> String {
+pub fn list_text(workbook: &Workbook, set: &ExerciseSet, progress: &Progress) -> String {
     let info = &workbook.info;
     let mut out = String::new();
-    for (t, topic) in info.topics.iter().enumerate() {
-        let indices: Vec<usize> = info.topic_exercises(t).collect();
-        let done = indices.iter().filter(|&&i| progress.done[i]).count();
-        let lock_note = if t >= progress.first_locked_topic {
+    if !set.is_whole_workbook() {
+        out.push_str(&format!(
+            "{} {} — {}\n\n",
+            "Set:".bold(),
+            set.name,
+            set.title
+        ));
+    }
+    for (topic, members) in progress.topics(info) {
+        let topic_info = &info.topics[topic];
+        let done = members.iter().filter(|&&i| progress.done[i]).count();
+        let locked = members.iter().all(|&i| !progress.is_unlocked(i));
+        let lock_note = if locked {
             "  (locked: finish the topics above first)"
                 .dimmed()
                 .to_string()
@@ -29,12 +38,12 @@ pub fn list_text(workbook: &Workbook, progress: &Progress) -> String {
         };
         out.push_str(&format!(
             "{} {}/{}{lock_note}\n",
-            format!("{} · {}", topic.dir, topic.title).bold(),
+            format!("{} · {}", topic_info.dir, topic_info.title).bold(),
             done,
-            indices.len()
+            members.len()
         ));
-        for i in indices {
-            let status = progress.status(info, i);
+        for i in members {
+            let status = progress.status(i);
             out.push_str(&format!(
                 "  {} {:<28} {}\n",
                 status_mark(status),
@@ -45,7 +54,7 @@ pub fn list_text(workbook: &Workbook, progress: &Progress) -> String {
     }
     out.push_str(&format!(
         "\nProgress: {}\n",
-        progress_bar(progress.done_count(), info.exercises.len(), 30)
+        progress_bar(progress.done_count(), progress.total(), 30)
     ));
     out
 }

@@ -5,12 +5,13 @@ pub mod hint;
 pub mod list;
 pub mod reset;
 pub mod run;
+pub mod set;
 pub mod solution;
 pub mod verify;
 
 use anyhow::Result;
 
-use crate::workbook::{Progress, Workbook};
+use crate::workbook::Workbook;
 
 /// How a command ended, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +27,8 @@ pub fn resolve(workbook: &Workbook, name: Option<&str>) -> Result<usize> {
     match name {
         Some(name) => workbook.find(name),
         None => {
-            let state = workbook.store.load()?;
-            Progress::new(&workbook.info, &state).current.ok_or_else(|| {
+            let (_, _, progress) = workbook.progress()?;
+            progress.current.ok_or_else(|| {
                 anyhow::anyhow!(
                     "every exercise is done, so there is no current one; name one (`sdlings list` shows them)"
                 )

@@ -1,56 +1,175 @@
-//! `sdlings verify [--all]`: re-check every exercise reached so far (or all) and summarise.
+//! `sdlings verify`: re-check the exercises in play (reached so far, or `--all`) and report.
+//!
+//! An exercise whose file is exactly as shipped is "not attempted" and is not built at all; the
+//! others are built in one cargo invocation and run. Each is also compared with its original to
+//! flag edited tests, so a mentor's report cannot be fooled by deleting the tests.
 
-use anyhow::Result;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::cargo::Package;
-use crate::check::check_many;
-use crate::present;
+use crate::check::{Verdict, check_many};
+use crate::report::{Entry, FirstFailure, Format, Report, SetInfo, Status};
 use crate::term::{self, StatusLine};
-use crate::workbook::{Progress, Workbook};
+use crate::workbook::{Workbook, test_module};
 
-pub fn run(workbook: &Workbook, all: bool) -> Result<Outcome> {
+pub fn run(
+    workbook: &Workbook,
+    all: bool,
+    format: Format,
+    output: Option<&Path>,
+) -> Result<Outcome> {
     let info = &workbook.info;
-    let state = workbook.store.load()?;
-    let progress = Progress::new(info, &state);
-    let indices: Vec<usize> = (0..info.exercises.len())
-        .filter(|&i| all || progress.is_unlocked(info, i))
+    let (state, set, progress) = workbook.progress()?;
+    let indices: Vec<usize> = progress
+        .order
+        .iter()
+        .copied()
+        .filter(|&i| all || progress.is_unlocked(i))
         .collect();
+
+    struct Files {
+        attempted: bool,
+        tests_changed: bool,
+    }
+    let files: Vec<Files> = indices
+        .iter()
+        .map(|&i| {
+            let exercise = &info.exercises[i];
+            let current = fs::read_to_string(workbook.exercise_path(exercise)).unwrap_or_default();
+            let original = fs::read_to_string(workbook.original_path(exercise)).ok();
+            Files {
+                attempted: original.as_deref() != Some(current.as_str()),
+                tests_changed: original
+                    .as_deref()
+                    .is_some_and(|o| test_module(o) != test_module(&current)),
+            }
+        })
+        .collect();
+
+    let attempted: Vec<usize> = indices
+        .iter()
+        .zip(&files)
+        .filter(|(_, f)| f.attempted)
+        .map(|(&i, _)| i)
+        .collect();
+    // Colour codes would end up in report files; only the terminal gets them.
+    let color = output.is_none() && format == Format::Text && term::color_enabled();
     let mut status = StatusLine::new();
     let verdicts = check_many(
         workbook,
         Package::Exercises,
-        &indices,
+        &attempted,
         1,
-        term::color_enabled(),
+        color,
         &mut |line| status.set(line),
     )?;
     status.clear();
 
-    let mut passed = Vec::new();
-    for (&i, verdict) in indices.iter().zip(&verdicts) {
-        let name = &info.exercises[i].name;
-        println!("{}", present::headline(name, verdict));
-        if verdict.passed() {
-            passed.push(name.clone());
-        }
-    }
+    let mut verdicts = attempted.iter().copied().zip(verdicts);
+    let entries: Vec<Entry> = indices
+        .iter()
+        .zip(&files)
+        .map(|(&i, f)| {
+            let verdict = if f.attempted {
+                verdicts.next().map(|(_, v)| v)
+            } else {
+                None
+            };
+            entry(workbook, i, verdict.as_ref(), f.tests_changed, &state)
+        })
+        .collect();
+
+    let honest_passes: Vec<String> = entries
+        .iter()
+        .filter(|e| e.counts_as_passed())
+        .map(|e| e.name.clone())
+        .collect();
     workbook.store.update(|s| {
-        for name in &passed {
+        for name in &honest_passes {
             s.mark_done(name);
         }
     })?;
-    let failed = indices.len() - passed.len();
-    println!("\n{} passed, {failed} failed", passed.len());
-    if !all && indices.len() < info.exercises.len() {
+
+    // Re-read the state so first-pass times recorded just now appear in the report.
+    let state = workbook.store.load()?;
+    let entries = entries
+        .into_iter()
+        .map(|mut e| {
+            e.first_passed = state
+                .exercises
+                .get(&e.name)
+                .and_then(|r| r.first_passed.clone());
+            e
+        })
+        .collect();
+    let report = Report::new(
+        SetInfo {
+            name: set.name.clone(),
+            title: set.title.clone(),
+        },
+        entries,
+    );
+    let rendered = report.render(format);
+    match output {
+        Some(path) => {
+            fs::write(path, rendered)
+                .with_context(|| format!("cannot write the report to {}", path.display()))?;
+            println!(
+                "{} (report written to {})",
+                report.summary_line(),
+                path.display()
+            );
+        }
+        None => print!("{rendered}"),
+    }
+    if !all && indices.len() < progress.total() && format == Format::Text {
         println!(
             "({} locked exercises not checked; `sdlings verify --all` checks them too.)",
-            info.exercises.len() - indices.len()
+            progress.total() - indices.len()
         );
     }
-    Ok(if failed == 0 {
+    Ok(if report.all_passed() {
         Outcome::Success
     } else {
         Outcome::Failure
     })
+}
+
+fn entry(
+    workbook: &Workbook,
+    index: usize,
+    verdict: Option<&Verdict>,
+    tests_changed: bool,
+    state: &crate::state::State,
+) -> Entry {
+    let exercise = &workbook.info.exercises[index];
+    let (status, summary, first_failure) = match verdict {
+        None => (Status::NotAttempted, "not attempted".to_string(), None),
+        Some(v) if v.passed() => (Status::Passed, v.summary(), None),
+        Some(v) => {
+            let first = match v {
+                Verdict::TestsFailed { failures, .. } => failures.first().map(|f| FirstFailure {
+                    test: f.test.clone(),
+                    message: f.message.clone(),
+                }),
+                _ => None,
+            };
+            (Status::Failed, v.summary(), first)
+        }
+    };
+    Entry {
+        name: exercise.name.clone(),
+        topic: workbook.info.topics[exercise.topic].dir.clone(),
+        status,
+        summary,
+        first_failure,
+        hints_revealed: state.hints_revealed(&exercise.name),
+        hints_total: exercise.hints.len(),
+        first_passed: None,
+        tests_changed,
+    }
 }

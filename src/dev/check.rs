@@ -16,7 +16,7 @@ use crate::cargo::Package;
 use crate::check::{Verdict, check_many};
 use crate::commands::Outcome;
 use crate::term::{self, StatusLine};
-use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook};
+use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook, test_module};
 
 /// The three layers every topic README must have, as second-level headings.
 pub const README_LAYERS: [&str; 3] = [
@@ -140,6 +140,15 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
     problems.extend(bin_problems(workbook, Package::Exercises)?);
     problems.extend(bin_problems(workbook, Package::Solutions)?);
     problems.extend(stray_files(workbook));
+    for file in crate::set::set_files(&workbook.root) {
+        if let Err(e) = crate::set::ExerciseSet::load(
+            &workbook.root,
+            &file.display().to_string(),
+            &workbook.info,
+        ) {
+            problems.push(format!("{e:#}"));
+        }
+    }
     for topic in &info.topics {
         let readme = workbook.topic_readme(topic);
         match fs::read_to_string(&readme) {
@@ -162,12 +171,6 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
-}
-
-/// The test module: from the `#[cfg(test)]` line to the end of the file.
-pub fn test_module(source: &str) -> Option<&str> {
-    let start = source.find("\n#[cfg(test)]")?;
-    Some(&source[start + 1..])
 }
 
 fn read_or_note(path: &Path, workbook: &Workbook, problems: &mut Vec<String>) -> Option<String> {

@@ -25,6 +25,7 @@ use crate::commands::Outcome;
 use crate::commands::hint::hints_text;
 use crate::commands::list::{list_text, status_mark};
 use crate::present;
+use crate::set::ExerciseSet;
 use crate::state::{State, WatcherLock};
 use crate::term::{self, progress_bar};
 use crate::workbook::{EXERCISES_DIR, Progress, Workbook};
@@ -39,7 +40,7 @@ pub fn run(workbook: Workbook, args: &WatchArgs) -> Result<Outcome> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (tx, rx) = mpsc::channel();
     let _files = events::watch_files(&workbook.root.join(EXERCISES_DIR), args.poll, tx.clone())?;
-    let state = workbook.store.load()?;
+    let (state, set, _) = workbook.progress()?;
     let _raw = if interactive {
         events::read_keys(tx.clone());
         Some(screen::RawMode::enter()?)
@@ -47,7 +48,7 @@ pub fn run(workbook: Workbook, args: &WatchArgs) -> Result<Outcome> {
         events::read_lines(tx.clone());
         None
     };
-    let mut app = App::new(Arc::new(workbook), state, interactive, tx, rx);
+    let mut app = App::new(Arc::new(workbook), set, state, interactive, tx, rx);
     app.run()?;
     Ok(Outcome::Success)
 }
@@ -71,6 +72,7 @@ enum Lab {
 
 struct App {
     workbook: Arc<Workbook>,
+    set: ExerciseSet,
     state: State,
     progress: Progress,
     interactive: bool,
@@ -96,15 +98,20 @@ struct App {
 impl App {
     fn new(
         workbook: Arc<Workbook>,
+        set: ExerciseSet,
         state: State,
         interactive: bool,
         tx: Sender<Event>,
         rx: Receiver<Event>,
     ) -> App {
-        let progress = Progress::new(&workbook.info, &state);
-        let current = progress.current.unwrap_or(0);
+        let progress = Progress::new(&workbook.info, &set, &state);
+        let current = progress
+            .current
+            .or(set.exercises.first().copied())
+            .unwrap_or(0);
         App {
             workbook,
+            set,
             state,
             progress,
             interactive,
@@ -284,24 +291,30 @@ impl App {
         let was_done = self.progress.done[index];
         let (state, _) = self.workbook.store.update(|s| s.mark_done(&name))?;
         self.state = state;
-        self.progress = Progress::new(&self.workbook.info, &self.state);
+        self.progress = Progress::new(&self.workbook.info, &self.set, &self.state);
         let info = &self.workbook.info;
         let topic = info.exercises[index].topic;
         if self.progress.all_done() {
             self.message = Some(info.final_message.clone());
         } else if !was_done && self.progress.topic_done(info, topic) {
-            self.message = Some(match info.topics.get(topic + 1) {
-                Some(next) => format!(
-                    "Topic {} · {} is complete. Next topic: {} · {} — start with its README, {}/{}/README.md. Press n to begin.",
-                    info.topics[topic].dir,
-                    info.topics[topic].title,
-                    next.dir,
-                    next.title,
-                    EXERCISES_DIR,
-                    next.dir
-                ),
-                None => format!("Topic {} is complete.", info.topics[topic].title),
-            });
+            self.message = Some(
+                match self
+                    .progress
+                    .next_topic(info, topic)
+                    .map(|t| &info.topics[t])
+                {
+                    Some(next) => format!(
+                        "Topic {} · {} is complete. Next topic: {} · {} — start with its README, {}/{}/README.md. Press n to begin.",
+                        info.topics[topic].dir,
+                        info.topics[topic].title,
+                        next.dir,
+                        next.title,
+                        EXERCISES_DIR,
+                        next.dir
+                    ),
+                    None => format!("Topic {} is complete.", info.topics[topic].title),
+                },
+            );
         }
         Ok(())
     }
@@ -316,11 +329,15 @@ impl App {
             Input::Hint => self.reveal_hint()?,
             Input::List => {
                 if self.interactive {
-                    self.view = View::List {
-                        cursor: self.current,
-                    };
+                    let cursor = self
+                        .progress
+                        .order
+                        .iter()
+                        .position(|&i| i == self.current)
+                        .unwrap_or(0);
+                    self.view = View::List { cursor };
                 } else {
-                    print!("{}", list_text(&self.workbook, &self.progress));
+                    print!("{}", list_text(&self.workbook, &self.set, &self.progress));
                 }
             }
             Input::Jump(name) => match self.workbook.info.exercise_index(&name) {
@@ -336,7 +353,7 @@ impl App {
     }
 
     fn on_list_input(&mut self, input: Input, cursor: usize) -> bool {
-        let count = self.workbook.info.exercises.len();
+        let count = self.progress.order.len();
         match input {
             Input::Up => {
                 self.view = View::List {
@@ -350,7 +367,7 @@ impl App {
             }
             Input::Enter => {
                 self.view = View::Exercise;
-                self.jump_to(cursor);
+                self.jump_to(self.progress.order[cursor]);
             }
             Input::Back | Input::List | Input::Quit => self.view = View::Exercise,
             _ => {}
@@ -360,8 +377,15 @@ impl App {
     }
 
     fn jump_to(&mut self, index: usize) {
-        if !self.progress.is_unlocked(&self.workbook.info, index) {
-            let name = &self.workbook.info.exercises[index].name;
+        let name = &self.workbook.info.exercises[index].name;
+        if !self.progress.in_play(index) {
+            self.note(format!(
+                "`{name}` is not in the set `{}`; `sdlings set clear` goes back to the whole workbook",
+                self.set.name
+            ));
+            return;
+        }
+        if !self.progress.is_unlocked(index) {
             self.note(format!(
                 "`{name}` is locked: finish every exercise of the earlier topics first"
             ));
@@ -376,7 +400,7 @@ impl App {
             self.note("Finish this exercise first: `n` moves on once its tests pass.".into());
             return;
         }
-        match self.progress.next_after(&self.workbook.info, self.current) {
+        match self.progress.next_after(self.current) {
             Some(next) => self.switch_to(next),
             None => self.note(self.workbook.info.final_message.clone()),
         }
@@ -485,7 +509,7 @@ impl App {
             || self.progress.done[self.current];
         out.push_str(&format!(
             "\nProgress: {}\n{}\n",
-            progress_bar(self.progress.done_count(), info.exercises.len(), 30),
+            progress_bar(self.progress.done_count(), self.progress.total(), 30),
             screen::keys_line(can_go_next)
         ));
         out
@@ -497,9 +521,10 @@ impl App {
             "{}\n\n",
             "Exercises — ↑/↓ (or k/j) to move, Enter to open, Esc to go back".bold()
         );
-        for (i, exercise) in info.exercises.iter().enumerate() {
-            let status = self.progress.status(info, i);
-            let pointer = if i == cursor { "›" } else { " " };
+        for (position, &i) in self.progress.order.iter().enumerate() {
+            let exercise = &info.exercises[i];
+            let status = self.progress.status(i);
+            let pointer = if position == cursor { "›" } else { " " };
             let line = format!(
                 "{pointer} {} {:<28} {:<8} {}",
                 status_mark(status),
@@ -507,7 +532,7 @@ impl App {
                 status.label(),
                 info.topics[exercise.topic].dir.dimmed()
             );
-            out.push_str(&if i == cursor {
+            out.push_str(&if position == cursor {
                 line.reversed().to_string()
             } else {
                 line

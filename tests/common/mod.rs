@@ -4,7 +4,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 use assert_cmd::Command;
 
@@ -15,20 +14,31 @@ pub fn repo_root() -> PathBuf {
 
 /// Copies of the workbook share one build directory (building tokio once per copy would take
 /// minutes), and cargo gives every copy's `exercises` package the same artifact paths. Two copies
-/// building at once would overwrite each other's binaries, so copies take turns: each holds this
-/// lock for its lifetime.
-static SHARED_BUILD_DIR: Mutex<()> = Mutex::new(());
+/// building at once would overwrite each other's binaries, so copies take turns: each holds an
+/// exclusive lock on this file for its lifetime. A file lock (not a mutex) so that test processes
+/// running side by side take turns too.
+fn take_turn() -> fs::File {
+    let dir = shared_build_dir();
+    fs::create_dir_all(&dir).unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("tests.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    lock
+}
 
 /// A temporary copy of the workbook (sources only), removed when dropped.
 pub struct TempWorkbook {
     dir: tempfile::TempDir,
-    _turn: MutexGuard<'static, ()>,
+    _turn: fs::File,
 }
 
 impl TempWorkbook {
     pub fn new() -> TempWorkbook {
-        // A test that failed while holding the lock poisons it; the next test can still go.
-        let turn = SHARED_BUILD_DIR.lock().unwrap_or_else(|e| e.into_inner());
+        let turn = take_turn();
         let dir = tempfile::Builder::new()
             .prefix("sdlings-test-")
             .tempdir()
@@ -37,7 +47,7 @@ impl TempWorkbook {
         for file in ["Cargo.toml", "Cargo.lock", "info.toml"] {
             fs::copy(root.join(file), dir.path().join(file)).unwrap();
         }
-        for sub in ["src", "exercises", "solutions"] {
+        for sub in ["src", "exercises", "solutions", "sets"] {
             copy_dir(&root.join(sub), &dir.path().join(sub));
         }
         TempWorkbook { dir, _turn: turn }
