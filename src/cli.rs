@@ -109,6 +109,23 @@ pub enum Command {
         #[command(subcommand)]
         command: SetCommand,
     },
+    /// Write a fresh workbook (exercises, solutions, sets, manifests) into DIR.
+    ///
+    /// For an installed sdlings (`cargo install`): the curriculum is built into the binary, so
+    /// learners keep their work in their own repository and update the tool separately. Refuses
+    /// to write into a directory that is not empty. The .gitignore it writes keeps your progress
+    /// file in version control.
+    Init {
+        /// Where to create the workbook.
+        #[arg(default_value = "sdlings")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script, e.g. `sdlings completions bash > ~/.local/share/bash-completion/completions/sdlings`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Tools for authors of exercises.
     Dev {
         #[command(subcommand)]
@@ -144,6 +161,15 @@ pub struct WatchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum DevCommand {
+    /// Scaffold an exercise: its file, solution, pristine copy, info.toml entry and both bins.
+    ///
+    /// TOPIC is an existing topic's directory or name (`01_caching`, `caching`); a new directory
+    /// named NN_name (`07_queues`) creates the topic and its README too. The scaffold has
+    /// placeholder hints and TODO(author) markers that `dev check` refuses until written.
+    New {
+        /// TOPIC/NAME, e.g. `01_caching/lfu_cache`.
+        spec: String,
+    },
     /// Validate the whole workbook: info.toml, files, Cargo bins, hints, topic READMEs; every
     /// exercise fails unsolved and every solution passes its tests repeatedly.
     Check {

@@ -43,6 +43,16 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    // The commands that need no workbook.
+    match &cli.command {
+        Some(Command::Init { dir }) => return commands::init::run(dir),
+        Some(Command::Completions { shell }) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "sdlings", &mut std::io::stdout());
+            return Ok(Outcome::Success);
+        }
+        _ => {}
+    }
     let mut workbook = Workbook::discover()?;
     workbook.set_override = cli.set;
     match cli.command.unwrap_or(Command::Watch(WatchArgs::default())) {
@@ -58,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             format,
             output,
         } => commands::verify::run(&workbook, all, format, output.as_deref()),
+        Command::Init { .. } | Command::Completions { .. } => unreachable!("handled above"),
         Command::Set { command } => match command {
             SetCommand::List => commands::set::list(&workbook),
             SetCommand::Show { name } => commands::set::show(&workbook, &name),
@@ -69,6 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 repeat,
                 update_originals,
             } => dev::check::run(&workbook, repeat, update_originals),
+            DevCommand::New { spec } => dev::new::run(&workbook, &spec),
         },
     }
 }

@@ -13,7 +13,18 @@ use predicates::str::contains;
 #[test]
 fn every_verb_has_help() {
     for verb in [
-        "watch", "list", "check", "hint", "run", "reset", "solution", "verify", "dev",
+        "watch",
+        "list",
+        "check",
+        "hint",
+        "run",
+        "reset",
+        "solution",
+        "verify",
+        "set",
+        "init",
+        "completions",
+        "dev",
     ] {
         Command::cargo_bin("sdlings")
             .unwrap()

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod hint;
+pub mod init;
 pub mod list;
 pub mod reset;
 pub mod run;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::cargo::Package;
 use crate::check::{Verdict, check_many};
 use crate::commands::Outcome;
+use crate::dev::new::AUTHOR_TODO;
 use crate::term::{self, StatusLine};
 use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook, test_module};
 
@@ -118,6 +119,14 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
         let ex_text = read_or_note(&ex_path, workbook, &mut problems);
         let sol_text = read_or_note(&sol_path, workbook, &mut problems);
         let orig_text = read_or_note(&orig_path, workbook, &mut problems);
+        for (path, text) in [(&ex_path, &ex_text), (&sol_path, &sol_text)] {
+            if text.as_deref().is_some_and(|t| t.contains(AUTHOR_TODO)) {
+                problems.push(format!(
+                    "{}: still has {AUTHOR_TODO} placeholders from `sdlings dev new`",
+                    workbook.display_path(path)
+                ));
+            }
+        }
         if let (Some(ex), Some(orig)) = (&ex_text, &orig_text)
             && ex != orig
         {
@@ -153,6 +162,13 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
         let readme = workbook.topic_readme(topic);
         match fs::read_to_string(&readme) {
             Ok(text) => {
+                if text.contains(AUTHOR_TODO) {
+                    problems.push(format!(
+                        "topic {}: {} still has {AUTHOR_TODO} placeholders",
+                        topic.name,
+                        workbook.display_path(&readme)
+                    ));
+                }
                 for layer in README_LAYERS {
                     if !text.lines().any(|l| l.trim_end() == layer) {
                         problems.push(format!(

@@ -1,3 +1,4 @@
 //! Tools for authors of exercises.
 
 pub mod check;
+pub mod new;

@@ -1,0 +1,95 @@
+//! `sdlings init [DIR]`: write a fresh, ready workbook from the curriculum built into sdlings.
+//!
+//! This is how a learner with an installed sdlings (`cargo install`) gets their own workbook: they
+//! keep their work (and their progress file) in their own repository and update the tool
+//! separately.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::Outcome;
+use crate::workbook::{EXERCISES_DIR, INFO_FILE_NAME};
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
+/// The workbook's root manifest: the exercise packages only (the CLI is installed separately).
+const WORKSPACE_MANIFEST: &str = r#"# An sdlings workbook: `sdlings` (installed with `cargo install`) runs it from this directory.
+[workspace]
+members = ["exercises", "exercises/kit", "solutions"]
+resolver = "3"
+
+# The exercises are rebuilt on every save: keep their own code unoptimised (fast to compile) but
+# optimise the dependencies, which are built once, so labs measure realistic speed.
+[profile.dev.package."*"]
+opt-level = 2
+"#;
+
+/// Build output and sdlings' lock files stay out of git; the progress file is kept with the work.
+const GITIGNORE: &str = "/target\n/.sdlings/\n";
+
+pub fn run(dir: &Path) -> Result<Outcome> {
+    if dir.exists()
+        && fs::read_dir(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{} already exists and is not empty; sdlings init writes a new workbook and never overwrites files. Choose another directory.",
+            dir.display()
+        );
+    }
+    for (rel, contents) in embedded::FILES {
+        write(dir, rel, contents)?;
+    }
+    write(dir, "Cargo.toml", WORKSPACE_MANIFEST.as_bytes())?;
+    write(dir, ".gitignore", GITIGNORE.as_bytes())?;
+    debug_assert!(dir.join(INFO_FILE_NAME).is_file() && dir.join(EXERCISES_DIR).is_dir());
+    println!(
+        "A fresh sdlings workbook is ready in {}.\n\n  cd {}\n  git init && git add . && git commit -m \"Start sdlings\"   # optional: keep your work\n  sdlings                                                        # start the watcher",
+        dir.display(),
+        dir.display()
+    );
+    Ok(Outcome::Success)
+}
+
+fn write(dir: &Path, rel: &str, contents: &[u8]) -> Result<()> {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// How many files the built-in curriculum has (for tests and `--version`-like reports).
+#[cfg(test)]
+pub fn embedded_file_count() -> usize {
+    embedded::FILES.len()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_curriculum_is_embedded_from_pristine_copies() {
+        assert!(super::embedded_file_count() > 10);
+        let (_, welcome) = super::embedded::FILES
+            .iter()
+            .find(|(p, _)| *p == "exercises/00_intro/welcome.rs")
+            .expect("exercise files are embedded");
+        let (_, original) = super::embedded::FILES
+            .iter()
+            .find(|(p, _)| *p == "exercises/.originals/00_intro/welcome.rs")
+            .unwrap();
+        assert_eq!(welcome, original);
+        assert!(
+            super::embedded::FILES
+                .iter()
+                .any(|(p, _)| *p == "sets/week1-caching.toml")
+        );
+    }
+}
