@@ -69,16 +69,25 @@ pub fn parse(output: &str) -> Report {
             failure.message.push_str(line);
             failure.message.push('\n');
         }
-        // "thread 'tests::x' (1234) has overflowed its stack" (older Rust: no thread id).
-        if let Some(rest) = line.strip_prefix("thread '")
-            && let Some((thread, after)) = rest.split_once('\'')
-            && after.ends_with("has overflowed its stack")
-        {
-            report.stack_overflow_in = Some(short_name(thread));
-        }
     }
     report.failures.extend(current.take().map(tidy));
+    report.stack_overflow_in = overflowed_thread(output);
     report
+}
+
+/// The thread named in "thread 'tests::x' (1234) has overflowed its stack". That line comes from
+/// stderr while other tests print on stdout, so another test's output may be spliced into it
+/// ("thread 'FAILED\ntests::x' ..."): the name is the last line between the quotes.
+fn overflowed_thread(output: &str) -> Option<String> {
+    let end = output.find("has overflowed its stack")?;
+    let before = &output[..end];
+    let name = before
+        .rfind("thread '")
+        .and_then(|start| before[start + "thread '".len()..].rsplit_once('\''))
+        .and_then(|(quoted, _)| quoted.lines().last())
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or("a test");
+    Some(short_name(name.trim()))
 }
 
 fn short_name(name: &str) -> String {
@@ -166,6 +175,14 @@ test result: FAILED. 1 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; 
         let r =
             parse("running 1 test\ntest tests::a ... ok\n\ntest result: ok. 1 passed; 0 failed\n");
         assert_eq!((r.passed, r.failed, r.failures.len()), (1, 0, 0));
+    }
+
+    #[test]
+    fn stack_overflow_is_noticed_even_when_other_output_is_spliced_in() {
+        let r = parse(
+            "running 3 tests\ntest tests::b ... \nthread 'FAILED\ntests::recurses' (27302) has overflowed its stack\nfatal runtime error: stack overflow, aborting\n",
+        );
+        assert_eq!(r.stack_overflow_in.as_deref(), Some("recurses"));
     }
 
     #[test]

@@ -17,6 +17,27 @@ use super::worker::WorkResult;
 /// How often `--poll` looks at the files.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_and_wsl_mounts_are_recognised() {
+        let mounts = "overlay / overlay rw 0 0\n\
+                      drvfs /mnt/c 9p rw 0 0\n\
+                      server:/home /home/me/net nfs4 rw 0 0\n";
+        assert_eq!(
+            eventless_in(mounts, Path::new("/mnt/c/Users/me/sdlings")),
+            Some("9p".into())
+        );
+        assert_eq!(
+            eventless_in(mounts, Path::new("/home/me/net/sdlings")),
+            Some("nfs4".into())
+        );
+        assert_eq!(eventless_in(mounts, Path::new("/home/me/sdlings")), None);
+    }
+}
+
 #[derive(Debug)]
 pub enum Event {
     /// Something was written, created, renamed or removed at these paths.
@@ -87,6 +108,45 @@ fn setup_error(dir: &Path, e: &notify::Error) -> anyhow::Error {
          or run `sdlings watch --poll`, which checks the files periodically instead.",
         dir.display()
     )
+}
+
+/// File systems on which inotify does not see writes made by other machines or by the Windows
+/// side of WSL: network mounts, VM shared folders, WSL's drvfs/9p mounts of Windows drives.
+const EVENTLESS_FILE_SYSTEMS: &[&str] = &[
+    "9p",
+    "drvfs",
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "vboxsf",
+    "fuse.sshfs",
+    "fuse.rclone",
+];
+
+/// The file-system type of `dir` when it is one where file events may not arrive.
+pub fn eventless_file_system(dir: &Path) -> Option<String> {
+    let dir = dir.canonicalize().ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    eventless_in(&mounts, &dir)
+}
+
+fn eventless_in(mounts: &str, dir: &Path) -> Option<String> {
+    // The mount with the longest mount point containing `dir` is the one `dir` lives on.
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _device = fields.next()?;
+            let mount_point = fields.next()?.replace("\\040", " ");
+            let fs_type = fields.next()?;
+            dir.starts_with(&mount_point)
+                .then(|| (mount_point.len(), fs_type.to_string()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, fs_type)| fs_type)
+        .filter(|fs_type| EVENTLESS_FILE_SYSTEMS.contains(&fs_type.as_str()))
 }
 
 /// Reads are not saves: cargo and rustc open the exercise on every check, and reacting to that

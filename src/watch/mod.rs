@@ -39,7 +39,18 @@ pub fn run(workbook: Workbook, args: &WatchArgs) -> Result<Outcome> {
     let _lock = WatcherLock::acquire(&workbook.root)?;
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let (tx, rx) = mpsc::channel();
-    let _files = events::watch_files(&workbook.root.join(EXERCISES_DIR), args.poll, tx.clone())?;
+    let exercises_dir = workbook.root.join(EXERCISES_DIR);
+    let eventless = if args.poll {
+        None
+    } else {
+        events::eventless_file_system(&exercises_dir)
+    };
+    if let Some(fs_type) = &eventless {
+        eprintln!(
+            "The workbook is on a {fs_type} file system, where saves may send no file events: checking for changes by polling instead."
+        );
+    }
+    let _files = events::watch_files(&exercises_dir, args.poll || eventless.is_some(), tx.clone())?;
     let (state, set, _) = workbook.progress()?;
     let _raw = if interactive {
         events::read_keys(tx.clone());

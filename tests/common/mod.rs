@@ -84,6 +84,24 @@ impl TempWorkbook {
     }
 }
 
+/// How many exercises and topics the workbook has, read from its info.toml (so tests do not
+/// break each time the curriculum grows).
+pub fn curriculum_size() -> (usize, usize) {
+    let info = fs::read_to_string(repo_root().join("info.toml")).unwrap();
+    let count = |header: &str| info.lines().filter(|l| l.trim() == header).count();
+    (count("[[exercises]]"), count("[[topics]]"))
+}
+
+/// The progress bar as `list` draws it (30 characters wide).
+pub fn progress_bar(done: usize, total: usize) -> String {
+    let filled = done * 30 / total;
+    format!(
+        "Progress: [{}{}] {done}/{total}",
+        "#".repeat(filled),
+        "-".repeat(30 - filled)
+    )
+}
+
 pub fn shared_build_dir() -> PathBuf {
     repo_root().join("target").join("sdlings-tests")
 }
