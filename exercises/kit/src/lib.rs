@@ -4,6 +4,7 @@
 //! source, a way to print figures), so each exercise can focus on its one idea. Nothing in this
 //! crate solves an exercise.
 
+pub mod backend;
 pub mod clock;
 pub mod lab;
 pub mod workload;
