@@ -479,51 +479,56 @@ impl App {
         let info = &self.workbook.info;
         let exercise = &info.exercises[self.current];
         let topic = &info.topics[exercise.topic];
-        let mut out = format!(
+        let header = format!(
             "{}  {}\n{}\n\n",
             format!("sdlings · {} · {}", topic.dir, topic.title).bold(),
             exercise.name.bold().yellow(),
             self.current_path_shown().dimmed(),
         );
-        if self.progress.done_count() == 0 && !info.welcome_message.trim().is_empty() {
-            out.push_str(info.welcome_message.trim_end());
-            out.push_str("\n\n");
+
+        // The body, most important first: it is cut from the bottom when the terminal is short.
+        let mut body = String::new();
+        let first_of_all = self.progress.order.first() == Some(&self.current);
+        if first_of_all && self.progress.done_count() == 0 {
+            body.push_str(info.welcome_message.trim());
+            body.push_str("\n\n");
         }
         match &self.phase {
             Phase::Checking { line } => {
-                out.push_str(&format!("Checking {}… {}\n", exercise.name, line.dimmed()));
+                body.push_str(&format!("Checking {}… {}\n", exercise.name, line.dimmed()));
             }
             Phase::Judged(verdict) => {
-                out.push_str(&present::verdict_text(
+                body.push_str(&present::verdict_text(
                     &exercise.name,
                     &self.current_path_shown(),
                     verdict,
                 ));
             }
-            Phase::Error(e) => out.push_str(&format!("{} {e}\n", "error:".red().bold())),
+            Phase::Error(e) => body.push_str(&format!("{} {e}\n", "error:".red().bold())),
+        }
+        if let Some(message) = &self.message {
+            body.push_str(&format!("\n{}\n", message.cyan()));
         }
         if self.show_hints {
-            out.push('\n');
-            out.push_str(&self.hints());
+            body.push('\n');
+            body.push_str(&self.hints());
         }
         match &self.lab {
             Lab::None => {}
-            Lab::Running => out.push_str(&format!("\n{}\n", "Running the lab…".dimmed())),
+            Lab::Running => body.push_str(&format!("\n{}\n", "Running the lab…".dimmed())),
             Lab::Output(output) => {
-                out.push_str(&format!("\n{}\n{output}\n", "── lab ──".bold()));
+                body.push_str(&format!("\n{}\n{output}\n", "── lab ──".bold()));
             }
         }
-        if let Some(message) = &self.message {
-            out.push_str(&format!("\n{}\n", message.cyan()));
-        }
+
         let can_go_next = matches!(&self.phase, Phase::Judged(v) if v.passed())
             || self.progress.done[self.current];
-        out.push_str(&format!(
-            "\nProgress: {}\n{}\n",
+        let footer = format!(
+            "\nProgress: {}\n{}",
             progress_bar(self.progress.done_count(), self.progress.total(), 30),
             screen::keys_line(can_go_next)
-        ));
-        out
+        );
+        screen::fit(&header, &body, &footer)
     }
 
     fn list_screen(&self, cursor: usize) -> String {
