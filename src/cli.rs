@@ -14,7 +14,31 @@ use crate::report::Format;
     long_about = "A self-checking workbook: learn system design by building the components, in Rust.\n\n\
         Run it with no command (or `sdlings watch`) from the workbook root: it opens the current \
         exercise's verdict and re-checks it every time you save the file in your editor.",
-    after_help = "Exit codes: 0 success; 1 an exercise failed; 2 a usage error or a problem with the workbook."
+    after_help = "Exit codes: 0 success; 1 an exercise failed; 2 a usage error or a problem with the workbook.",
+    after_long_help = "\
+Examples:
+  sdlings                          watch the current exercise; re-check it on every save
+  sdlings list                     your progress, topic by topic
+  sdlings hint lru_cache           the next hint for an exercise
+  sdlings run lru_cache            run an exercise's lab on its own
+  sdlings set use week1-caching    follow a mentor's exercise set
+  sdlings verify --format junit --output report.xml
+                                   grade every exercise reached so far, for CI
+  sdlings init ~/my-workbook       a fresh workbook from the curriculum built into sdlings
+  sdlings dev new 01_caching/lfu_cache
+                                   scaffold a new exercise (authors)
+
+Files:
+  info.toml             the curriculum: topics, exercises, hints
+  .sdlings-state.toml   your progress (written atomically; keep it with your work)
+  sets/*.toml           exercise sets; sets/README.md is the mentor guide
+  exercises/AUTHORING.md  how to write an exercise
+
+Environment:
+  NO_COLOR              no colours (also --color never)
+  SDLINGS_TARGET_DIR    where exercises are built (default: target/sdlings)
+
+Exit codes: 0 success; 1 an exercise failed; 2 a usage error or a problem with the workbook."
 )]
 pub struct Cli {
     /// When to use colours: auto (a terminal without NO_COLOR), always or never.

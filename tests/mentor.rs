@@ -121,9 +121,9 @@ fn bad_sets_are_rejected_with_file_line_and_reason() {
 
 #[test]
 fn reports_name_what_passed_failed_was_not_attempted_and_whose_tests_changed() {
-    // The mentor hands the set to a learner with a fresh workbook made by `sdlings init` (here: a
-    // copy of the workbook); the learner solves part of it.
-    let wb = TempWorkbook::new();
+    // The mentor hands the set to a learner with a fresh workbook made by `sdlings init`; the
+    // learner solves part of it.
+    let wb = TempWorkbook::init();
     wb.write("sets/cohort-a.toml", SET);
     wb.sdlings()
         .args(["set", "use", "cohort-a"])

@@ -53,6 +53,28 @@ impl TempWorkbook {
         TempWorkbook { dir, _turn: turn }
     }
 
+    /// A learner's fresh workbook, written by `sdlings init` from the built-in curriculum.
+    pub fn init() -> TempWorkbook {
+        let turn = take_turn();
+        let dir = tempfile::Builder::new()
+            .prefix("sdlings-init-")
+            .tempdir()
+            .unwrap();
+        Command::cargo_bin("sdlings")
+            .unwrap()
+            .arg("init")
+            .arg(dir.path().join("workbook"))
+            .assert()
+            .success();
+        // Move the workbook's contents up so `path()` is its root.
+        for entry in fs::read_dir(dir.path().join("workbook")).unwrap() {
+            let entry = entry.unwrap();
+            fs::rename(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        fs::remove_dir(dir.path().join("workbook")).unwrap();
+        TempWorkbook { dir, _turn: turn }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
