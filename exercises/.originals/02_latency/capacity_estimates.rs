@@ -1,0 +1,444 @@
+// Capacity estimates: from "100 million daily users" to servers, terabytes and gigabits
+//
+// Before building anything, engineers size it on the back of an envelope: how many requests a
+// second at peak, how many in flight at once, how much disk a year, how much bandwidth, how many
+// servers. Build `estimate`: stated assumptions in, estimates with their units out, plus the
+// small formulas it is made of:
+//
+//   - average QPS = daily active users × requests per user per day / 86 400 (seconds in a day,
+//     exactly: the "about 10^5" shortcut is for mental arithmetic, not for a sheet);
+//   - peak QPS = average × the peak-to-average factor: servers are sized for the peak, never the
+//     average;
+//   - Little's law, L = λ × W: requests in flight = arrival rate × time each one spends inside;
+//   - storage per year = average write rate × bytes per write × replicas × 365 days (disk fills
+//     at the average rate, not the peak);
+//   - servers = peak QPS / (one server's capacity × target utilisation), rounded up: running at
+//     60% utilisation means each server takes only 60% of what it could, so you need MORE.
+//
+// Units: sizes in bytes, bandwidth in bits per second (× 8), and decimal prefixes throughout
+// (1 kB = 1000 B, 1 Gbps = 10^9 bit/s), as disk vendors, network links and cloud price sheets
+// use. `si` formats a figure that way.
+//
+// Lab: an estimate sheet for a URL shortener. Turn DAU, READS_PER_WRITE and PAYLOAD_BYTES:
+// servers follow the peak read traffic, storage follows the writes and the payload, and a 10×
+// jump in users is a 10× jump in everything.
+
+use std::time::Duration;
+
+use sdlings_kit::lab::{Table, bar_chart};
+
+/// What you assume about the service. Every estimate is only as good as these: write them down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assumptions {
+    pub daily_active_users: u64,
+    /// Reads and writes together, per user per day.
+    pub requests_per_user_per_day: f64,
+    /// How many reads for each write (100.0 means 100 reads to 1 write). 0.0: write-only.
+    pub reads_per_write: f64,
+    /// Busiest second of the day ÷ average second (2 to 10 for consumer traffic).
+    pub peak_to_average: f64,
+    /// New data stored by one write, before replication.
+    pub bytes_per_write: u64,
+    /// Response body sent back by one read.
+    pub bytes_per_read: u64,
+    /// Copies of each byte kept (3 is typical for a replicated database or object store).
+    pub replication_factor: u32,
+    /// Time one request spends inside the service (mean).
+    pub latency: Duration,
+    /// Requests a second one server handles at 100% CPU (from a load test).
+    pub server_capacity_qps: f64,
+    /// Fraction of that capacity you plan to use at peak, in (0, 1]: headroom for a server
+    /// failing, a deploy, a burst, and to keep queueing delay low.
+    pub target_utilisation: f64,
+}
+
+/// What the assumptions imply. Rates are per second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimates {
+    pub average_qps: f64,
+    pub peak_qps: f64,
+    pub average_write_qps: f64,
+    pub peak_write_qps: f64,
+    pub peak_read_qps: f64,
+    /// Requests inside the service at once at peak (Little's law): connections, threads or
+    /// tasks the fleet must hold.
+    pub peak_in_flight: f64,
+    /// Disk filled in a year, replicas included.
+    pub storage_bytes_per_year: f64,
+    /// Response traffic at peak, in bits per second.
+    pub peak_egress_bits_per_sec: f64,
+    pub servers_needed: u64,
+}
+
+// ---- Your part -------------------------------------------------------------------------------
+
+// TODO: name the constants you need (seconds in a day, days in a year).
+
+/// Average requests per second over a day.
+pub fn average_qps(daily_active_users: u64, requests_per_user_per_day: f64) -> f64 {
+    todo!("{daily_active_users} users × {requests_per_user_per_day} a day, per second")
+}
+
+/// Little's law: the number of requests in the system = arrival rate × time each spends in it.
+pub fn in_flight(arrival_rate_qps: f64, latency: Duration) -> f64 {
+    todo!("Little's law for {arrival_rate_qps} req/s, {latency:?} each")
+}
+
+/// Bytes written to disk in a 365-day year, counting every replica.
+pub fn storage_bytes_per_year(
+    average_write_qps: f64,
+    bytes_per_write: u64,
+    replication_factor: u32,
+) -> f64 {
+    todo!("{average_write_qps} writes/s × {bytes_per_write} B × {replication_factor} copies")
+}
+
+/// Servers needed so that at `peak_qps` each runs at `target_utilisation` of its capacity:
+/// rounded up (half a server is a whole server). Panics unless 0 < target_utilisation <= 1 and
+/// the capacity is positive.
+pub fn servers_needed(peak_qps: f64, server_capacity_qps: f64, target_utilisation: f64) -> u64 {
+    todo!("{peak_qps} / ({server_capacity_qps} × {target_utilisation})")
+}
+
+/// `value` with one decimal and the largest decimal prefix that keeps it at 1 or more:
+/// `si(36.5e12, "B")` is "36.5 TB", `si(2.5e9, "bps")` is "2.5 Gbps", `si(999.0, "B")` is
+/// "999.0 B". Prefixes go up to E (10^18); each step is 1000, never 1024.
+pub fn si(value: f64, unit: &str) -> String {
+    todo!("{value} {unit} with a decimal prefix")
+}
+
+/// Every estimate from the assumptions.
+pub fn estimate(a: &Assumptions) -> Estimates {
+    todo!("estimates for {} daily users", a.daily_active_users)
+}
+
+// ---- Lab: a URL shortener ---------------------------------------------------------------------
+
+const DAU: u64 = 100_000_000;
+/// Short links followed plus links created, per user per day.
+const REQUESTS_PER_USER_PER_DAY: f64 = 5.0;
+/// Links are created once and followed many times.
+const READS_PER_WRITE: f64 = 100.0;
+/// One stored link: the long URL, the short code, owner, timestamps.
+const PAYLOAD_BYTES: u64 = 500;
+/// One redirect response (a 301 with its headers).
+const RESPONSE_BYTES: u64 = 400;
+const PEAK_TO_AVERAGE: f64 = 3.0;
+const REPLICATION: u32 = 3;
+const LATENCY: Duration = Duration::from_millis(15);
+/// One server's capacity from a load test, and the share of it to plan for at peak.
+const SERVER_CAPACITY_QPS: f64 = 4_000.0;
+const TARGET_UTILISATION: f64 = 0.6;
+
+fn assumptions(dau: u64) -> Assumptions {
+    Assumptions {
+        daily_active_users: dau,
+        requests_per_user_per_day: REQUESTS_PER_USER_PER_DAY,
+        reads_per_write: READS_PER_WRITE,
+        peak_to_average: PEAK_TO_AVERAGE,
+        bytes_per_write: PAYLOAD_BYTES,
+        bytes_per_read: RESPONSE_BYTES,
+        replication_factor: REPLICATION,
+        latency: LATENCY,
+        server_capacity_qps: SERVER_CAPACITY_QPS,
+        target_utilisation: TARGET_UTILISATION,
+    }
+}
+
+fn millions(users: u64) -> String {
+    format!("{}M", users / 1_000_000)
+}
+
+fn rate(qps: f64) -> String {
+    if qps >= 100.0 {
+        format!("{qps:.0} /s")
+    } else {
+        format!("{qps:.1} /s")
+    }
+}
+
+fn main() {
+    let e = estimate(&assumptions(DAU));
+    println!(
+        "URL shortener: {} daily users × {REQUESTS_PER_USER_PER_DAY} requests, {READS_PER_WRITE} \
+         reads per write, {PAYLOAD_BYTES} B per link, {RESPONSE_BYTES} B per redirect, peak \
+         {PEAK_TO_AVERAGE}× average, {REPLICATION} replicas, {LATENCY:?} per request, \
+         {SERVER_CAPACITY_QPS} req/s per server planned at {:.0}%\n",
+        millions(DAU),
+        TARGET_UTILISATION * 100.0
+    );
+    let mut sheet = Table::new(&["estimate", "value", "from"]);
+    for (name, value, from) in [
+        (
+            "average QPS",
+            rate(e.average_qps),
+            "DAU × requests/user/day ÷ 86 400",
+        ),
+        ("peak QPS", rate(e.peak_qps), "average × peak factor"),
+        (
+            "  of which writes",
+            rate(e.peak_write_qps),
+            "peak ÷ (1 + reads/write)",
+        ),
+        ("  of which reads", rate(e.peak_read_qps), "peak − writes"),
+        (
+            "in flight at peak",
+            format!("{:.0}", e.peak_in_flight),
+            "Little's law: peak QPS × latency",
+        ),
+        (
+            "storage per year",
+            si(e.storage_bytes_per_year, "B"),
+            "average writes × bytes × replicas × 365 d",
+        ),
+        (
+            "egress at peak",
+            si(e.peak_egress_bits_per_sec, "bps"),
+            "peak reads × response bytes × 8",
+        ),
+        (
+            "servers",
+            e.servers_needed.to_string(),
+            "peak QPS ÷ (capacity × utilisation), rounded up",
+        ),
+    ] {
+        sheet.row(&[name, value.as_str(), from]);
+    }
+    sheet.print();
+
+    println!("\nThe same service as it grows:\n");
+    let mut growth = Table::new(&["DAU", "peak QPS", "in flight", "servers", "storage/year"]);
+    let mut bars = Vec::new();
+    for factor in [1, 10, 100] {
+        let dau = DAU / 10 * factor;
+        let e = estimate(&assumptions(dau));
+        growth.row(&[
+            millions(dau),
+            rate(e.peak_qps),
+            format!("{:.0}", e.peak_in_flight),
+            e.servers_needed.to_string(),
+            si(e.storage_bytes_per_year, "B"),
+        ]);
+        bars.push((format!("{} DAU", millions(dau)), e.servers_needed as f64));
+    }
+    growth.print();
+    println!("\nservers needed\n{}", bar_chart(&bars, 40));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_close(actual: f64, expected: f64, what: &str) {
+        assert!(
+            (actual - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+            "{what}: expected {expected}, got {actual}"
+        );
+    }
+
+    /// 8.64 M users × 10 requests a day is exactly 1000 requests a second on average.
+    fn example() -> Assumptions {
+        Assumptions {
+            daily_active_users: 8_640_000,
+            requests_per_user_per_day: 10.0,
+            reads_per_write: 9.0,
+            peak_to_average: 3.0,
+            bytes_per_write: 500,
+            bytes_per_read: 2_000,
+            replication_factor: 3,
+            latency: Duration::from_millis(20),
+            server_capacity_qps: 400.0,
+            target_utilisation: 0.6,
+        }
+    }
+
+    #[test]
+    fn average_qps_spreads_a_days_requests_over_86_400_seconds() {
+        assert_close(
+            average_qps(86_400, 1.0),
+            1.0,
+            "86 400 requests a day is one a second (24 × 60 × 60 = 86 400 seconds in a day)",
+        );
+        assert_close(
+            average_qps(1_000_000, 50.0),
+            578.703_703_703_703_7,
+            "1 M users × 50 requests ÷ 86 400",
+        );
+        assert_close(average_qps(0, 50.0), 0.0, "no users, no traffic");
+    }
+
+    #[test]
+    fn littles_law_multiplies_arrival_rate_by_time_in_the_system() {
+        assert_close(
+            in_flight(1_000.0, Duration::from_millis(50)),
+            50.0,
+            "1000 req/s, each inside for 50 ms (0.05 s): 50 in flight. Convert the latency to \
+             seconds, the unit of the rate",
+        );
+        assert_close(
+            in_flight(200.0, Duration::from_secs(2)),
+            400.0,
+            "200 req/s × 2 s",
+        );
+        assert_close(
+            in_flight(10_000.0, Duration::from_micros(250)),
+            2.5,
+            "10k req/s × 250 µs",
+        );
+    }
+
+    #[test]
+    fn storage_per_year_counts_365_days_and_every_replica() {
+        assert_close(
+            storage_bytes_per_year(10.0, 1_000, 1),
+            315_360_000_000.0,
+            "10 writes/s × 1000 B × 86 400 s × 365 days = 315.36 GB",
+        );
+        assert_close(
+            storage_bytes_per_year(10.0, 1_000, 3),
+            946_080_000_000.0,
+            "three replicas store three copies of each byte",
+        );
+    }
+
+    #[test]
+    fn servers_divide_the_peak_by_the_usable_share_of_each_server_and_round_up() {
+        assert_eq!(
+            servers_needed(10_000.0, 1_000.0, 0.7),
+            15,
+            "at 70% each server takes 700 req/s: 10 000 / 700 = 14.3, so 15 servers (not 7: \
+             multiplying by the utilisation plans to run each server ABOVE capacity)"
+        );
+        assert_eq!(
+            servers_needed(3_000.0, 400.0, 0.6),
+            13,
+            "3000 / (400 × 0.6) = 12.5 → 13"
+        );
+        assert_eq!(
+            servers_needed(5_000.0, 1_000.0, 1.0),
+            5,
+            "exactly 5 servers' worth at 100%: no rounding up of a whole number"
+        );
+        assert_eq!(
+            servers_needed(1.0, 1_000.0, 0.5),
+            1,
+            "any traffic at all needs a server"
+        );
+        assert_eq!(servers_needed(0.0, 1_000.0, 0.5), 0, "no traffic");
+    }
+
+    #[test]
+    fn si_uses_decimal_prefixes_stepping_by_1000() {
+        for (value, unit, expected) in [
+            (0.0, "B", "0.0 B"),
+            (999.0, "B", "999.0 B"),
+            (1_500.0, "B", "1.5 kB"),
+            (1_000_000.0, "B", "1.0 MB"),
+            (36.5e12, "B", "36.5 TB"),
+            (2.5e9, "bps", "2.5 Gbps"),
+            (43.2e6, "bps", "43.2 Mbps"),
+            (7.0e15, "B", "7.0 PB"),
+            (5.0e18, "B", "5.0 EB"),
+            (2.0e21, "B", "2000.0 EB"),
+        ] {
+            assert_eq!(
+                si(value, unit),
+                expected,
+                "si({value}, {unit:?}): decimal prefixes, 1 k = 1000 (1024 is for RAM, KiB)"
+            );
+        }
+    }
+
+    #[test]
+    fn estimate_of_a_worked_example() {
+        let e = estimate(&example());
+        assert_close(e.average_qps, 1_000.0, "8.64 M users × 10 ÷ 86 400");
+        assert_close(e.peak_qps, 3_000.0, "peak = average × 3");
+        assert_close(
+            e.average_write_qps,
+            100.0,
+            "9 reads per write: 1 request in 10 is a write",
+        );
+        assert_close(e.peak_write_qps, 300.0, "writes at peak");
+        assert_close(e.peak_read_qps, 2_700.0, "reads at peak");
+        assert_close(e.peak_in_flight, 60.0, "3000 req/s × 0.02 s");
+        assert_close(
+            e.storage_bytes_per_year,
+            4_730_400_000_000.0,
+            "100 writes/s × 500 B × 3 replicas × 31 536 000 s",
+        );
+        assert_close(
+            e.peak_egress_bits_per_sec,
+            43_200_000.0,
+            "2700 reads/s × 2000 B × 8 bits = 43.2 Mbps",
+        );
+        assert_eq!(e.servers_needed, 13, "3000 / (400 × 0.6) = 12.5 → 13");
+    }
+
+    #[test]
+    fn servers_and_concurrency_are_sized_for_the_peak_not_the_average() {
+        let mut a = example();
+        a.peak_to_average = 5.0;
+        let e = estimate(&a);
+        assert_close(
+            e.peak_qps,
+            5_000.0,
+            "the peak factor multiplies the average",
+        );
+        assert_close(e.peak_in_flight, 100.0, "Little's law at the peak rate");
+        assert_eq!(
+            e.servers_needed, 21,
+            "5000 / 240 = 20.8: sized for the busiest second; sized for the average (1000 / 240) \
+             you would buy 5 and fall over every evening"
+        );
+    }
+
+    #[test]
+    fn storage_grows_at_the_average_write_rate_not_the_peak() {
+        let mut a = example();
+        a.peak_to_average = 10.0;
+        assert_close(
+            estimate(&a).storage_bytes_per_year,
+            4_730_400_000_000.0,
+            "the peak factor changes how fast you must write, not how much is written in a \
+             day: the disk fills at the average rate",
+        );
+    }
+
+    #[test]
+    fn the_read_write_ratio_splits_the_traffic() {
+        let mut a = example();
+        a.reads_per_write = 0.0;
+        let e = estimate(&a);
+        assert_close(e.peak_write_qps, 3_000.0, "0 reads per write: write-only");
+        assert_close(e.peak_read_qps, 0.0, "write-only: no reads");
+        a.reads_per_write = 1.0;
+        let e = estimate(&a);
+        assert_close(
+            e.peak_write_qps,
+            1_500.0,
+            "one read per write: half the requests are writes",
+        );
+        a.reads_per_write = 99.0;
+        let e = estimate(&a);
+        assert_close(
+            e.average_write_qps,
+            10.0,
+            "99 reads per write: 1 request in 100 is a write (not 1/99 of them)",
+        );
+        assert_close(e.peak_read_qps, 2_970.0, "and 99 in 100 are reads");
+    }
+
+    #[test]
+    fn egress_is_in_bits_per_second() {
+        let mut a = example();
+        a.bytes_per_read = 125_000;
+        let e = estimate(&a);
+        assert_close(
+            e.peak_egress_bits_per_sec,
+            2_700.0 * 1_000_000.0,
+            "2700 reads/s × 125 kB = 337.5 MB/s = 2.7 Gbps: network links are sold in bits",
+        );
+        assert_eq!(si(e.peak_egress_bits_per_sec, "bps"), "2.7 Gbps");
+    }
+}
