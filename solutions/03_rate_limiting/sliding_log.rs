@@ -1,0 +1,431 @@
+// Sliding log — an exact limit over the last window, at the price of one timestamp per request.
+//
+// Build `SlidingLog`: it keeps the times of the requests it admitted, oldest first, and admits a
+// new request at time `now` only if fewer than `limit` of them lie in the last window, the
+// half-open span (now − window, now]. A timestamp exactly `window` old has left the window, so a
+// request admitted at t frees its slot at t + window exactly. Timestamps that have left the
+// window are dropped from the log (not just skipped), so the log never holds more than `limit`
+// entries. A rejected request is NOT recorded: it consumed nothing, and recording it would let a
+// client that keeps hammering lock itself out forever.
+//
+// Why it matters: this is the exact answer to "at most N requests in any window of length w" —
+// no boundary burst, unlike a fixed window — and is what a Redis sorted set per client gives you
+// (ZADD now, ZREMRANGEBYSCORE to drop old entries, ZCARD to count). Its cost is memory: one
+// timestamp per admitted request per client, so a limit of 10 000/hour keeps up to 10 000 entries
+// for every busy client.
+//
+// Lab (runs once the tests pass): the boundary burst from `fixed_window` replayed against both
+// algorithms. The sliding log's worst span never exceeds LIMIT. Raise LIMIT and watch the
+// "memory per client" column grow with it, while the fixed window's stays constant.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use sdlings_kit::clock::{Clock, ManualClock};
+use sdlings_kit::lab::Table;
+
+pub struct SlidingLog<C: Clock> {
+    clock: C,
+    limit: u32,
+    window: Duration,
+    /// When each admitted request arrived, oldest at the front.
+    log: VecDeque<Duration>,
+}
+
+impl<C: Clock> SlidingLog<C> {
+    /// A limiter admitting at most `limit` requests in any window of length `window`.
+    pub fn new(limit: u32, window: Duration, clock: C) -> Self {
+        assert!(!window.is_zero(), "a rate-limit window must not be empty");
+        SlidingLog {
+            clock,
+            limit,
+            window,
+            log: VecDeque::with_capacity(limit as usize),
+        }
+    }
+
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Timestamps held in memory right now.
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+
+    // ---- Your part -------------------------------------------------------------------------
+
+    /// Drops from the front of the log every timestamp that is no longer in the window ending at
+    /// `now`, i.e. every `t` with `t + window <= now`. Careful: `now - window` underflows (and
+    /// panics) while `now` is smaller than the window.
+    fn evict_expired(&mut self, now: Duration) {
+        // The log is in arrival order, so the expired entries are all at the front: stop at the
+        // first one still inside the window. Each timestamp is popped once, so this is O(1)
+        // amortised per request.
+        while let Some(&oldest) = self.log.front() {
+            if oldest + self.window <= now {
+                self.log.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Admits the request (returns `true`, recording its time) if fewer than `limit` requests
+    /// were admitted in the last window; otherwise returns `false` and records nothing.
+    pub fn try_acquire(&mut self) -> bool {
+        let now = self.clock.now();
+        self.evict_expired(now);
+        if self.log.len() < self.limit as usize {
+            self.log.push_back(now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+// ---- Lab -------------------------------------------------------------------------------------
+// A simulated clock (a ManualClock moved by the lab): the run is instant and exactly repeatable.
+
+/// Requests admitted per window.
+const LIMIT: u32 = 10;
+const WINDOW: Duration = Duration::from_secs(1);
+/// The client fires REQUESTS_PER_BURST requests within ±BURST_SPREAD of the boundary at WINDOW.
+const BURST_SPREAD: Duration = Duration::from_millis(50);
+const REQUESTS_PER_BURST: u32 = 40;
+/// Then it keeps sending at a steady STEADY_RPS until the end of the timeline (three windows).
+const STEADY_RPS: u32 = 20;
+/// Bytes per stored timestamp (a Duration is 16 bytes; a Redis sorted-set entry is far more).
+const BYTES_PER_TIMESTAMP: usize = std::mem::size_of::<Duration>();
+
+/// BASELINE FOR COMPARISON: the fixed window from the previous exercise, in a few lines.
+struct FixedWindowBaseline {
+    limit: u32,
+    window_index: u128,
+    count: u32,
+}
+
+impl FixedWindowBaseline {
+    fn try_acquire(&mut self, now: Duration) -> bool {
+        let index = now.as_nanos() / WINDOW.as_nanos();
+        if index != self.window_index {
+            self.window_index = index;
+            self.count = 0;
+        }
+        let admit = self.count < self.limit;
+        self.count += u32::from(admit);
+        admit
+    }
+}
+
+/// The most timestamps of `times` (sorted) that fall in any half-open span `[t, t + span)`.
+fn worst_span(times: &[Duration], span: Duration) -> usize {
+    let mut worst = 0;
+    let mut first = 0;
+    for (last, &t) in times.iter().enumerate() {
+        while times[first] + span <= t {
+            first += 1;
+        }
+        worst = worst.max(last - first + 1);
+    }
+    worst
+}
+
+fn main() {
+    assert!(
+        BURST_SPREAD <= WINDOW,
+        "the burst must fit around the boundary"
+    );
+    let spread = BURST_SPREAD * 2;
+    let mut arrivals: Vec<Duration> = (0..REQUESTS_PER_BURST)
+        .map(|i| WINDOW - BURST_SPREAD + spread * i / REQUESTS_PER_BURST)
+        .collect();
+    let end = WINDOW * 3;
+    let mut t = WINDOW + BURST_SPREAD;
+    while t < end {
+        arrivals.push(t);
+        t += Duration::from_secs(1) / STEADY_RPS;
+    }
+
+    let clock = ManualClock::new();
+    let mut log = SlidingLog::new(LIMIT, WINDOW, clock.clone());
+    let mut fixed = FixedWindowBaseline {
+        limit: LIMIT,
+        window_index: 0,
+        count: 0,
+    };
+    let (mut by_log, mut by_fixed) = (Vec::new(), Vec::new());
+    let mut peak_log = 0;
+    for &t in &arrivals {
+        clock.set(t);
+        if log.try_acquire() {
+            by_log.push(t);
+        }
+        peak_log = peak_log.max(log.log_len());
+        if fixed.try_acquire(t) {
+            by_fixed.push(t);
+        }
+    }
+
+    println!(
+        "{LIMIT} requests per {WINDOW:?}. A client fires {REQUESTS_PER_BURST} requests within \
+         ±{BURST_SPREAD:?} of the boundary at {WINDOW:?}, then {STEADY_RPS} requests/s.\n"
+    );
+    let mut table = Table::new(&[
+        "algorithm",
+        "sent",
+        "admitted",
+        "worst 1-window span",
+        "state held",
+        "memory per client",
+    ]);
+    table.row(&[
+        "fixed window".to_string(),
+        arrivals.len().to_string(),
+        by_fixed.len().to_string(),
+        worst_span(&by_fixed, WINDOW).to_string(),
+        "1 counter".to_string(),
+        format!("{} B", std::mem::size_of::<FixedWindowBaseline>()),
+    ]);
+    table.row(&[
+        "sliding log (yours)".to_string(),
+        arrivals.len().to_string(),
+        by_log.len().to_string(),
+        worst_span(&by_log, WINDOW).to_string(),
+        format!("≤ {peak_log} timestamps"),
+        format!("{} B", peak_log * BYTES_PER_TIMESTAMP),
+    ]);
+    table.print();
+
+    let bar = WINDOW / 10;
+    println!("\nadmitted per {bar:?} (| starts a window)\n");
+    let bars = (end.as_nanos() / bar.as_nanos()) as usize;
+    let per_bar = |times: &[Duration]| {
+        let mut counts = vec![0u32; bars];
+        for t in times {
+            counts[(t.as_nanos() / bar.as_nanos()) as usize] += 1;
+        }
+        counts
+    };
+    let (fixed_bars, log_bars) = (per_bar(&by_fixed), per_bar(&by_log));
+    let width = LIMIT as usize;
+    println!(
+        "        {:<w$}sliding log (yours)",
+        "fixed window",
+        w = width + 6
+    );
+    for i in 0..bars {
+        let mark = if i % 10 == 0 { '|' } else { ' ' };
+        let start = bar * i as u32;
+        let (f, l) = (fixed_bars[i] as usize, log_bars[i] as usize);
+        println!(
+            "{mark}{:>4.1}s  {:<width$} {f:>3}  {:<width$} {l:>3}",
+            start.as_secs_f64(),
+            "#".repeat(f.min(width)),
+            "#".repeat(l.min(width)),
+        );
+    }
+    println!(
+        "\nAt LIMIT = 10 000 per hour a busy client would hold up to {} KiB of timestamps in the \
+         sliding log; the fixed window holds one counter whatever the limit.",
+        10_000 * BYTES_PER_TIMESTAMP / 1024
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMIT: u32 = 3;
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn limiter() -> (ManualClock, SlidingLog<ManualClock>) {
+        let clock = ManualClock::new();
+        (clock.clone(), SlidingLog::new(LIMIT, WINDOW, clock))
+    }
+
+    /// Calls `try_acquire` `n` times at the current time; returns how many were admitted.
+    fn admitted(limiter: &mut SlidingLog<ManualClock>, n: u32) -> u32 {
+        (0..n).filter(|_| limiter.try_acquire()).count() as u32
+    }
+
+    #[test]
+    fn admits_limit_requests_then_rejects() {
+        let (_clock, mut limiter) = limiter();
+        for i in 1..=LIMIT {
+            assert!(
+                limiter.try_acquire(),
+                "request {i} of {LIMIT} is within the limit and must be admitted"
+            );
+        }
+        assert!(
+            !limiter.try_acquire(),
+            "request {} would make {} in the last second, over the limit of {LIMIT}",
+            LIMIT + 1,
+            LIMIT + 1
+        );
+    }
+
+    #[test]
+    fn evict_expired_drops_timestamps_exactly_one_window_old() {
+        let (_clock, mut limiter) = limiter();
+        limiter.log.extend([ms(0), ms(300), ms(600)]);
+        limiter.evict_expired(ms(999));
+        assert_eq!(
+            limiter.log,
+            [ms(0), ms(300), ms(600)],
+            "at 999 ms the request from 0 ms is still inside the last second (-1 ms, 999 ms]"
+        );
+        limiter.evict_expired(ms(1000));
+        assert_eq!(
+            limiter.log,
+            [ms(300), ms(600)],
+            "at 1000 ms the request from 0 ms is exactly one window old: it has left the window \
+             (drop t when t + window <= now)"
+        );
+        limiter.evict_expired(ms(5000));
+        assert!(
+            limiter.log.is_empty(),
+            "at 5000 ms every timestamp is long gone"
+        );
+    }
+
+    #[test]
+    fn evict_expired_does_not_underflow_before_the_first_window_has_passed() {
+        let (_clock, mut limiter) = limiter();
+        limiter.log.extend([ms(0), ms(10)]);
+        limiter.evict_expired(ms(20));
+        assert_eq!(
+            limiter.log,
+            [ms(0), ms(10)],
+            "at 20 ms nothing is a window old (and computing `now - window` would underflow)"
+        );
+    }
+
+    #[test]
+    fn a_slot_frees_exactly_one_window_after_the_request_that_used_it() {
+        let (clock, mut limiter) = limiter();
+        for t in [0, 300, 600] {
+            clock.set(ms(t));
+            assert!(
+                limiter.try_acquire(),
+                "request at {t} ms is within the limit"
+            );
+        }
+        clock.set(ms(999));
+        assert!(
+            !limiter.try_acquire(),
+            "at 999 ms the requests from 0, 300 and 600 ms are all within the last second"
+        );
+        clock.set(ms(1000));
+        assert!(
+            limiter.try_acquire(),
+            "at 1000 ms the request from 0 ms has left the window, freeing one slot"
+        );
+        assert!(
+            !limiter.try_acquire(),
+            "only one slot was freed at 1000 ms: 300, 600 and 1000 ms are in the window"
+        );
+        clock.set(ms(1300));
+        assert!(
+            limiter.try_acquire(),
+            "at 1300 ms the request from 300 ms leaves"
+        );
+    }
+
+    #[test]
+    fn there_is_no_boundary_burst() {
+        let (clock, mut limiter) = limiter();
+        clock.set(ms(900));
+        assert_eq!(admitted(&mut limiter, LIMIT), LIMIT);
+        for t in [1000, 1100, 1500, 1899] {
+            clock.set(ms(t));
+            assert!(
+                !limiter.try_acquire(),
+                "at {t} ms the {LIMIT} requests from 900 ms are still within the last second: \
+                 a sliding window has no boundary to burst across"
+            );
+        }
+        clock.set(ms(1900));
+        assert_eq!(
+            admitted(&mut limiter, LIMIT + 1),
+            LIMIT,
+            "at 1900 ms the burst from 900 ms has left the window"
+        );
+    }
+
+    #[test]
+    fn rejected_requests_do_not_consume_capacity() {
+        let (clock, mut limiter) = limiter();
+        assert_eq!(admitted(&mut limiter, LIMIT), LIMIT);
+        clock.set(ms(500));
+        assert_eq!(
+            admitted(&mut limiter, 10),
+            0,
+            "the window is full at 500 ms"
+        );
+        assert_eq!(
+            limiter.log_len(),
+            LIMIT as usize,
+            "the 10 rejected requests must not be recorded in the log"
+        );
+        clock.set(ms(1000));
+        assert_eq!(
+            admitted(&mut limiter, LIMIT),
+            LIMIT,
+            "at 1000 ms the admitted requests from 0 ms have left the window; the rejected ones \
+             from 500 ms never used any capacity, so the client gets a full window again"
+        );
+    }
+
+    #[test]
+    fn the_log_never_holds_more_than_limit_timestamps() {
+        let (clock, mut limiter) = limiter();
+        // Twenty windows of a client sending every 50 ms: far more than the limit.
+        for step in 0..400 {
+            clock.set(ms(50 * step));
+            limiter.try_acquire();
+            assert!(
+                limiter.log_len() <= LIMIT as usize,
+                "after {} ms the log holds {} timestamps; it only ever needs the last {LIMIT} \
+                 admitted ones (are old timestamps removed, or only skipped?)",
+                50 * step,
+                limiter.log_len()
+            );
+        }
+    }
+
+    #[test]
+    fn old_timestamps_are_removed_not_just_ignored() {
+        let (clock, mut limiter) = limiter();
+        assert_eq!(admitted(&mut limiter, LIMIT), LIMIT);
+        clock.set(ms(10_000));
+        assert!(limiter.try_acquire());
+        assert_eq!(
+            limiter.log_len(),
+            1,
+            "after a long idle gap only the new request is in the last second: the {LIMIT} old \
+             timestamps must be gone from memory"
+        );
+    }
+
+    #[test]
+    fn steady_traffic_at_the_limit_is_fully_admitted() {
+        let clock = ManualClock::new();
+        let mut limiter = SlidingLog::new(4, WINDOW, clock.clone());
+        for step in 0..40 {
+            clock.set(ms(250 * step));
+            assert!(
+                limiter.try_acquire(),
+                "one request every 250 ms is exactly 4 per second: each request at {} ms frees \
+                 the slot of the one from exactly one second earlier",
+                250 * step
+            );
+        }
+    }
+}
