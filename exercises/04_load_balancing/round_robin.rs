@@ -1,0 +1,542 @@
+// Round robin — rotate over a pool whose members come and go.
+//
+// Build `RoundRobin::pick` and `RoundRobin::remove`. Each pick returns the next available backend
+// in pool order, wrapping around. The pool changes under you: backends are removed (scale-in, a
+// failed instance) and added (at the end of the rotation), and members are marked unavailable
+// (draining for a deploy) while keeping their place. Through all that the rotation carries on
+// where it was: skip unavailable members without giving their turn to a neighbour, never return
+// a removed backend, never index past the end of a pool that just shrank, and return `None`
+// (not panic) when nobody can take the request.
+//
+// Why it matters: round robin is the default of nginx and HAProxy, and in Kubernetes the
+// endpoint list changes every time a pod restarts. A balancer that restarts from the first
+// backend after each change sends the front of the list far more than its share; one that hands
+// a draining backend's turn to its neighbour doubles that neighbour's load for the whole deploy.
+//
+// Lab: turn UPDATE_EVERY (requests between endpoint updates) and FLAP_DOWN. Every backend's
+// "load / fair share" should stay at 1.00 and nothing should reach a removed or drained backend.
+// Random picking is fair on average too, but compare the peaks: within a short window it hands
+// some backend nearly twice its share, which round robin never does.
+
+use rand::RngExt;
+use sdlings_kit::lab::{Table, bar_chart};
+use sdlings_kit::workload::seeded_rng;
+
+/// Backends are identified by a number (think: an index into the fleet's address list).
+pub type BackendId = usize;
+
+/// What every balancer in this topic offers. `pick` chooses a backend for the next request, or
+/// `None` when no backend can take it. `on_start`/`on_finish` report a request starting and
+/// finishing on a backend, for balancers that count connections (round robin does not).
+pub trait Balancer {
+    fn pick(&mut self) -> Option<BackendId>;
+    fn on_start(&mut self, _id: BackendId) {}
+    fn on_finish(&mut self, _id: BackendId) {}
+}
+
+/// One member of the pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: BackendId,
+    /// `false` while the backend is draining or otherwise should get no new requests. It stays
+    /// in the pool (and keeps its place in the rotation) and comes back when set to `true`.
+    pub available: bool,
+}
+
+pub struct RoundRobin {
+    /// The pool in rotation order. New members join at the end.
+    members: Vec<Member>,
+    /// Index into `members` of the first candidate for the next pick. It may be equal to
+    /// `members.len()` (the rotation wraps around to index 0 at the next pick).
+    next: usize,
+}
+
+impl RoundRobin {
+    /// A pool of the given backends, all available, in this rotation order.
+    pub fn new(ids: impl IntoIterator<Item = BackendId>) -> Self {
+        let mut rr = RoundRobin {
+            members: Vec::new(),
+            next: 0,
+        };
+        for id in ids {
+            rr.add(id);
+        }
+        rr
+    }
+
+    /// Adds a backend at the end of the rotation (available). Adding one that is already in the
+    /// pool changes nothing. Returns whether it was added.
+    pub fn add(&mut self, id: BackendId) -> bool {
+        if self.contains(id) {
+            return false;
+        }
+        self.members.push(Member {
+            id,
+            available: true,
+        });
+        true
+    }
+
+    /// Marks a member available or not. Returns `false` if `id` is not in the pool.
+    pub fn set_available(&mut self, id: BackendId, available: bool) -> bool {
+        match self.members.iter_mut().find(|m| m.id == id) {
+            Some(member) => {
+                member.available = available;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn contains(&self, id: BackendId) -> bool {
+        self.members.iter().any(|m| m.id == id)
+    }
+
+    /// The pool's backends, in rotation order.
+    pub fn ids(&self) -> Vec<BackendId> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    // ---- Your part -------------------------------------------------------------------------
+
+    /// Takes `id` out of the pool for good. The rotation carries on where it was: the backend
+    /// that would have come next (if it is not the one removed) still comes next. Returns
+    /// `false`, changing nothing, if `id` is not in the pool.
+    pub fn remove(&mut self, id: BackendId) -> bool {
+        todo!("take backend {id} out of the pool and keep the cursor on the right member")
+    }
+}
+
+impl Balancer for RoundRobin {
+    /// The next available backend after the last one picked, in pool order, wrapping around;
+    /// `None` if the pool is empty or nobody in it is available.
+    fn pick(&mut self) -> Option<BackendId> {
+        todo!("the next available member after the last pick, wrapping around")
+    }
+}
+
+// ---- Lab --------------------------------------------------------------------------------------
+// A day in a Kubernetes-style deployment: every UPDATE_EVERY requests the endpoint list changes
+// (a pod restarts: it is removed, and re-added at the next update), and one backend is drained
+// (unavailable) for FLAP_DOWN requests out of every FLAP_PERIOD. We count, for every request,
+// which backends could have taken it, and compare each backend's load with its fair share.
+
+const BACKENDS: usize = 6;
+const REQUESTS: usize = 60_000;
+/// Requests between two endpoint updates (one pod restarting). Try 1, 3, 100.
+const UPDATE_EVERY: usize = 7;
+/// Backend drained for FLAP_DOWN requests out of every FLAP_PERIOD (a slow rolling deploy).
+const FLAPPING: BackendId = 2;
+const FLAP_PERIOD: usize = 50;
+const FLAP_DOWN: usize = 20;
+/// "Peak" = the most requests one backend got within any WINDOW consecutive requests.
+const WINDOW: usize = 60;
+const SEED: u64 = 7;
+
+#[derive(Default, Clone)]
+struct Stats {
+    picks: u64,
+    fair_share: f64,
+    peak_in_window: u64,
+    /// Picks among the last WINDOW requests.
+    recent: u64,
+}
+
+struct Outcome {
+    per_backend: Vec<Stats>,
+    misrouted: u64,
+    refused: u64,
+}
+
+/// Replays the same seeded day of pool changes, choosing with `choose`.
+fn run_day(mut choose: impl FnMut(&mut RoundRobin) -> Option<BackendId>) -> Outcome {
+    let rr = &mut RoundRobin::new(0..BACKENDS);
+    let mut rng = seeded_rng(SEED);
+    let mut stats = vec![Stats::default(); BACKENDS];
+    let mut history: Vec<Option<BackendId>> = Vec::with_capacity(REQUESTS);
+    let mut restarting: Option<BackendId> = None;
+    let (mut misrouted, mut refused) = (0, 0);
+    for request in 0..REQUESTS {
+        if request % UPDATE_EVERY == 0 {
+            if let Some(back) = restarting.take() {
+                rr.add(back);
+            }
+            let ids = rr.ids();
+            let victim = ids[rng.random_range(0..ids.len())];
+            rr.remove(victim);
+            restarting = Some(victim);
+        }
+        rr.set_available(FLAPPING, request % FLAP_PERIOD >= FLAP_DOWN);
+
+        let eligible: Vec<BackendId> = rr
+            .members
+            .iter()
+            .filter(|m| m.available)
+            .map(|m| m.id)
+            .collect();
+        for &id in &eligible {
+            stats[id].fair_share += 1.0 / eligible.len() as f64;
+        }
+        let picked = choose(rr);
+        match picked {
+            Some(id) if eligible.contains(&id) => {}
+            Some(_) => misrouted += 1,
+            None => refused += 1,
+        }
+        if let Some(id) = picked {
+            stats[id].picks += 1;
+            stats[id].recent += 1;
+            stats[id].peak_in_window = stats[id].peak_in_window.max(stats[id].recent);
+        }
+        history.push(picked);
+        if request >= WINDOW
+            && let Some(old) = history[request - WINDOW]
+        {
+            stats[old].recent -= 1;
+        }
+    }
+    Outcome {
+        per_backend: stats,
+        misrouted,
+        refused,
+    }
+}
+
+fn main() {
+    println!(
+        "{BACKENDS} backends, {REQUESTS} requests; a pod restarts every {UPDATE_EVERY} requests \
+         (removed, re-added at the next update); backend {FLAPPING} is drained {FLAP_DOWN} of \
+         every {FLAP_PERIOD} requests.\n"
+    );
+    let rr_outcome = run_day(|pool| pool.pick());
+    // BASELINE FOR COMPARISON: uniformly random among the available members.
+    let mut rng = seeded_rng(SEED + 1);
+    let random_outcome = run_day(|pool| {
+        let ids: Vec<BackendId> = pool
+            .members
+            .iter()
+            .filter(|m| m.available)
+            .map(|m| m.id)
+            .collect();
+        (!ids.is_empty()).then(|| ids[rng.random_range(0..ids.len())])
+    });
+
+    let mut table = Table::new(&[
+        "backend",
+        "picks",
+        "load / fair share",
+        &format!("peak in {WINDOW} (yours)"),
+        "load / fair (random)",
+        &format!("peak in {WINDOW} (random)"),
+    ]);
+    for id in 0..BACKENDS {
+        let ours = &rr_outcome.per_backend[id];
+        let theirs = &random_outcome.per_backend[id];
+        table.row(&[
+            format!("backend {id}"),
+            ours.picks.to_string(),
+            format!("{:.2}", ours.picks as f64 / ours.fair_share),
+            ours.peak_in_window.to_string(),
+            format!("{:.2}", theirs.picks as f64 / theirs.fair_share),
+            theirs.peak_in_window.to_string(),
+        ]);
+    }
+    table.print();
+    println!(
+        "\nrouted to a removed or drained backend: yours {}, random {}; refused (None): {}",
+        rr_outcome.misrouted, random_outcome.misrouted, rr_outcome.refused
+    );
+    let bars: Vec<(String, f64)> = rr_outcome
+        .per_backend
+        .iter()
+        .enumerate()
+        .map(|(id, s)| (format!("backend {id}"), s.picks as f64))
+        .collect();
+    println!("\nrequests per backend (yours)\n{}", bar_chart(&bars, 40));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn picks(rr: &mut RoundRobin, n: usize) -> Vec<Option<BackendId>> {
+        (0..n).map(|_| rr.pick()).collect()
+    }
+
+    fn some(ids: &[BackendId]) -> Vec<Option<BackendId>> {
+        ids.iter().copied().map(Some).collect()
+    }
+
+    #[test]
+    fn rotates_through_every_backend_in_pool_order() {
+        let mut rr = RoundRobin::new([10, 20, 30]);
+        assert_eq!(
+            picks(&mut rr, 7),
+            some(&[10, 20, 30, 10, 20, 30, 10]),
+            "each pick takes the next backend in pool order and wraps around at the end"
+        );
+    }
+
+    #[test]
+    fn a_single_backend_gets_every_request() {
+        let mut rr = RoundRobin::new([4]);
+        assert_eq!(picks(&mut rr, 3), some(&[4, 4, 4]));
+    }
+
+    #[test]
+    fn an_empty_pool_returns_none_instead_of_panicking() {
+        let mut rr = RoundRobin::new([]);
+        assert_eq!(
+            rr.pick(),
+            None,
+            "no backend at all: there is nobody to pick"
+        );
+        let mut rr = RoundRobin::new([1, 2]);
+        rr.pick();
+        rr.remove(1);
+        rr.remove(2);
+        assert_eq!(
+            rr.pick(),
+            None,
+            "every backend was removed: pick must say so, not panic"
+        );
+        rr.add(3);
+        assert_eq!(
+            rr.pick(),
+            Some(3),
+            "a pool that was emptied can be refilled"
+        );
+    }
+
+    #[test]
+    fn a_pool_with_nobody_available_returns_none() {
+        let mut rr = RoundRobin::new([0, 1, 2]);
+        for id in 0..3 {
+            rr.set_available(id, false);
+        }
+        assert_eq!(
+            rr.pick(),
+            None,
+            "every member is unavailable: None, and no endless search for one"
+        );
+        rr.set_available(1, true);
+        assert_eq!(rr.pick(), Some(1));
+    }
+
+    #[test]
+    fn skips_an_unavailable_backend_without_giving_its_turn_to_the_next_one() {
+        let mut rr = RoundRobin::new([0, 1, 2, 3]);
+        rr.set_available(1, false);
+        assert_eq!(
+            picks(&mut rr, 6),
+            some(&[0, 2, 3, 0, 2, 3]),
+            "backend 1 is skipped and the rotation goes on 0, 2, 3: backend 2 must not be \
+             picked twice in a row (once in its own turn, once in 1's)"
+        );
+        let mut counts = [0u32; 4];
+        for _ in 0..300 {
+            counts[rr.pick().unwrap()] += 1;
+        }
+        assert_eq!(
+            counts,
+            [100, 0, 100, 100],
+            "while backend 1 is unavailable, the other three share the load equally"
+        );
+    }
+
+    #[test]
+    fn an_unavailable_backend_gets_its_turn_back_when_it_returns() {
+        let mut rr = RoundRobin::new([0, 1, 2]);
+        rr.set_available(1, false);
+        assert_eq!(picks(&mut rr, 2), some(&[0, 2]));
+        rr.set_available(1, true);
+        assert_eq!(
+            picks(&mut rr, 6),
+            some(&[0, 1, 2, 0, 1, 2]),
+            "backend 1 is available again and takes its usual place in the rotation"
+        );
+    }
+
+    #[test]
+    fn a_removed_backend_is_never_picked_again() {
+        let mut rr = RoundRobin::new([0, 1, 2, 3]);
+        rr.pick();
+        assert!(rr.remove(2), "backend 2 was in the pool");
+        for pick in picks(&mut rr, 30) {
+            assert_ne!(pick, Some(2), "backend 2 was removed from the pool");
+        }
+        assert_eq!(rr.ids(), vec![0, 1, 3]);
+    }
+
+    #[test]
+    fn removing_an_unknown_backend_returns_false_and_changes_nothing() {
+        let mut rr = RoundRobin::new([0, 1, 2]);
+        rr.pick();
+        assert!(!rr.remove(9), "backend 9 was never in the pool");
+        assert_eq!(
+            picks(&mut rr, 3),
+            some(&[1, 2, 0]),
+            "the rotation is undisturbed"
+        );
+    }
+
+    #[test]
+    fn a_removal_continues_the_rotation_instead_of_restarting_from_the_first_backend() {
+        let mut rr = RoundRobin::new([0, 1, 2, 3, 4]);
+        assert_eq!(picks(&mut rr, 2), some(&[0, 1]));
+        rr.remove(4);
+        assert_eq!(
+            picks(&mut rr, 4),
+            some(&[2, 3, 0, 1]),
+            "0 and 1 were just served and backend 2 was next; removing backend 4 must not send \
+             the next request back to backend 0 (with frequent endpoint updates, restarting \
+             from the front overloads the first backends)"
+        );
+    }
+
+    #[test]
+    fn removing_a_backend_already_passed_does_not_skip_the_next_one() {
+        let mut rr = RoundRobin::new([0, 1, 2, 3]);
+        assert_eq!(picks(&mut rr, 3), some(&[0, 1, 2]));
+        rr.remove(1);
+        assert_eq!(
+            picks(&mut rr, 3),
+            some(&[3, 0, 2]),
+            "backend 3 was next; removing backend 1 (earlier in the list) shifts the positions, \
+             and the rotation must still continue with 3"
+        );
+    }
+
+    #[test]
+    fn removing_the_backend_just_picked_continues_with_its_successor() {
+        let mut rr = RoundRobin::new([0, 1, 2, 3]);
+        assert_eq!(picks(&mut rr, 2), some(&[0, 1]));
+        rr.remove(1);
+        assert_eq!(
+            picks(&mut rr, 3),
+            some(&[2, 3, 0]),
+            "backend 1 was the last picked; the next one is still its successor, backend 2"
+        );
+    }
+
+    #[test]
+    fn removing_the_next_backend_moves_on_to_the_one_after_it() {
+        let mut rr = RoundRobin::new([0, 1, 2, 3]);
+        assert_eq!(picks(&mut rr, 2), some(&[0, 1]));
+        rr.remove(2);
+        assert_eq!(picks(&mut rr, 3), some(&[3, 0, 1]));
+    }
+
+    #[test]
+    fn shrinking_the_pool_below_the_cursor_wraps_around_instead_of_panicking() {
+        let mut rr = RoundRobin::new([0, 1, 2, 3]);
+        assert_eq!(picks(&mut rr, 3), some(&[0, 1, 2]));
+        rr.remove(3);
+        rr.remove(2);
+        assert_eq!(
+            picks(&mut rr, 3),
+            some(&[0, 1, 0]),
+            "the cursor pointed past the end of the shrunken pool: the rotation wraps to the \
+             start (and must not index out of bounds)"
+        );
+    }
+
+    #[test]
+    fn removing_the_last_backend_after_it_was_picked_wraps_to_the_first() {
+        let mut rr = RoundRobin::new([0, 1, 2]);
+        assert_eq!(picks(&mut rr, 3), some(&[0, 1, 2]));
+        rr.remove(2);
+        assert_eq!(picks(&mut rr, 3), some(&[0, 1, 0]));
+    }
+
+    #[test]
+    fn a_new_backend_joins_at_the_end_of_the_rotation() {
+        let mut rr = RoundRobin::new([0, 1, 2]);
+        assert_eq!(picks(&mut rr, 2), some(&[0, 1]));
+        rr.add(7);
+        assert_eq!(
+            picks(&mut rr, 5),
+            some(&[2, 7, 0, 1, 2]),
+            "backend 7 joined at the end of the list, so it comes after backend 2"
+        );
+    }
+
+    #[test]
+    fn under_random_churn_nobody_is_picked_twice_while_another_waits() {
+        // Between two picks of the same backend, every backend that was in the pool and
+        // available the whole time in between must have been picked: that is what "rotation"
+        // means, whatever happens to the pool.
+        let mut rng = seeded_rng(2024);
+        let mut rr = RoundRobin::new(0..6);
+        let mut next_id = 6;
+        // For each backend: when it was last picked (step), and since when it has been
+        // continuously in the pool and available.
+        let mut last_pick: Vec<Option<usize>> = vec![None; 64];
+        let mut eligible_since: Vec<Option<usize>> =
+            (0..64).map(|id| (id < 6).then_some(0)).collect();
+        let mut picked_at: Vec<Vec<usize>> = vec![Vec::new(); 64];
+        for step in 0..3_000 {
+            match rng.random_range(0..10) {
+                0 if next_id < 64 => {
+                    rr.add(next_id);
+                    eligible_since[next_id] = Some(step);
+                    next_id += 1;
+                }
+                1 => {
+                    let ids = rr.ids();
+                    if ids.len() > 1 {
+                        let victim = ids[rng.random_range(0..ids.len())];
+                        assert!(rr.remove(victim));
+                        eligible_since[victim] = None;
+                    }
+                }
+                2 => {
+                    let ids = rr.ids();
+                    let id = ids[rng.random_range(0..ids.len())];
+                    let available = rng.random_range(0..2) == 0;
+                    let was = rr.members.iter().find(|m| m.id == id).unwrap().available;
+                    rr.set_available(id, available);
+                    if !available {
+                        eligible_since[id] = None;
+                    } else if !was {
+                        eligible_since[id] = Some(step);
+                    }
+                }
+                _ => {
+                    let Some(id) = rr.pick() else {
+                        continue;
+                    };
+                    assert!(
+                        eligible_since[id].is_some(),
+                        "step {step}: picked backend {id}, which is removed or unavailable"
+                    );
+                    if let Some(previous) = last_pick[id] {
+                        for (other, since) in eligible_since.iter().enumerate() {
+                            let Some(since) = *since else { continue };
+                            if other == id || since > previous {
+                                continue;
+                            }
+                            assert!(
+                                picked_at[other].iter().any(|&s| s > previous),
+                                "step {step}: backend {id} was picked again (last at step \
+                                 {previous}) while backend {other}, available the whole time, \
+                                 waited for its turn: the rotation lost its place after a pool \
+                                 change"
+                            );
+                        }
+                    }
+                    last_pick[id] = Some(step);
+                    picked_at[id].push(step);
+                }
+            }
+        }
+    }
+}
