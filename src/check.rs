@@ -132,6 +132,42 @@ fn in_source_order(
     verdict
 }
 
+/// The outcome of building an exercise's lab (its `fn main`).
+pub enum LabBuild {
+    Built(std::path::PathBuf),
+    /// It did not build; the verdict says why.
+    Failed(Verdict),
+    Cancelled,
+}
+
+/// Builds the lab binary of exercise `index`.
+pub fn build_lab(
+    workbook: &Workbook,
+    index: usize,
+    color: bool,
+    cancel: &Cancel,
+    progress: ProgressFn,
+) -> Result<LabBuild> {
+    let bin = workbook.info.exercises[index].name.clone();
+    let built = cargo::build(
+        workbook,
+        Package::Exercises,
+        std::slice::from_ref(&bin),
+        Artifact::Lab,
+        color,
+        cancel,
+        progress,
+    )?;
+    Ok(if built.cancelled {
+        LabBuild::Cancelled
+    } else {
+        match built.executables.get(&bin) {
+            Some(exe) => LabBuild::Built(exe.clone()),
+            None => LabBuild::Failed(build_failure(&bin, built)),
+        }
+    })
+}
+
 /// The verdict for a binary that did not build.
 pub fn build_failure(bin: &str, mut built: cargo::BuildOutcome) -> Verdict {
     match built.compile_errors.remove(bin) {

@@ -290,6 +290,14 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Lowercase letters, digits and `_`, starting with a letter: safe as a Cargo binary name, a file
+/// name and a Rust crate name.
+pub fn is_identifier(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Exercise and topic names become Cargo binary names and file names: keep them to Rust
 /// identifiers.
 pub fn check_identifier(
@@ -298,12 +306,7 @@ pub fn check_identifier(
     at: &Locator,
 ) -> Result<(), FileError> {
     let s = value.get_ref();
-    let mut chars = s.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
+    if is_identifier(s) {
         Ok(())
     } else {
         Err(at.error(

@@ -64,7 +64,7 @@ pub fn verdict_text(name: &str, path: &str, verdict: &Verdict) -> String {
         Verdict::Crashed { what, output_tail } => {
             out.push_str(&format!("\nThe test process crashed: {what}.\n"));
             if !output_tail.trim().is_empty() {
-                out.push_str(&format!("Its last output:\n{}\n", indent(output_tail)));
+                out.push_str(&format!("Its last output:\n{}\n", indent(output_tail, 3)));
             }
         }
         Verdict::OutputFlood { limit_bytes } => out.push_str(&format!(
@@ -77,15 +77,16 @@ pub fn verdict_text(name: &str, path: &str, verdict: &Verdict) -> String {
              block, `sdlings reset` brings the original back.\n",
         ),
         Verdict::BuildFailed { message } => {
-            out.push_str(&format!("\ncargo failed:\n{}\n", indent(message)));
+            out.push_str(&format!("\ncargo failed:\n{}\n", indent(message, 3)));
         }
     }
     out
 }
 
-fn indent(text: &str) -> String {
+/// Every line of `text`, indented by `by` spaces.
+pub fn indent(text: &str, by: usize) -> String {
     text.lines()
-        .map(|l| format!("   {l}"))
+        .map(|l| format!("{:by$}{l}", ""))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -6,8 +6,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result};
 
 use super::{Outcome, resolve};
-use crate::cargo::{self, Artifact, Package};
-use crate::check::{Verdict, build_failure};
+use crate::check::{LabBuild, build_lab};
 use crate::present;
 use crate::process::{self, Cancel, Ending, Supervised};
 use crate::term::{self, StatusLine};
@@ -16,13 +15,24 @@ use crate::workbook::Workbook;
 pub fn run(workbook: &Workbook, name: Option<&str>, args: &[String]) -> Result<Outcome> {
     let index = resolve(workbook, name)?;
     let exercise = &workbook.info.exercises[index];
-    let exe = match build_lab(workbook, index, &mut StatusLine::new())? {
-        Ok(exe) => exe,
-        Err(verdict) => {
+    let mut status = StatusLine::new();
+    status.set(&format!("Building the lab of {}…", exercise.name));
+    let built = build_lab(
+        workbook,
+        index,
+        term::color_enabled(),
+        &Cancel::new(),
+        &mut |line| status.set(&format!("Building the lab of {}: {line}", exercise.name)),
+    )?;
+    status.clear();
+    let exe = match built {
+        LabBuild::Built(exe) => exe,
+        LabBuild::Failed(verdict) => {
             let path = workbook.display_path(&workbook.exercise_path(exercise));
             print!("{}", present::verdict_text(&exercise.name, &path, &verdict));
             return Ok(Outcome::Failure);
         }
+        LabBuild::Cancelled => unreachable!("nothing cancels this build"),
     };
     let mut cmd = Command::new(exe);
     cmd.args(args).current_dir(&workbook.root);
@@ -42,29 +52,4 @@ pub fn run(workbook: &Workbook, name: Option<&str>, args: &[String]) -> Result<O
         }
         _ => Ok(Outcome::Failure),
     }
-}
-
-/// Builds the lab binary of exercise `index`; a build failure comes back as its verdict.
-pub fn build_lab(
-    workbook: &Workbook,
-    index: usize,
-    status: &mut StatusLine,
-) -> Result<Result<std::path::PathBuf, Verdict>> {
-    let exercise = &workbook.info.exercises[index];
-    let bin = exercise.name.clone();
-    status.set(&format!("Building the lab of {bin}…"));
-    let built = cargo::build(
-        workbook,
-        Package::Exercises,
-        std::slice::from_ref(&bin),
-        Artifact::Lab,
-        term::color_enabled(),
-        &Cancel::new(),
-        &mut |line| status.set(&format!("Building the lab of {bin}: {line}")),
-    )?;
-    status.clear();
-    Ok(match built.executables.get(&bin) {
-        Some(exe) => Ok(exe.clone()),
-        None => Err(build_failure(&bin, built)),
-    })
 }

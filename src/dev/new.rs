@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::commands::Outcome;
-use crate::info_file::InfoFile;
+use crate::info_file::{InfoFile, is_identifier};
 use crate::workbook::{EXERCISES_DIR, INFO_FILE_NAME, ORIGINALS_DIR, SOLUTIONS_DIR, Workbook};
 
 /// Text an author must replace; `dev check` refuses any file that still contains it.
@@ -24,11 +24,7 @@ pub fn run(workbook: &Workbook, spec: &str) -> Result<Outcome> {
     if info.exercise_index(name).is_some() {
         bail!("an exercise named `{name}` already exists");
     }
-    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !valid {
+    if !is_identifier(name) {
         bail!(
             "`{name}` is not a valid exercise name: use lowercase letters, digits and `_`, starting with a letter"
         );
@@ -131,11 +127,7 @@ fn new_topic_names(dir: &str) -> Result<(String, String)> {
         .filter(|(num, _)| !num.is_empty() && num.chars().all(|c| c.is_ascii_digit()))
         .map(|(_, rest)| rest)
         .unwrap_or("");
-    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if !valid {
+    if !is_identifier(name) {
         bail!(
             "`{dir}` is not an existing topic; to create one, name its directory NN_name (e.g. 07_queues)"
         );

@@ -277,7 +277,7 @@ impl App {
             WorkResult::Lab { output } => {
                 self.busy = false;
                 if !self.interactive {
-                    println!("lab output:\n{}", indent(&output));
+                    println!("lab output:\n{}", present::indent(&output, 2));
                     if let Some(message) = &self.message {
                         println!("{message}");
                     }
@@ -560,11 +560,4 @@ impl App {
         }
         out
     }
-}
-
-fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -9,8 +9,8 @@ use std::sync::mpsc::Sender;
 use std::thread;
 use std::time::Duration;
 
-use crate::cargo::{self, Artifact, Package};
-use crate::check::{self, Verdict, build_failure};
+use crate::cargo::Package;
+use crate::check::{self, LabBuild, Verdict};
 use crate::process::{self, Cancel, Ending, Limits};
 use crate::workbook::Workbook;
 
@@ -93,26 +93,16 @@ fn run_lab(
     cancel: &Cancel,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Option<String>> {
-    let bin = workbook.info.exercises[index].name.clone();
     progress("Building the lab…");
-    let built = cargo::build(
-        workbook,
-        Package::Exercises,
-        std::slice::from_ref(&bin),
-        Artifact::Lab,
-        color,
-        cancel,
-        progress,
-    )?;
-    if built.cancelled {
-        return Ok(None);
-    }
-    let Some(exe) = built.executables.get(&bin).cloned() else {
-        let verdict = build_failure(&bin, built);
-        return Ok(Some(format!(
-            "The lab did not build: {}",
-            verdict.summary()
-        )));
+    let exe = match check::build_lab(workbook, index, color, cancel, progress)? {
+        LabBuild::Built(exe) => exe,
+        LabBuild::Cancelled => return Ok(None),
+        LabBuild::Failed(verdict) => {
+            return Ok(Some(format!(
+                "The lab did not build: {}",
+                verdict.summary()
+            )));
+        }
     };
     progress("Running the lab…");
     let mut cmd = Command::new(exe);

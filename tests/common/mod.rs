@@ -3,7 +3,12 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
@@ -104,6 +109,162 @@ impl TempWorkbook {
         let solved = self.read(&format!("solutions/{rel}"));
         self.write(&format!("exercises/{rel}"), &solved);
     }
+
+    /// Sets `time_limit_secs` of exercise `name` in this copy's info.toml.
+    pub fn set_time_limit(&self, name: &str, secs: u64) {
+        let info = self.read("info.toml");
+        let entry = info
+            .find(&format!("\nname = \"{name}\"\n"))
+            .unwrap_or_else(|| panic!("no exercise `{name}` in info.toml"));
+        let path_line = entry + info[entry..].find("\npath = ").expect("a path line");
+        let end = path_line + 1 + info[path_line + 1..].find('\n').expect("a line end");
+        let mut edited = info.clone();
+        edited.insert_str(end + 1, &format!("time_limit_secs = {secs}\n"));
+        self.write("info.toml", &edited);
+    }
+
+    /// Starts the watcher in plain mode (stdin and stdout are pipes) with extra `args`.
+    pub fn watcher(&self, args: &[&str]) -> Watcher {
+        Watcher::start(self, args)
+    }
+}
+
+/// A generous bound for one step of a watcher test; only reached if the watcher is broken (the
+/// test then fails with the output so far instead of hanging forever).
+pub const STEP_LIMIT: Duration = Duration::from_secs(300);
+
+/// `sdlings watch` driven like a learner's editor would drive it, in plain mode: saves are real
+/// file writes, keys are lines on stdin, verdicts are lines on stdout.
+pub struct Watcher {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Lines of stdout with the moment each was read.
+    lines: Receiver<(Instant, String)>,
+    seen: Vec<String>,
+}
+
+impl Watcher {
+    pub fn start(wb: &TempWorkbook, args: &[&str]) -> Watcher {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sdlings"))
+            .arg("watch")
+            .args(args)
+            .current_dir(wb.path())
+            .env("SDLINGS_TARGET_DIR", shared_build_dir())
+            .env("NO_COLOR", "1")
+            .env_remove("CARGO_TARGET_DIR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Watcher {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the next line for which `wanted` holds, returning it and when it was read.
+    pub fn expect_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> (Instant, String) {
+        loop {
+            match self.lines.recv_timeout(STEP_LIMIT) {
+                Ok((at, line)) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return (at, line);
+                    }
+                }
+                Err(_) => panic!(
+                    "the watcher never printed {what}; it printed:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for a line containing `text`, returning it.
+    pub fn expect(&mut self, text: &str) -> String {
+        self.expect_where(&format!("{text:?}"), |l| l.contains(text))
+            .1
+    }
+
+    /// Waits for the next verdict line about exercise `name` ("✓ name: ..." or "✗ name: ...").
+    pub fn next_verdict(&mut self, name: &str) -> String {
+        self.next_verdict_at(name).1
+    }
+
+    /// [`Watcher::next_verdict`], with the moment the line was read.
+    pub fn next_verdict_at(&mut self, name: &str) -> (Instant, String) {
+        self.expect_where(&format!("a verdict for {name}"), |l| is_verdict(l, name))
+    }
+
+    /// Everything printed so far.
+    pub fn seen(&self) -> &[String] {
+        &self.seen
+    }
+
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Whether the watcher process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Closes stdin, waits for the watcher to exit on its own (it does once idle) and returns its
+    /// exit status with everything it printed.
+    pub fn finish(mut self) -> (ExitStatus, Vec<String>) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        // The reader thread ends at EOF, which follows the exit.
+        while let Ok((_, line)) = self.lines.recv_timeout(STEP_LIMIT) {
+            self.seen.push(line);
+        }
+        (status, std::mem::take(&mut self.seen))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // Only after a failed assertion: do not leave a watcher running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether `line` is the watcher's verdict line for exercise `name`.
+pub fn is_verdict(line: &str, name: &str) -> bool {
+    line.strip_prefix("✓ ")
+        .or_else(|| line.strip_prefix("✗ "))
+        .is_some_and(|rest| rest.starts_with(&format!("{name}: ")))
+}
+
+/// The verdict lines about exercise `name` among `lines`.
+pub fn verdicts<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .map(String::as_str)
+        .filter(|l| is_verdict(l, name))
+        .collect()
 }
 
 /// How many exercises and topics the workbook has, read from its info.toml (so tests do not
