@@ -145,7 +145,7 @@ pub struct Watcher {
 
 impl Watcher {
     pub fn start(wb: &TempWorkbook, args: &[&str]) -> Watcher {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sdlings"))
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sdlings"))
             .arg("watch")
             .args(args)
             .current_dir(wb.path())
