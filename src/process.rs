@@ -27,17 +27,24 @@ static LIVE_GROUPS: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
 /// Installs the Ctrl-C / SIGTERM handler that stops every child group, then exits with 130.
 pub fn stop_children_on_interrupt() {
     let _ = ctrlc::set_handler(|| {
-        if let Ok(groups) = LIVE_GROUPS.lock()
-            && let Some(groups) = groups.as_ref()
-        {
-            for &pid in groups {
-                kill_process_group(pid);
-            }
-        }
+        stop_all_children();
         // Leave the terminal usable if the watcher had it in raw mode.
         let _ = crossterm::terminal::disable_raw_mode();
         std::process::exit(130);
     });
+}
+
+/// Kills every child group still running. For exits that do not wait for the worker threads
+/// (Ctrl-C, quitting the watcher mid-check): a cancelled worker would stop its child on its next
+/// poll, but the process may be gone by then and the child would run on, orphaned.
+pub fn stop_all_children() {
+    if let Ok(groups) = LIVE_GROUPS.lock()
+        && let Some(groups) = groups.as_ref()
+    {
+        for &pid in groups {
+            kill_process_group(pid);
+        }
+    }
 }
 
 fn track(pid: u32, live: bool) {
@@ -139,8 +146,13 @@ pub fn run_captured(mut cmd: Command, limits: Limits, cancel: &Cancel) -> io::Re
     drop(cmd);
     let flooded = Arc::new(AtomicBool::new(false));
     let collector = collect(reader, limits.output_bytes, flooded.clone());
-    let ending = child.wait(Some(started + limits.time), cancel, &flooded)?;
+    let mut ending = child.wait(Some(started + limits.time), cancel, &flooded)?;
     let output = collector.join().unwrap_or_default();
+    // A child may print past the limit and exit before the wait loop sees the flag: judge it by
+    // what it did, not by which of the two the loop noticed first, so the verdict is repeatable.
+    if flooded.load(Ordering::SeqCst) && matches!(ending, Ending::Exited(_)) {
+        ending = Ending::OutputFlood;
+    }
     Ok(Finished {
         ending,
         output: String::from_utf8_lossy(&output).into_owned(),

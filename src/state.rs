@@ -105,13 +105,15 @@ impl StateStore {
 
     /// The saved state, or a fresh one if there is no file yet.
     pub fn load(&self) -> Result<State> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(text) => text,
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
             Err(e) => {
                 return Err(e).with_context(|| format!("cannot read {}", self.path.display()));
             }
         };
+        let text = String::from_utf8(bytes)
+            .map_err(|e| self.damaged(&format!("it is not UTF-8 text ({e})")))?;
         let state: State = toml::from_str(&text).map_err(|e| self.damaged(&e.to_string()))?;
         if state.format_version != STATE_FORMAT_VERSION {
             return Err(self.damaged(&format!(

@@ -130,10 +130,20 @@ fn init_writes_a_fresh_workbook_from_the_built_in_curriculum() {
         fs::read_to_string(target.join("exercises/01_caching/lru_cache.rs")).unwrap(),
         fs::read_to_string(repo.join("exercises/.originals/01_caching/lru_cache.rs")).unwrap()
     );
-    // The progress file is kept in version control; build output is not.
+    // The progress file is kept in version control; build output and half-written progress
+    // files (left by a killed sdlings) are not.
     let gitignore = fs::read_to_string(target.join(".gitignore")).unwrap();
-    assert!(gitignore.contains("/target"));
-    assert!(!gitignore.contains("sdlings-state"));
+    assert!(gitignore.lines().any(|l| l == "/target"), "{gitignore}");
+    assert!(
+        gitignore.lines().any(|l| l == "/.sdlings-state.toml.tmp-*"),
+        "{gitignore}"
+    );
+    assert!(
+        !gitignore.lines().any(
+            |l| l.trim_end_matches('*') == "/.sdlings-state.toml" || l == ".sdlings-state.toml"
+        ),
+        "the progress file itself must not be ignored:\n{gitignore}"
+    );
 
     // The new workbook works: its local info.toml is used.
     Command::cargo_bin("sdlings")

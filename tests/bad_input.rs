@@ -321,7 +321,6 @@ fn list_and_hint_survive_a_mutated_progress_file() {
 }
 
 #[test]
-#[ignore = "src bug: StateStore::load (src/state.rs) reports a non-UTF-8 progress file as `cannot read ...: stream did not contain valid UTF-8`, without the damaged-file way out"]
 fn a_progress_file_that_is_not_utf8_gets_the_way_out() {
     let wb = TempWorkbook::new();
     let mut content = VALID_STATE.as_bytes().to_vec();

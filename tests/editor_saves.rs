@@ -428,7 +428,6 @@ fn alternating_failing_and_passing_saves_get_alternating_verdicts() {
 }
 
 #[test]
-#[ignore = "src bug: `--poll` ignores saves; PollWatcher reports a newer mtime as Modify(Metadata(WriteTime)), which is_write_like (src/watch/events.rs) drops"]
 fn polling_sees_atomic_renames_and_in_place_rewrites() {
     let wb = TempWorkbook::new();
     let t = Texts::of(&wb);
@@ -452,7 +451,6 @@ fn polling_sees_atomic_renames_and_in_place_rewrites() {
 }
 
 #[test]
-#[ignore = "src bug: `--poll` ignores saves; PollWatcher reports a newer mtime as Modify(Metadata(WriteTime)), which is_write_like (src/watch/events.rs) drops"]
 fn polling_ignores_swap_files_and_sees_one_save_per_burst() {
     let wb = TempWorkbook::new();
     let t = Texts::of(&wb);
@@ -486,4 +484,45 @@ fn polling_ignores_swap_files_and_sees_one_save_per_burst() {
             let_events_arrive();
         },
     );
+}
+
+#[test]
+fn polling_follows_the_learner_into_the_next_topic() {
+    // Polling watches only the current exercise's directory: moving on to an exercise in
+    // another directory must move the polling with it.
+    let wb = TempWorkbook::new();
+    wb.write(
+        ".sdlings-state.toml",
+        "format_version = 1\ncurrent = \"hit_counter\"\n\n\
+         [exercises.welcome]\ndone = true\n\n\
+         [exercises.reading_tests]\ndone = true\n",
+    );
+    let mut watcher = wb.watcher(&["--poll"]);
+    watcher.expect("watching exercises/00_intro/hit_counter.rs");
+    assert!(
+        watcher
+            .next_verdict("hit_counter")
+            .starts_with("✗ hit_counter")
+    );
+    wb.solve("00_intro", "hit_counter");
+    assert!(
+        watcher
+            .next_verdict("hit_counter")
+            .starts_with("✓ hit_counter"),
+        "the save in 00_intro was missed:\n{}",
+        watcher.seen().join("\n")
+    );
+    watcher.expect("send n for the next exercise");
+    watcher.send("n");
+    watcher.expect("now on lru_cache (exercises/01_caching/lru_cache.rs)");
+    assert!(watcher.next_verdict("lru_cache").starts_with("✗ lru_cache"));
+    wb.solve("01_caching", "lru_cache");
+    assert!(
+        watcher.next_verdict("lru_cache").starts_with("✓ lru_cache"),
+        "the save in 01_caching was missed after moving on:\n{}",
+        watcher.seen().join("\n")
+    );
+    watcher.expect("send n for the next exercise");
+    let (status, _) = watcher.finish();
+    assert!(status.success());
 }

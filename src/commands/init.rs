@@ -29,7 +29,9 @@ opt-level = 2
 "#;
 
 /// Build output and sdlings' lock files stay out of git; the progress file is kept with the work.
-const GITIGNORE: &str = "/target\n/.sdlings/\n";
+/// Build output, sdlings' locks and reset backups, and a progress file half-written when sdlings
+/// was killed (the real one, `.sdlings-state.toml`, is meant to be committed).
+const GITIGNORE: &str = "/target\n/.sdlings/\n/.sdlings-state.toml.tmp-*\n";
 
 pub fn run(dir: &Path) -> Result<Outcome> {
     if dir.exists()

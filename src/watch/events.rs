@@ -73,40 +73,81 @@ pub enum Input {
     Redraw,
 }
 
-/// Keeps the file watcher alive; dropping it stops watching.
-pub type FileWatcher = Box<dyn Watcher + Send>;
+/// What the watcher watches for saves. Events: the whole `exercises/` directory, recursively,
+/// which costs nothing while idle. Polling: only the directory of the current exercise, because
+/// each round reads every polled file; it follows the learner from exercise to exercise.
+pub struct FileWatch {
+    watcher: Box<dyn Watcher + Send>,
+    /// Polling mode only: the directory polled now.
+    polled: Option<PathBuf>,
+    polling: bool,
+}
 
-/// Watches `dir` recursively and forwards changes that can mean "the learner saved".
-pub fn watch_files(dir: &Path, poll: bool, tx: Sender<Event>) -> Result<FileWatcher> {
-    let handler = move |res: notify::Result<notify::Event>| {
+impl FileWatch {
+    /// Watches `exercises_dir` with file events.
+    pub fn events(exercises_dir: &Path, tx: Sender<Event>) -> Result<FileWatch> {
+        let mut watcher =
+            notify::recommended_watcher(forward_saves(tx)).map_err(|e| setup_error(None, &e))?;
+        watcher
+            .watch(exercises_dir, RecursiveMode::Recursive)
+            .map_err(|e| setup_error(Some(exercises_dir), &e))?;
+        Ok(FileWatch {
+            watcher: Box::new(watcher),
+            polled: None,
+            polling: false,
+        })
+    }
+
+    /// Polls `dir` (the current exercise's directory) every [`POLL_INTERVAL`].
+    pub fn poll(dir: &Path, tx: Sender<Event>) -> Result<FileWatch> {
+        let config = notify::Config::default()
+            .with_poll_interval(POLL_INTERVAL)
+            // notify's poller compares mtimes in whole seconds: compare contents too, so two
+            // saves within one second are both seen.
+            .with_compare_contents(true);
+        let mut watch = FileWatch {
+            watcher: Box::new(notify::PollWatcher::new(forward_saves(tx), config)?),
+            polled: None,
+            polling: true,
+        };
+        watch.follow(dir)?;
+        Ok(watch)
+    }
+
+    /// Polling mode: polls `dir` instead of the directory polled so far. With events, every
+    /// directory is watched already and this does nothing.
+    pub fn follow(&mut self, dir: &Path) -> Result<()> {
+        if !self.polling || self.polled.as_deref() == Some(dir) {
+            return Ok(());
+        }
+        if let Some(old) = self.polled.take() {
+            let _ = self.watcher.unwatch(&old);
+        }
+        self.watcher
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|e| setup_error(Some(dir), &e))?;
+        self.polled = Some(dir.to_path_buf());
+        Ok(())
+    }
+}
+
+/// A notify handler that sends the changes that can mean "the learner saved".
+fn forward_saves(tx: Sender<Event>) -> impl notify::EventHandler {
+    move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res
             && is_write_like(&event.kind)
         {
             let _ = tx.send(Event::FilesChanged(event.paths));
         }
-    };
-    let mut watcher: FileWatcher = if poll {
-        let config = notify::Config::default()
-            .with_poll_interval(POLL_INTERVAL)
-            // Some file systems keep whole-second mtimes: compare contents so two saves within
-            // one second are still both seen.
-            .with_compare_contents(true);
-        Box::new(notify::PollWatcher::new(handler, config)?)
-    } else {
-        Box::new(notify::recommended_watcher(handler).map_err(|e| setup_error(dir, &e))?)
-    };
-    watcher
-        .watch(dir, RecursiveMode::Recursive)
-        .map_err(|e| setup_error(dir, &e))?;
-    Ok(watcher)
+    }
 }
 
-fn setup_error(dir: &Path, e: &notify::Error) -> anyhow::Error {
+fn setup_error(dir: Option<&Path>, e: &notify::Error) -> anyhow::Error {
+    let what = dir.map_or_else(|| "the exercises".into(), |d| d.display().to_string());
     anyhow!(
-        "cannot watch {} for changes: {e}.\n\
+        "cannot watch {what} for changes: {e}.\n\
          If the system ran out of file watches, raise the limit (on Linux: sysctl fs.inotify.max_user_watches=524288),\n\
-         or run `sdlings watch --poll`, which checks the files periodically instead.",
-        dir.display()
+         or run `sdlings watch --poll`, which checks the files periodically instead."
     )
 }
 
@@ -150,11 +191,13 @@ fn eventless_in(mounts: &str, dir: &Path) -> Option<String> {
 }
 
 /// Reads are not saves: cargo and rustc open the exercise on every check, and reacting to that
-/// would loop forever. Metadata-only changes (atime, permissions) are not saves either.
+/// would loop forever. Metadata-only changes (atime, permissions) are not saves either, except a
+/// newer modification time, which is how the poller reports most saves.
 fn is_write_like(kind: &EventKind) -> bool {
-    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
     match kind {
         EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::WriteTime)) => true,
         EventKind::Modify(ModifyKind::Metadata(_)) => false,
         EventKind::Modify(_) => true,
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,

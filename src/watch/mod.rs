@@ -25,15 +25,19 @@ use crate::commands::Outcome;
 use crate::commands::hint::hints_text;
 use crate::commands::list::{list_text, status_mark};
 use crate::present;
+use crate::process;
 use crate::set::ExerciseSet;
 use crate::state::{State, WatcherLock};
 use crate::term::{self, progress_bar};
 use crate::workbook::{EXERCISES_DIR, Progress, Workbook};
-use events::{Event, Input};
+use events::{Event, FileWatch, Input};
 use worker::{Job, WorkResult};
 
-/// Quiet time after the last file event of a save before checking.
-const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Quiet time after the last file event of a save before checking. An editor's steps (write a
+/// temp file, rename it over the exercise) come within a millisecond or two; if a save takes
+/// longer, its later events cancel the check started too early, so the verdict is still that of
+/// the final file. Every millisecond here is added to each save→verdict, so keep it short.
+const DEBOUNCE: Duration = Duration::from_millis(20);
 
 pub fn run(workbook: Workbook, args: &WatchArgs) -> Result<Outcome> {
     let _lock = WatcherLock::acquire(&workbook.root)?;
@@ -50,16 +54,22 @@ pub fn run(workbook: Workbook, args: &WatchArgs) -> Result<Outcome> {
             "The workbook is on a {fs_type} file system, where saves may send no file events: checking for changes by polling instead."
         );
     }
-    let _files = events::watch_files(&exercises_dir, args.poll || eventless.is_some(), tx.clone())?;
     let (state, set, _) = workbook.progress()?;
+    let mut app = App::new(Arc::new(workbook), set, state, interactive, tx.clone(), rx);
+    // Set up before the terminal goes raw, so a failure is reported on a normal terminal.
+    let files = if args.poll || eventless.is_some() {
+        FileWatch::poll(&app.current_dir(), tx.clone())?
+    } else {
+        FileWatch::events(&exercises_dir, tx.clone())?
+    };
+    app.files = Some(files);
     let _raw = if interactive {
-        events::read_keys(tx.clone());
+        events::read_keys(tx);
         Some(screen::RawMode::enter()?)
     } else {
-        events::read_lines(tx.clone());
+        events::read_lines(tx);
         None
     };
-    let mut app = App::new(Arc::new(workbook), set, state, interactive, tx, rx);
     app.run()?;
     Ok(Outcome::Success)
 }
@@ -104,6 +114,8 @@ struct App {
     /// When the last file event of a save in progress arrived.
     save_pending_since: Option<Instant>,
     input_closed: bool,
+    /// Keeps the file watch alive; `None` only while starting.
+    files: Option<FileWatch>,
 }
 
 impl App {
@@ -142,6 +154,7 @@ impl App {
             busy: false,
             save_pending_since: None,
             input_closed: false,
+            files: None,
         }
     }
 
@@ -195,12 +208,20 @@ impl App {
         if let Some(job) = &self.job {
             job.cancel();
         }
+        // The worker thread would stop its child on its next poll, but we are about to exit.
+        process::stop_all_children();
         Ok(())
     }
 
     fn current_path(&self) -> PathBuf {
         self.workbook
             .exercise_path(&self.workbook.info.exercises[self.current])
+    }
+
+    /// The directory of the current exercise's file.
+    fn current_dir(&self) -> PathBuf {
+        let path = self.current_path();
+        path.parent().map_or(path.clone(), Path::to_path_buf)
     }
 
     fn current_path_shown(&self) -> String {
@@ -211,17 +232,18 @@ impl App {
         &self.workbook.info.exercises[self.current].name
     }
 
-    /// Editors report the saved file under the path we watch; comparing the last two components
-    /// also copes with a workbook reached through a symlink.
+    /// Notify reports paths under the directory we watch, which is where `current_path` points
+    /// too; a workbook reached through a symlink may still report the real path, so fall back to
+    /// comparing canonical paths (only when both exist: a removed file is not a save to check).
     fn is_current_file(&self, path: &Path) -> bool {
         let target = self.current_path();
-        let tail = |p: &Path| {
-            (
-                p.file_name().map(|n| n.to_owned()),
-                p.parent().and_then(|d| d.file_name()).map(|n| n.to_owned()),
-            )
-        };
-        path == target || tail(path) == tail(&target)
+        if path == target {
+            return true;
+        }
+        match (path.canonicalize(), target.canonicalize()) {
+            (Ok(path), Ok(target)) => path == target,
+            _ => false,
+        }
     }
 
     fn on_files_changed(&mut self, paths: &[PathBuf]) {
@@ -230,6 +252,8 @@ impl App {
             if let Some(job) = self.job.take() {
                 job.cancel();
             }
+            // A result the cancelled job still sends belongs to the old file: ignore it.
+            self.generation += 1;
             self.busy = true;
             self.save_pending_since = Some(Instant::now());
         }
@@ -421,6 +445,12 @@ impl App {
         self.current = index;
         self.show_hints = false;
         self.message = None;
+        let dir = self.current_dir();
+        if let Some(files) = &mut self.files
+            && let Err(e) = files.follow(&dir)
+        {
+            self.message = Some(format!("{e:#}"));
+        }
         let name = self.current_name().to_string();
         match self.workbook.store.update(|s| s.current = Some(name)) {
             Ok((state, _)) => self.state = state,
