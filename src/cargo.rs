@@ -25,6 +25,8 @@ use crate::workbook::Workbook;
 pub enum Package {
     Exercises,
     Solutions,
+    /// The scratch package `sdlings dev mutants` writes in the build directory.
+    Mutants,
 }
 
 impl Package {
@@ -32,13 +34,14 @@ impl Package {
         match self {
             Package::Exercises => "exercises",
             Package::Solutions => "solutions",
+            Package::Mutants => "mutants",
         }
     }
 
     /// The Cargo binary name of an exercise in this package.
     pub fn bin_name(self, exercise: &str) -> String {
         match self {
-            Package::Exercises => exercise.to_string(),
+            Package::Exercises | Package::Mutants => exercise.to_string(),
             Package::Solutions => format!("{exercise}_sol"),
         }
     }
@@ -143,6 +146,13 @@ fn build_once(
         Artifact::Lab => cmd.arg("build"),
     };
     cmd.args(["--package", package.name()]);
+    if package == Package::Mutants {
+        // Its own workspace, outside the workbook's: see dev::mutants.
+        cmd.arg("--manifest-path")
+            .arg(crate::dev::mutants::package_dir(workbook).join("Cargo.toml"))
+            // Each mutant is compiled once: incremental state would only fill the disk.
+            .env("CARGO_INCREMENTAL", "0");
+    }
     for bin in bins {
         cmd.args(["--bin", bin]);
     }

@@ -96,7 +96,7 @@ pub fn check(
 ) -> Result<Option<Verdict>> {
     let exercise = &workbook.info.exercises[index];
     let bin = package.bin_name(&exercise.name);
-    let built = cargo::build(
+    let mut built = cargo::build(
         workbook,
         package,
         std::slice::from_ref(&bin),
@@ -110,7 +110,7 @@ pub fn check(
     }
     let verdict = match built.executables.get(&bin) {
         Some(exe) => run_tests(exe, &workbook.root, exercise.time_limit, cancel)?,
-        None => Some(build_failure(&bin, built)),
+        None => Some(build_failure(&bin, &mut built)),
     };
     Ok(verdict.map(|v| in_source_order(workbook, package, index, v)))
 }
@@ -124,7 +124,7 @@ fn in_source_order(
     let exercise = &workbook.info.exercises[index];
     let source_path = match package {
         Package::Exercises => workbook.exercise_path(exercise),
-        Package::Solutions => workbook.solution_path(exercise),
+        Package::Solutions | Package::Mutants => workbook.solution_path(exercise),
     };
     if let Ok(source) = std::fs::read_to_string(source_path) {
         verdict.order_failures_as_in(&source);
@@ -149,7 +149,7 @@ pub fn build_lab(
     progress: ProgressFn,
 ) -> Result<LabBuild> {
     let bin = workbook.info.exercises[index].name.clone();
-    let built = cargo::build(
+    let mut built = cargo::build(
         workbook,
         Package::Exercises,
         std::slice::from_ref(&bin),
@@ -163,13 +163,13 @@ pub fn build_lab(
     } else {
         match built.executables.get(&bin) {
             Some(exe) => LabBuild::Built(exe.clone()),
-            None => LabBuild::Failed(build_failure(&bin, built)),
+            None => LabBuild::Failed(build_failure(&bin, &mut built)),
         }
     })
 }
 
 /// The verdict for a binary that did not build.
-pub fn build_failure(bin: &str, mut built: cargo::BuildOutcome) -> Verdict {
+pub fn build_failure(bin: &str, built: &mut cargo::BuildOutcome) -> Verdict {
     match built.compile_errors.remove(bin) {
         Some(diagnostics) => Verdict::CompileError { diagnostics },
         None => Verdict::BuildFailed {
@@ -320,15 +320,7 @@ pub fn check_many(
                 }
                 last.expect("repeat >= 1")
             }
-            None => {
-                let errors = built.compile_errors.remove(bin);
-                match errors {
-                    Some(diagnostics) => Verdict::CompileError { diagnostics },
-                    None => Verdict::BuildFailed {
-                        message: cargo::cargo_failure_text(&built.cargo_stderr),
-                    },
-                }
-            }
+            None => build_failure(bin, &mut built),
         };
         verdicts.push(in_source_order(workbook, package, index, verdict));
     }

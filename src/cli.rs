@@ -36,7 +36,8 @@ Files:
 
 Environment:
   NO_COLOR              no colours (also --color never)
-  SDLINGS_TARGET_DIR    where exercises are built (default: target/sdlings)
+  SDLINGS_TARGET_DIR    where exercises are built (default: target/sdlings); give each
+                        workbook its own: cargo cannot tell two copies' builds apart
 
 Exit codes: 0 success; 1 an exercise failed; 2 a usage error or a problem with the workbook."
 )]
@@ -204,5 +205,12 @@ pub enum DevCommand {
         /// you, the author, changed an exercise). Never run this in a workbook you are solving.
         #[arg(long)]
         update_originals: bool,
+    },
+    /// Check that the tests reject the plausible wrong implementations listed beside each
+    /// solution (solutions/NN_topic/NAME.mutants.toml): each is applied to a copy of the
+    /// solution, built and tested, and must fail.
+    Mutants {
+        /// Only these exercises (default: all).
+        names: Vec<String>,
     },
 }

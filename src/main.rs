@@ -81,6 +81,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 update_originals,
             } => dev::check::run(&workbook, repeat, update_originals),
             DevCommand::New { spec } => dev::new::run(&workbook, &spec),
+            DevCommand::Mutants { names } => dev::mutants::run(&workbook, &names),
         },
     }
 }

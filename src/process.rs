@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-const POLL_INTERVAL: Duration = Duration::from_millis(5);
+/// Short: the wait for a test binary's exit is part of every save→verdict, and a wake-up per
+/// millisecond while a child runs costs nothing measurable.
+const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
 /// How much memory (address space) a test binary or lab may use. Beyond it, allocations fail and
 /// the process aborts with "memory allocation ... failed" instead of exhausting the machine.

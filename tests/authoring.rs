@@ -43,14 +43,19 @@ fn a_scaffolded_exercise_is_refused_until_written_then_passes_dev_check() {
         ))
         .stdout(contains(
             "exercises/07_message_queues/README.md still has TODO(author)",
+        ))
+        .stdout(contains(
+            "solutions/01_caching/lfu_cache.mutants.toml: still has TODO(author) placeholders",
         ));
 
     // The author writes the exercise, its solution, the README and the hints.
     for rel in [
         "exercises/01_caching/lfu_cache.rs",
         "solutions/01_caching/lfu_cache.rs",
+        "solutions/01_caching/lfu_cache.mutants.toml",
         "exercises/07_message_queues/log_queue.rs",
         "solutions/07_message_queues/log_queue.rs",
+        "solutions/07_message_queues/log_queue.mutants.toml",
         "exercises/07_message_queues/README.md",
     ] {
         wb.write(rel, &wb.read(rel).replace("TODO(author)", "Written"));
@@ -70,6 +75,17 @@ fn a_scaffolded_exercise_is_refused_until_written_then_passes_dev_check() {
             exercises + 2,
             topics + 1
         )));
+    // The scaffolded mutant, once written, is a mistake the scaffolded test rejects.
+    wb.sdlings()
+        .args(["dev", "mutants", "lfu_cache", "log_queue"])
+        .assert()
+        .success()
+        .stdout(
+            contains("lfu_cache: Written: a mistake").and(contains("caught by gives_the_answer")),
+        )
+        .stdout(contains(
+            "the tests reject all 2 plausible wrong implementations",
+        ));
 }
 
 #[test]

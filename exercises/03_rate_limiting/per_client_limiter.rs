@@ -748,4 +748,25 @@ mod tests {
         );
         assert!(limiter.tracked_clients() <= 3);
     }
+
+    #[test]
+    fn clients_that_arrive_after_a_sweep_can_still_be_swept_out_once_idle() {
+        let (clock, mut limiter) = limiter(4.0, 4, 2);
+        for client in ["a", "b"] {
+            assert_eq!(allowed(&mut limiter, client, 1), 1);
+        }
+        clock.set(ms(250));
+        assert_eq!(limiter.evict_idle(), 2, "a and b are full again");
+        clock.set(ms(300));
+        for client in ["c", "d"] {
+            assert_eq!(allowed(&mut limiter, client, 1), 1);
+        }
+        clock.set(ms(550));
+        assert!(
+            limiter.check("e").allowed,
+            "at 550 ms c and d have refilled their one token and are idle, so e at the full \
+             table must sweep them out. If you skip sweeps until 'the earliest a bucket can be \
+             full', a bucket created after the last sweep must move that time earlier"
+        );
+    }
 }

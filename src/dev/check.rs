@@ -15,7 +15,9 @@ use serde::Deserialize;
 use crate::cargo::Package;
 use crate::check::{Verdict, check_many};
 use crate::commands::Outcome;
+use crate::dev::mutants;
 use crate::dev::new::AUTHOR_TODO;
+use crate::info_file::ExerciseInfo;
 use crate::term::{self, StatusLine};
 use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook, test_module};
 
@@ -127,6 +129,7 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
                 ));
             }
         }
+        problems.extend(mutants_problem(workbook, exercise));
         if let (Some(ex), Some(orig)) = (&ex_text, &orig_text)
             && ex != orig
         {
@@ -189,6 +192,21 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
     Ok(problems)
 }
 
+/// The exercise's list of plausible wrong implementations must be written and apply cleanly to
+/// its solution (whether the tests reject them is `dev mutants`' job: it needs a build each).
+fn mutants_problem(workbook: &Workbook, exercise: &ExerciseInfo) -> Option<String> {
+    let path = mutants::mutants_path(workbook, exercise);
+    if fs::read_to_string(&path).is_ok_and(|text| text.contains(AUTHOR_TODO)) {
+        return Some(format!(
+            "{}: still has {AUTHOR_TODO} placeholders: list the mistakes a learner would really make",
+            workbook.display_path(&path)
+        ));
+    }
+    mutants::load(workbook, exercise)
+        .err()
+        .map(|e| format!("{}: {e:#}", exercise.name))
+}
+
 fn read_or_note(path: &Path, workbook: &Workbook, problems: &mut Vec<String>) -> Option<String> {
     match fs::read_to_string(path) {
         Ok(text) => Some(text),
@@ -219,6 +237,7 @@ fn bin_problems(workbook: &Workbook, package: Package) -> Result<Vec<String>> {
     let dir = match package {
         Package::Exercises => EXERCISES_DIR,
         Package::Solutions => SOLUTIONS_DIR,
+        Package::Mutants => unreachable!("the mutants package is generated, not authored"),
     };
     let manifest_path = workbook.root.join(dir).join("Cargo.toml");
     let text = fs::read_to_string(&manifest_path)
@@ -276,13 +295,17 @@ fn stray_files(workbook: &Workbook) -> Vec<String> {
             };
             for entry in entries.flatten() {
                 let file = entry.file_name().to_string_lossy().into_owned();
-                if !file.ends_with(".rs") {
-                    continue;
-                }
-                let rel = format!("{}/{file}", topic.dir);
+                // A solution's mutants belong to the exercise of the same name.
+                let source = match file.strip_suffix(".mutants.toml") {
+                    Some(stem) if base == SOLUTIONS_DIR => format!("{stem}.rs"),
+                    _ if file.ends_with(".rs") => file.clone(),
+                    _ => continue,
+                };
+                let rel = format!("{}/{source}", topic.dir);
                 if !workbook.info.exercises.iter().any(|e| e.path == rel) {
                     problems.push(format!(
-                        "{base}/{rel}: not an exercise in info.toml (add it, or remove the file)"
+                        "{base}/{}/{file}: not an exercise in info.toml (add it, or remove the file)",
+                        topic.dir
                     ));
                 }
             }

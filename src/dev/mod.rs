@@ -1,4 +1,5 @@
 //! Tools for authors of exercises.
 
 pub mod check;
+pub mod mutants;
 pub mod new;

@@ -38,10 +38,12 @@ pub fn run(workbook: &Workbook, spec: &str) -> Result<Outcome> {
         None => new_topic_names(topic_spec)?,
     };
     let rel = format!("{topic_dir}/{name}.rs");
+    let mutants_rel = format!("{topic_dir}/{name}.mutants.toml");
     let root = &workbook.root;
     for path in [
         root.join(EXERCISES_DIR).join(&rel),
         root.join(SOLUTIONS_DIR).join(&rel),
+        root.join(SOLUTIONS_DIR).join(&mutants_rel),
     ] {
         if path.exists() {
             bail!("{} already exists", path.display());
@@ -102,6 +104,10 @@ pub fn run(workbook: &Workbook, spec: &str) -> Result<Outcome> {
     write_new(&root.join(EXERCISES_DIR).join(&rel), &exercise)?;
     write_new(&root.join(ORIGINALS_DIR).join(&rel), &exercise)?;
     write_new(&root.join(SOLUTIONS_DIR).join(&rel), &template(name, true))?;
+    write_new(
+        &root.join(SOLUTIONS_DIR).join(&mutants_rel),
+        &mutants_template(name),
+    )?;
     if existing.is_none() {
         let readme = root.join(EXERCISES_DIR).join(&topic_dir).join("README.md");
         if !readme.exists() {
@@ -115,7 +121,7 @@ pub fn run(workbook: &Workbook, spec: &str) -> Result<Outcome> {
         .with_context(|| format!("cannot write {}", info_path.display()))?;
 
     println!(
-        "Scaffolded `{name}` in topic {topic_dir}:\n  exercises/{rel}      the learner's file (todo!() in the learner's part)\n  solutions/{rel}      the solved file (identical tests)\n  info.toml               an entry with two placeholder hints\n  exercises/Cargo.toml, solutions/Cargo.toml   the bins `{name}` and `{name}_sol`\n\nNext: write the exercise, its solution and its hints (replace every {AUTHOR_TODO} and TODO), then run\n  sdlings dev check --update-originals\nwhich records the pristine copy `sdlings reset` restores and checks everything."
+        "Scaffolded `{name}` in topic {topic_dir}:\n  exercises/{rel}      the learner's file (todo!() in the learner's part)\n  solutions/{rel}      the solved file (identical tests)\n  solutions/{mutants_rel}      plausible wrong implementations the tests must reject\n  info.toml               an entry with two placeholder hints\n  exercises/Cargo.toml, solutions/Cargo.toml   the bins `{name}` and `{name}_sol`\n\nNext: write the exercise, its solution and its hints (replace every {AUTHOR_TODO} and TODO), then run\n  sdlings dev check --update-originals\nwhich records the pristine copy `sdlings reset` restores and checks everything."
     );
     Ok(Outcome::Success)
 }
@@ -236,6 +242,25 @@ mod tests {{
         assert_eq!(answer(), 42, "the answer is 42");
     }}
 }}
+"#
+    )
+}
+
+fn mutants_template(name: &str) -> String {
+    format!(
+        r#"# Plausible wrong implementations of `{name}`: the mistakes learners really make. Each edits
+# the solution (`replace` must occur in it exactly once) and must compile; `sdlings dev mutants
+# {name}` checks that the tests reject every one. `caught_by` (optional) names tests that must fail.
+
+[[mutants]]
+mistake = "TODO(author): a mistake a learner would really make (one [[mutants]] entry each)"
+replace = """
+    42
+}}"""
+with = """
+    41
+}}"""
+caught_by = ["gives_the_answer"]
 "#
     )
 }

@@ -40,8 +40,13 @@ mod tests {
 
 #[derive(Debug)]
 pub enum Event {
-    /// Something was written, created, renamed or removed at these paths.
-    FilesChanged(Vec<PathBuf>),
+    /// Something was written, created, renamed or removed at these paths. `settled`: the event
+    /// marks the end of a save (the writer closed the file, or a finished file was renamed into
+    /// place), so there is nothing to wait for.
+    FilesChanged {
+        paths: Vec<PathBuf>,
+        settled: bool,
+    },
     Input(Input),
     /// Standard input ended (plain mode only).
     InputClosed,
@@ -137,7 +142,10 @@ fn forward_saves(tx: Sender<Event>) -> impl notify::EventHandler {
         if let Ok(event) = res
             && is_write_like(&event.kind)
         {
-            let _ = tx.send(Event::FilesChanged(event.paths));
+            let _ = tx.send(Event::FilesChanged {
+                settled: ends_a_save(&event.kind),
+                paths: event.paths,
+            });
         }
     }
 }
@@ -203,6 +211,17 @@ fn is_write_like(kind: &EventKind) -> bool {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) | EventKind::Other | EventKind::Any => false,
     }
+}
+
+/// A writer closing the file, or a complete file renamed over it (VS Code, JetBrains, `sed -i`):
+/// the usual last step of a save. Other writes may be followed by more of the same save.
+fn ends_a_save(kind: &EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
 }
 
 /// Reads keys from the terminal (which must be in raw mode).

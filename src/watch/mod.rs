@@ -1,10 +1,11 @@
 //! `sdlings watch`: re-check the current exercise on every save.
 //!
-//! The main loop owns all state and reacts to [`Event`]s one at a time. Saves are debounced:
-//! editors write a file in several steps (truncate then write, write a temp file then rename,
-//! touch a backup), so the first event of a burst cancels any running check at once, and a new
-//! check starts when the burst has been quiet for [`DEBOUNCE`]. The check then reads the file as
-//! it is *now*, so the verdict always belongs to the latest save.
+//! The main loop owns all state and reacts to [`Event`]s one at a time. Editors write a file in
+//! several steps (truncate then write, write a temp file then rename, touch a backup), so every
+//! event about the exercise cancels any running check at once. A new check starts as soon as an
+//! event marks the save as complete (the file closed after writing, or renamed into place), and
+//! otherwise when the burst has been quiet for [`DEBOUNCE`]. The check reads the file as it is
+//! *now*, so the verdict always belongs to the latest save.
 
 mod events;
 mod screen;
@@ -33,10 +34,10 @@ use crate::workbook::{EXERCISES_DIR, Progress, Workbook};
 use events::{Event, FileWatch, Input};
 use worker::{Job, WorkResult};
 
-/// Quiet time after the last file event of a save before checking. An editor's steps (write a
-/// temp file, rename it over the exercise) come within a millisecond or two; if a save takes
-/// longer, its later events cancel the check started too early, so the verdict is still that of
-/// the final file. Every millisecond here is added to each save→verdict, so keep it short.
+/// Quiet time after the last file event of a save that did not say it was complete (the poller's
+/// events; a write whose close is not reported) before checking. An editor's steps come within a
+/// millisecond or two; a slower save's later events cancel a check started too early, so the
+/// verdict is still that of the final file.
 const DEBOUNCE: Duration = Duration::from_millis(20);
 
 pub fn run(workbook: Workbook, args: &WatchArgs) -> Result<Outcome> {
@@ -175,7 +176,9 @@ impl App {
                 None => Duration::from_secs(3600),
             };
             match self.rx.recv_timeout(wait) {
-                Ok(Event::FilesChanged(paths)) => self.on_files_changed(&paths),
+                Ok(Event::FilesChanged { paths, settled }) => {
+                    self.on_files_changed(&paths, settled)
+                }
                 Ok(Event::Input(input)) => {
                     if !self.on_input(input)? {
                         break;
@@ -246,7 +249,7 @@ impl App {
         }
     }
 
-    fn on_files_changed(&mut self, paths: &[PathBuf]) {
+    fn on_files_changed(&mut self, paths: &[PathBuf], settled: bool) {
         if paths.iter().any(|p| self.is_current_file(p)) {
             // The running check is about an older version of the file: stop it now.
             if let Some(job) = self.job.take() {
@@ -255,7 +258,14 @@ impl App {
             // A result the cancelled job still sends belongs to the old file: ignore it.
             self.generation += 1;
             self.busy = true;
-            self.save_pending_since = Some(Instant::now());
+            if settled {
+                // The save is complete: check now rather than pay the debounce on every save.
+                // Should more events follow after all, they cancel this check like any other.
+                self.save_pending_since = None;
+                self.start_check();
+            } else {
+                self.save_pending_since = Some(Instant::now());
+            }
         }
     }
 
