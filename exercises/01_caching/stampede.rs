@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::RngExt;
-use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::lab::{Table, bar_chart, millis, percent};
 use sdlings_kit::workload::{ZipfKeys, seeded_rng};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -287,10 +287,6 @@ async fn burst<C: LabCache>(make: impl FnOnce(Arc<SlowDb>) -> C, concurrency: us
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -301,9 +297,9 @@ fn main() {
         println!(
             "{CONCURRENCY} requests for {KEYS} keys arrive within {} on a cold cache; \
              the database takes {} per query, +{} per query already running.\n",
-            ms(ARRIVAL_WINDOW),
-            ms(DB_LATENCY),
-            ms(DB_CONTENTION),
+            millis(ARRIVAL_WINDOW),
+            millis(DB_LATENCY),
+            millis(DB_CONTENTION),
         );
         let naive = burst(
             |db| NaiveCache {
@@ -336,9 +332,9 @@ fn main() {
                 r.loads.to_string(),
                 format!("{saved} ({})", percent(saved, r.requests)),
                 r.peak_queries.to_string(),
-                ms(r.latency_quantile(0.5)),
-                ms(r.latency_quantile(0.99)),
-                ms(*r.latencies.last().expect("at least one request")),
+                millis(r.latency_quantile(0.5)),
+                millis(r.latency_quantile(0.99)),
+                millis(*r.latencies.last().expect("at least one request")),
             ]);
         }
         table.print();

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use sdlings_kit::backend::{self, Backend, Behaviour};
 use sdlings_kit::clock::{Clock, SystemClock};
-use sdlings_kit::lab::{Table, bar_chart};
+use sdlings_kit::lab::{Table, bar_chart, quantile};
 
 /// Backends are numbered 0..n in the order they were configured.
 pub type BackendId = usize;
@@ -284,15 +284,6 @@ async fn scenario(health_checks: bool) -> RunReport {
         samples,
         transitions,
     }
-}
-
-fn quantile(latencies: &mut [Duration], q: f64) -> String {
-    if latencies.is_empty() {
-        return "-".to_string();
-    }
-    latencies.sort();
-    let i = ((latencies.len() - 1) as f64 * q).round() as usize;
-    format!("{:.1} ms", latencies[i].as_secs_f64() * 1000.0)
 }
 
 fn main() {

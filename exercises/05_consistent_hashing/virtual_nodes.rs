@@ -489,11 +489,7 @@ async fn socket_lab() -> std::io::Result<()> {
 
 fn main() {
     sweep();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::runtime();
     if let Err(error) = runtime.block_on(socket_lab()) {
         eprintln!("the socket lab could not run: {error}");
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::lab::{Table, bar_chart, millis, percent};
 use sdlings_kit::workload::seeded_rng;
 use tokio::sync::Semaphore;
 
@@ -274,16 +274,8 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank - 1]
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::runtime();
     let mut rng = seeded_rng(SEED);
     let plan: Vec<[u64; REPLICAS]> = (0..REQUESTS)
         .map(|_| {
@@ -330,7 +322,7 @@ fn main() {
             ("normal", "no hedging".to_string(), baseline),
             (
                 "normal",
-                format!("hedge at p{HEDGE_PERCENTILE} ({})", ms(p_hedge)),
+                format!("hedge at p{HEDGE_PERCENTILE} ({})", millis(p_hedge)),
                 run(&fleet, &plan, at_p, budget()).await,
             ),
             (
@@ -345,12 +337,12 @@ fn main() {
             ),
             (
                 "slowdown",
-                format!("hedge at {}, no budget", ms(p_hedge)),
+                format!("hedge at {}, no budget", millis(p_hedge)),
                 run(&fleet, &slowdown, at_p, HedgeBudget::unlimited()).await,
             ),
             (
                 "slowdown",
-                format!("hedge at {}, budget", ms(p_hedge)),
+                format!("hedge at {}, budget", millis(p_hedge)),
                 run(&fleet, &slowdown, at_p, budget()).await,
             ),
         ];
@@ -372,10 +364,10 @@ fn main() {
             table.row(&[
                 fleet_state.to_string(),
                 strategy.clone(),
-                ms(pct(&r.latencies, 50.0)),
-                ms(pct(&r.latencies, 95.0)),
-                ms(pct(&r.latencies, 99.0)),
-                ms(pct(&r.latencies, 100.0)),
+                millis(pct(&r.latencies, 50.0)),
+                millis(pct(&r.latencies, 95.0)),
+                millis(pct(&r.latencies, 99.0)),
+                millis(pct(&r.latencies, 100.0)),
                 percent(r.hedged as u64, REQUESTS as u64),
                 r.served.to_string(),
                 format!("+{}", percent(extra, REQUESTS as u64)),
@@ -418,8 +410,8 @@ fn main() {
             "\nbackend-0 now answers 503: one request -> {:?} in {} (the 503 triggers the hedge \
              at once, without waiting {}).",
             answer.map(|a| (a.value, a.attempts)),
-            ms(started.elapsed()),
-            ms(p_hedge),
+            millis(started.elapsed()),
+            millis(p_hedge),
         );
     });
 }

@@ -308,11 +308,7 @@ fn count(samples: &[Sample], outcome: Outcome) -> usize {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::runtime();
     runtime.block_on(async {
         let wall = std::time::Instant::now();
         let healthy = Behaviour::Healthy {

@@ -176,11 +176,7 @@ fn pct(sorted: &[Duration], p: f64) -> String {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::runtime();
     runtime.block_on(async {
         let fleet: Vec<Backend> = backend::start_fleet(FLEET, HEALTHY_LATENCY)
             .await

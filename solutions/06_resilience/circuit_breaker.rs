@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use sdlings_kit::backend::{self, Backend, Behaviour};
 use sdlings_kit::clock::{Clock, SystemClock};
-use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::lab::{Table, bar_chart, latency, millis, percent, quantile};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerConfig {
@@ -361,32 +361,8 @@ async fn scenario(with_breaker: bool) -> Run {
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// A latency: in µs when under a millisecond (a fast-fail takes microseconds).
-fn latency(d: Duration) -> String {
-    if d < Duration::from_millis(1) {
-        format!("{:.1} µs", d.as_secs_f64() * 1e6)
-    } else {
-        ms(d)
-    }
-}
-
-fn quantile(sorted: &[Duration], q: f64) -> String {
-    if sorted.is_empty() {
-        return "-".to_string();
-    }
-    latency(sorted[((sorted.len() - 1) as f64 * q).round() as usize])
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::runtime();
     runtime.block_on(async {
         let recovery = OUTAGE_START + OUTAGE;
         println!(
@@ -394,8 +370,8 @@ fn main() {
              backend on 127.0.0.1.\nThe backend is {OUTAGE_BEHAVIOUR:?} from t={} to t={}, healthy \
              otherwise. Breaker: trip after {FAILURE_THRESHOLD} failures in a row, open for \
              {OPEN_FOR:?}, {TRIAL_CALLS} trial call(s).\n",
-            ms(OUTAGE_START),
-            ms(recovery),
+            millis(OUTAGE_START),
+            millis(recovery),
         );
         let (plain, guarded) = tokio::join!(scenario(false), scenario(true));
 
@@ -418,7 +394,6 @@ fn main() {
                 .filter(in_outage)
                 .map(|s| s.latency)
                 .collect();
-            outage_latencies.sort();
             let first_success = run
                 .samples
                 .iter()
@@ -445,8 +420,8 @@ fn main() {
                     .count()
                     .to_string(),
                 run.samples.iter().filter(|s| !s.ok).count().to_string(),
-                quantile(&outage_latencies, 0.5),
-                quantile(&outage_latencies, 0.99),
+                quantile(&mut outage_latencies, 0.5),
+                quantile(&mut outage_latencies, 0.99),
                 format!("{:.1} s", held.as_secs_f64()),
                 first_success,
             ]);
@@ -465,7 +440,7 @@ fn main() {
 
         println!("\nyour breaker's transitions:");
         for (at, state) in &guarded.transitions {
-            println!("  t={:>10}  {state:?}", ms(*at));
+            println!("  t={:>10}  {state:?}", millis(*at));
         }
 
         let bars = (RUN.as_nanos() / BAR.as_nanos()) as usize;
@@ -479,7 +454,7 @@ fn main() {
             .map(|(i, &n)| {
                 let from = BAR * i as u32;
                 let down = from + BAR > OUTAGE_START && from < recovery;
-                let label = format!("{}{}", ms(from), if down { " (down)" } else { "" });
+                let label = format!("{}{}", millis(from), if down { " (down)" } else { "" });
                 (label, f64::from(n))
             })
             .collect();

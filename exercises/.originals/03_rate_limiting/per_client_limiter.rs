@@ -439,11 +439,7 @@ fn one_off_scan(per_sec: u32) -> (usize, u64, u64) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::runtime();
     if let Err(e) = runtime.block_on(socket_lab()) {
         println!("the socket lab could not run: {e}");
     }

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::lab::{Table, bar_chart, percent, quantile};
 
 /// Backends are numbered 0..n in the order they were configured.
 pub type BackendId = usize;
@@ -183,15 +183,6 @@ async fn run(
         samples,
         wall: started.elapsed(),
     }
-}
-
-fn quantile(latencies: &mut [Duration], q: f64) -> String {
-    if latencies.is_empty() {
-        return "-".to_string();
-    }
-    latencies.sort();
-    let i = ((latencies.len() - 1) as f64 * q).round() as usize;
-    format!("{:.1} ms", latencies[i].as_secs_f64() * 1000.0)
 }
 
 async fn fleet_with(behaviour_of: impl Fn(BackendId) -> Duration) -> Arc<Vec<Backend>> {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::lab::{Table, bar_chart, latency, millis, nearest_rank, percent};
 use sdlings_kit::workload::seeded_rng;
 use tokio::sync::Semaphore;
 
@@ -317,31 +317,8 @@ async fn scenario(with_bulkheads: bool, plan: &[Dependency]) -> Run {
     }
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// A latency: in µs when under a millisecond (a rejection takes microseconds).
-fn latency(d: Duration) -> String {
-    if d < Duration::from_millis(1) {
-        format!("{:.1} µs", d.as_secs_f64() * 1e6)
-    } else {
-        ms(d)
-    }
-}
-
-/// Nearest-rank percentile of `sorted`.
-fn quantile(sorted: &[Duration], q: f64) -> Duration {
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::runtime();
     let mut rng = seeded_rng(SEED);
     let requests = (TRAFFIC.as_nanos() / ARRIVAL_EVERY.as_nanos()) as usize;
     let plan: Vec<Dependency> = (0..requests)
@@ -359,9 +336,9 @@ fn main() {
              {:.0}% of them call \"slow\" ({SLOW_MS} ms), the rest \"fast\" ({FAST_MS} ms).\n\
              Bulkheads: slow {SLOW_LIMIT}, fast {FAST_LIMIT} concurrent calls, queue {QUEUE}. \
              Clients give up after {}.\n",
-            ms(TRAFFIC),
+            millis(TRAFFIC),
             SLOW_SHARE * 100.0,
-            ms(REQUEST_TIMEOUT),
+            millis(REQUEST_TIMEOUT),
         );
         let (plain, guarded) = tokio::join!(scenario(false, &plan), scenario(true, &plan));
         let mut table = Table::new(&[
@@ -385,8 +362,9 @@ fn main() {
                     .collect();
                 let count = |v: Verdict| mine.iter().filter(|s| s.verdict == v).count();
                 let mut latencies: Vec<Duration> = mine.iter().map(|s| s.latency).collect();
-                latencies.sort();
-                let (p50, p99) = (quantile(&latencies, 0.5), quantile(&latencies, 0.99));
+                latencies.sort_unstable();
+                let quantile = |q| nearest_rank(&latencies, q).unwrap_or_default();
+                let (p50, p99) = (quantile(0.5), quantile(0.99));
                 table.row(&[
                     format!("{name} / {dependency:?}").to_lowercase(),
                     mine.len().to_string(),

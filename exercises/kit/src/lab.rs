@@ -1,9 +1,21 @@
-//! Printing a lab's figures: a small aligned table and a horizontal bar chart.
+//! Running a lab and printing its figures: the runtime socket labs share, an aligned table, a
+//! horizontal bar chart, and latencies as text.
 //!
 //! Labs print what an engineer would look at on a dashboard. These helpers keep that output
 //! consistent across exercises so the learner's eye knows where to look.
 
 use std::fmt::Display;
+use std::time::Duration;
+
+/// The runtime the socket labs run on: two worker threads (the machine the figures in the
+/// exercise headers were measured on had two cores), with timers and sockets enabled.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
 
 /// A table with a header row, printed with aligned columns.
 #[derive(Debug, Default)]
@@ -105,6 +117,37 @@ pub fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// A duration in milliseconds with one decimal, e.g. `"12.3 ms"`.
+pub fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A latency as text: in µs under a millisecond (a rejection or a fast failure takes
+/// microseconds, and "0.0 ms" would hide how much faster it is), in ms otherwise.
+pub fn latency(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    } else {
+        millis(d)
+    }
+}
+
+/// The q-quantile (`q` from 0.0 to 1.0) of `sorted` by nearest rank: the smallest sample with at
+/// least a share q of all samples at or below it, so always a latency some request really had.
+/// `None` when there are no samples.
+pub fn nearest_rank(sorted: &[Duration], q: f64) -> Option<Duration> {
+    debug_assert!(sorted.is_sorted(), "nearest_rank needs sorted samples");
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
+/// The q-quantile of `latencies` as text (see [`nearest_rank`] and [`latency`]), sorting them in
+/// place; `"-"` when there are none.
+pub fn quantile(latencies: &mut [Duration], q: f64) -> String {
+    latencies.sort_unstable();
+    nearest_rank(latencies, q).map_or_else(|| "-".to_string(), latency)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +172,25 @@ mod tests {
     fn percent_handles_zero() {
         assert_eq!(percent(1, 8), "12.5%");
         assert_eq!(percent(0, 0), "-");
+    }
+
+    #[test]
+    fn nearest_rank_is_a_sample_and_never_under_reports() {
+        let ms = Duration::from_millis;
+        let sorted: Vec<Duration> = (1..=10).map(ms).collect();
+        assert_eq!(nearest_rank(&sorted, 0.0), Some(ms(1)));
+        assert_eq!(nearest_rank(&sorted, 0.5), Some(ms(5)));
+        assert_eq!(nearest_rank(&sorted, 0.91), Some(ms(10)));
+        assert_eq!(nearest_rank(&sorted, 1.0), Some(ms(10)));
+        assert_eq!(nearest_rank(&[], 0.5), None);
+    }
+
+    #[test]
+    fn latencies_under_a_millisecond_are_shown_in_microseconds() {
+        assert_eq!(latency(Duration::from_micros(12)), "12.0 µs");
+        assert_eq!(latency(Duration::from_micros(12_345)), "12.3 ms");
+        let mut unsorted = [Duration::from_millis(30), Duration::from_millis(10)];
+        assert_eq!(quantile(&mut unsorted, 0.5), "10.0 ms");
+        assert_eq!(quantile(&mut [], 0.5), "-");
     }
 }
