@@ -667,11 +667,7 @@ async fn run(budget: Duration, propagate: bool, stalls: &[Vec<Duration>]) -> Fig
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::simulated_runtime();
     let mut rng = seeded_rng(SEED);
     let stalls: Vec<Vec<Duration>> = (0..REQUESTS)
         .map(|_| {

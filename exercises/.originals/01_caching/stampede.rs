@@ -288,11 +288,7 @@ async fn burst<C: LabCache>(make: impl FnOnce(Arc<SlowDb>) -> C, concurrency: us
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a tokio runtime");
+    let runtime = sdlings_kit::lab::simulated_runtime();
     runtime.block_on(async {
         println!(
             "{CONCURRENCY} requests for {KEYS} keys arrive within {} on a cold cache; \

@@ -117,6 +117,17 @@ pub fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// The runtime the simulated labs run on: one thread and a paused clock, so time only moves when
+/// every task waits on a timer. The lab plays seconds of traffic in milliseconds, and the figures
+/// come out the same on every run and every machine.
+pub fn simulated_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// A duration in milliseconds with one decimal, e.g. `"12.3 ms"`.
 pub fn millis(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
