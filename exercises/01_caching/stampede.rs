@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::RngExt;
-use sdlings_kit::lab::{Table, bar_chart, millis, percent};
+use sdlings_kit::lab::{Table, bar_chart, millis, nearest_rank, percent};
 use sdlings_kit::workload::{ZipfKeys, seeded_rng};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -248,8 +248,7 @@ struct Report {
 
 impl Report {
     fn latency_quantile(&self, q: f64) -> Duration {
-        let i = ((self.latencies.len() - 1) as f64 * q).round() as usize;
-        self.latencies[i]
+        nearest_rank(&self.latencies, q).expect("at least one request")
     }
 }
 

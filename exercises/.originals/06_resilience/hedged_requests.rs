@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use rand::RngExt;
 use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, millis, percent};
+use sdlings_kit::lab::{Table, bar_chart, millis, nearest_rank, percent};
 use sdlings_kit::workload::seeded_rng;
 use tokio::sync::Semaphore;
 
@@ -268,10 +268,9 @@ async fn run(
     result
 }
 
-/// Nearest-rank percentile of sorted latencies.
+/// Nearest-rank percentile (p from 0 to 100) of sorted latencies.
 fn pct(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((p * sorted.len() as f64 / 100.0).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    nearest_rank(sorted, p / 100.0).expect("at least one request")
 }
 
 fn main() {

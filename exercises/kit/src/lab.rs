@@ -148,7 +148,15 @@ pub fn latency(d: Duration) -> String {
 /// `None` when there are no samples.
 pub fn nearest_rank(sorted: &[Duration], q: f64) -> Option<Duration> {
     debug_assert!(sorted.is_sorted(), "nearest_rank needs sorted samples");
-    let rank = (q * sorted.len() as f64).ceil() as usize;
+    let exact = q * sorted.len() as f64;
+    // A q like 0.07 has no exact binary form: 0.07 × 100 is 7.000000000000001, whose ceiling
+    // would be one rank too high. Within a hair of a whole number, take that number.
+    let nearest = exact.round();
+    let rank = if (exact - nearest).abs() <= 1e-9 * nearest.max(1.0) {
+        nearest
+    } else {
+        exact.ceil()
+    } as usize;
     sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
 }
 
@@ -192,6 +200,12 @@ mod tests {
         assert_eq!(nearest_rank(&sorted, 0.0), Some(ms(1)));
         assert_eq!(nearest_rank(&sorted, 0.5), Some(ms(5)));
         assert_eq!(nearest_rank(&sorted, 0.91), Some(ms(10)));
+        let hundred: Vec<Duration> = (1..=100).map(ms).collect();
+        assert_eq!(
+            nearest_rank(&hundred, 0.07),
+            Some(ms(7)),
+            "0.07 × 100 is a hair above 7"
+        );
         assert_eq!(nearest_rank(&sorted, 1.0), Some(ms(10)));
         assert_eq!(nearest_rank(&[], 0.5), None);
     }
