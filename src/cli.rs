@@ -196,16 +196,19 @@ pub enum DevCommand {
         spec: String,
     },
     /// Validate the whole workbook: info.toml, files, Cargo bins, hints, topic READMEs; every
-    /// exercise fails unsolved and every solution passes its tests repeatedly.
+    /// exercise fails unsolved, every solution passes its tests repeatedly, every lab finishes.
     Check {
         /// How many times each solution's tests must pass in a row.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
-        /// Copy each exercise file over its pristine copy in exercises/.originals first (after
-        /// you, the author, changed an exercise). Never run this in a workbook you are solving.
-        #[arg(long)]
-        update_originals: bool,
+        /// Only the checks that need no build (info.toml, files, bins, hints, READMEs, mutants
+        /// lists, identical test modules): a fraction of a second.
+        #[arg(long = "static")]
+        static_only: bool,
     },
+    /// Write the [[bin]] lists of exercises/Cargo.toml and solutions/Cargo.toml from info.toml
+    /// (run it after adding, renaming or moving an exercise).
+    Update,
     /// Check that the tests reject the plausible wrong implementations listed beside each
     /// solution (solutions/NN_topic/NAME.mutants.toml): each is applied to a copy of the
     /// solution, built and tested, and must fail.

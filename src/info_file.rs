@@ -45,7 +45,8 @@ pub struct ExerciseInfo {
     pub name: String,
     /// Index into [`InfoFile::topics`].
     pub topic: usize,
-    /// Path relative to `exercises/` (and to `solutions/`), e.g. `01_caching/lru_cache.rs`.
+    /// Path relative to `exercises/` (and to `solutions/`), e.g. `01_caching/lru_cache.rs`:
+    /// `TOPIC_DIR/NAME.rs` unless info.toml says otherwise.
     pub path: String,
     pub hints: Vec<String>,
     pub time_limit: Duration,
@@ -89,7 +90,8 @@ struct RawTopic {
 struct RawExercise {
     name: Spanned<String>,
     topic: Spanned<String>,
-    path: Spanned<String>,
+    /// Optional: derived from the topic's directory and the name.
+    path: Option<Spanned<String>>,
     hints: Spanned<Vec<String>>,
     time_limit_secs: Option<Spanned<u64>>,
 }
@@ -175,25 +177,27 @@ impl InfoFile {
                     ),
                 ));
             }
-            check_relative_path(&e.path, "exercises.path", at)?;
-            let path = e.path.get_ref();
-            let expected_prefix = format!("{}/", topics[topic].dir);
-            if !path.starts_with(&expected_prefix) || !path.ends_with(".rs") {
-                return Err(at.error(
-                    e.path.span(),
-                    "exercises.path",
-                    &format!(
-                        "`{path}` must be a `.rs` file inside its topic's directory `{}`",
-                        topics[topic].dir
-                    ),
-                ));
-            }
+            let path = match &e.path {
+                Some(path) => {
+                    check_relative_path(path, "exercises.path", at)?;
+                    check_inside_topic(path, &topics[topic], at)?;
+                    path.get_ref().clone()
+                }
+                None => format!("{}/{}.rs", topics[topic].dir, e.name.get_ref()),
+            };
             if !paths.insert(path.clone()) {
-                return Err(at.error(
-                    e.path.span(),
-                    "exercises.path",
-                    &format!("`{path}` is used by two exercises"),
-                ));
+                return Err(match &e.path {
+                    Some(given) => at.error(
+                        given.span(),
+                        "exercises.path",
+                        &format!("`{path}` is used by two exercises"),
+                    ),
+                    None => at.error(
+                        e.name.span(),
+                        "exercises.name",
+                        &format!("`{path}` (this exercise's file) is used by another exercise"),
+                    ),
+                });
             }
             let time_limit = match &e.time_limit_secs {
                 None => DEFAULT_TIME_LIMIT,
@@ -211,7 +215,7 @@ impl InfoFile {
             exercises.push(ExerciseInfo {
                 name: e.name.into_inner(),
                 topic,
-                path: path.clone(),
+                path,
                 hints: e.hints.into_inner(),
                 time_limit,
             });
@@ -245,6 +249,27 @@ impl InfoFile {
             .enumerate()
             .filter(move |(_, e)| e.topic == topic)
             .map(|(i, _)| i)
+    }
+}
+
+/// An exercise's file lives in its topic's directory and is a `.rs` file.
+fn check_inside_topic(
+    path: &Spanned<String>,
+    topic: &Topic,
+    at: &Locator,
+) -> Result<(), FileError> {
+    let text = path.get_ref();
+    if text.starts_with(&format!("{}/", topic.dir)) && text.ends_with(".rs") {
+        Ok(())
+    } else {
+        Err(at.error(
+            path.span(),
+            "exercises.path",
+            &format!(
+                "`{text}` must be a `.rs` file inside its topic's directory `{}`",
+                topic.dir
+            ),
+        ))
     }
 }
 
@@ -449,6 +474,16 @@ time_limit_secs = 20
     fn unknown_fields_are_rejected() {
         let text = GOOD.replace("hints = [\"a\", \"b\"]\ntime", "hint = [\"a\"]\ntime");
         assert!(parse_err(&text).contains("unknown field `hint`"));
+    }
+
+    #[test]
+    fn the_path_is_derived_from_topic_and_name_unless_given() {
+        let text = GOOD.replace("path = \"00_intro/welcome.rs\"\n", "");
+        let info = InfoFile::parse(&text, "info.toml").unwrap();
+        assert_eq!(info.exercises[0].path, "00_intro/welcome.rs");
+        let text = GOOD.replace("01_caching/lru_cache.rs", "01_caching/lru.rs");
+        let info = InfoFile::parse(&text, "info.toml").unwrap();
+        assert_eq!(info.exercises[1].path, "01_caching/lru.rs");
     }
 
     #[test]

@@ -3,16 +3,14 @@
 //! `main` only parses the command line and maps outcomes to exit codes; each concern lives in its
 //! own module (see the list below).
 
-mod cargo;
-mod check;
 mod cli;
 mod commands;
 mod dev;
 mod info_file;
-mod libtest;
 mod present;
-mod process;
+mod pristine;
 mod report;
+mod runner;
 mod set;
 mod state;
 mod term;
@@ -31,7 +29,7 @@ use workbook::Workbook;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     term::init_color(cli.color);
-    process::stop_children_on_interrupt();
+    runner::process::stop_children_on_interrupt();
     match run(cli) {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failure) => ExitCode::from(1),
@@ -78,8 +76,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Dev { command } => match command {
             DevCommand::Check {
                 repeat,
-                update_originals,
-            } => dev::check::run(&workbook, repeat, update_originals),
+                static_only,
+            } => dev::check::run(&workbook, repeat, static_only),
+            DevCommand::Update => dev::update::run(&workbook),
             DevCommand::New { spec } => dev::new::run(&workbook, &spec),
             DevCommand::Mutants { names } => dev::mutants::run(&workbook, &names),
         },

@@ -3,7 +3,7 @@
 
 use colored::Colorize;
 
-use crate::check::Verdict;
+use crate::runner::Verdict;
 
 /// How many failing tests are shown in full; the rest are named only.
 const FAILURES_SHOWN: usize = 3;
@@ -94,7 +94,7 @@ pub fn indent(text: &str, by: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::libtest::Failure;
+    use crate::runner::libtest::Failure;
 
     #[test]
     fn failures_show_name_message_and_todo_tip() {

@@ -7,7 +7,7 @@ use colored::Colorize;
 use serde::Serialize;
 
 /// Bumped whenever a field of the JSON report changes meaning or disappears.
-pub const JSON_SCHEMA_VERSION: u32 = 1;
+pub const JSON_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -24,6 +24,9 @@ pub enum Status {
     Failed,
     /// The file is exactly as shipped: the learner has not started it.
     NotAttempted,
+    /// The file is exactly as shipped again, after the exercise passed (`sdlings reset`, or the
+    /// work was undone): it passed once but the work is not there now.
+    Reverted,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +56,15 @@ impl Entry {
     pub fn counts_as_passed(&self) -> bool {
         self.status == Status::Passed && !self.tests_changed
     }
+
+    /// When it first passed, for an exercise that does not pass now (failing or reverted): the
+    /// report says the learner got there once.
+    fn earlier_pass(&self) -> Option<&str> {
+        match self.status {
+            Status::Failed | Status::Reverted => self.first_passed.as_deref(),
+            Status::Passed | Status::NotAttempted => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +80,7 @@ pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub not_attempted: usize,
+    pub reverted: usize,
     /// Whatever their run found: their tests differ from the original.
     pub tests_changed: usize,
 }
@@ -78,13 +91,15 @@ pub struct Report {
     pub schema_version: u32,
     pub sdlings_version: &'static str,
     pub generated_at: String,
+    /// What the tests were compared with to say `tests_changed`.
+    pub reference: &'static str,
     pub set: SetInfo,
     pub summary: Summary,
     pub exercises: Vec<Entry>,
 }
 
 impl Report {
-    pub fn new(set: SetInfo, exercises: Vec<Entry>) -> Report {
+    pub fn new(set: SetInfo, reference: &'static str, exercises: Vec<Entry>) -> Report {
         // Exclusive buckets that add up to the total: an exercise with changed tests counts only
         // as that, whatever its run found, since its verdict proves nothing.
         let count = |status| {
@@ -98,6 +113,7 @@ impl Report {
             passed: count(Status::Passed),
             failed: count(Status::Failed),
             not_attempted: count(Status::NotAttempted),
+            reverted: count(Status::Reverted),
             tests_changed: exercises.iter().filter(|e| e.tests_changed).count(),
         };
         Report {
@@ -106,6 +122,7 @@ impl Report {
             sdlings_version: env!("CARGO_PKG_VERSION"),
             generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string(),
+            reference,
             set,
             summary,
             exercises,
@@ -123,6 +140,9 @@ impl Report {
             "{} passed, {} failed, {} not attempted",
             s.passed, s.failed, s.not_attempted
         );
+        if s.reverted > 0 {
+            line.push_str(&format!(", {} reverted after passing", s.reverted));
+        }
         if s.tests_changed > 0 {
             line.push_str(&format!(", {} with changed tests", s.tests_changed));
         }
@@ -150,8 +170,12 @@ impl Report {
                 Status::Passed => ("✓".green().bold(), e.summary.clone()),
                 Status::Failed => ("✗".red().bold(), e.summary.clone()),
                 Status::NotAttempted => ("○".dimmed().bold(), "not attempted".to_string()),
+                Status::Reverted => ("↺".yellow().bold(), e.summary.clone()),
             };
             out.push_str(&format!("{mark} {}: {what}", e.name));
+            if let Some(when) = e.earlier_pass() {
+                out.push_str(&format!(" (passed earlier, on {when})"));
+            }
             if let Some(f) = &e.first_failure {
                 out.push_str(&format!(" (first failing test: {})", f.test));
             }
@@ -175,6 +199,7 @@ impl Report {
                 Status::Passed => "✅ passed".to_string(),
                 Status::Failed => format!("❌ {}", e.summary),
                 Status::NotAttempted => "⬜ not attempted".to_string(),
+                Status::Reverted => format!("↩️ {}", e.summary),
             };
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} | {}/{} | {} | {} |\n",
@@ -199,7 +224,8 @@ impl Report {
             .exercises
             .iter()
             .filter(|e| {
-                e.status == Status::Failed || (e.tests_changed && e.status == Status::Passed)
+                matches!(e.status, Status::Failed | Status::Reverted)
+                    || (e.tests_changed && e.status == Status::Passed)
             })
             .count();
         let mut out = format!(
@@ -234,6 +260,10 @@ impl Report {
                 ));
             } else if e.status == Status::NotAttempted {
                 out.push_str("      <skipped message=\"not attempted\"/>\n");
+            } else if e.status == Status::Reverted {
+                out.push_str(
+                    "      <failure type=\"reverted\" message=\"back to its original text after passing\"/>\n",
+                );
             }
             out.push_str(&format!(
                 "      <system-out>hints revealed: {}/{}; first passed: {}</system-out>\n    </testcase>\n",
@@ -283,6 +313,7 @@ mod tests {
                 Status::Passed => "all 3 tests pass".into(),
                 Status::Failed => "1 of 3 tests fail".into(),
                 Status::NotAttempted => "not attempted".into(),
+                Status::Reverted => "back to its original text after passing".into(),
             },
             first_failure: (status == Status::Failed).then(|| FirstFailure {
                 test: "evicts_lru".into(),
@@ -301,6 +332,7 @@ mod tests {
                 name: "week1".into(),
                 title: "Week 1".into(),
             },
+            "the curriculum built into this sdlings",
             vec![
                 entry("lru_cache", Status::Passed, false),
                 entry("ttl_cache", Status::Failed, false),
@@ -324,7 +356,7 @@ mod tests {
     fn json_has_a_versioned_schema() {
         let json: serde_json::Value = serde_json::from_str(&report().render(Format::Json)).unwrap();
         assert_eq!(json["schema"], "sdlings-verify-report");
-        assert_eq!(json["schema_version"], 1);
+        assert_eq!(json["schema_version"], 2);
         assert_eq!(json["summary"]["not_attempted"], 1);
         assert_eq!(json["exercises"][1]["status"], "failed");
         assert_eq!(json["exercises"][1]["first_failure"]["test"], "evicts_lru");

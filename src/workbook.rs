@@ -13,8 +13,6 @@ use crate::state::{PRIVATE_DIR, State, StateStore};
 pub const INFO_FILE_NAME: &str = "info.toml";
 pub const EXERCISES_DIR: &str = "exercises";
 pub const SOLUTIONS_DIR: &str = "solutions";
-/// Pristine copies of every exercise, never edited by the learner: `reset` restores from here.
-pub const ORIGINALS_DIR: &str = "exercises/.originals";
 
 #[derive(Debug)]
 pub struct Workbook {
@@ -86,10 +84,6 @@ impl Workbook {
         self.root.join(SOLUTIONS_DIR).join(&ex.path)
     }
 
-    pub fn original_path(&self, ex: &ExerciseInfo) -> PathBuf {
-        self.root.join(ORIGINALS_DIR).join(&ex.path)
-    }
-
     pub fn topic_readme(&self, topic: &Topic) -> PathBuf {
         self.root
             .join(EXERCISES_DIR)
@@ -145,7 +139,7 @@ impl Workbook {
 }
 
 /// An exercise file's test module: from the `#[cfg(test)]` line to the end of the file. It must
-/// be the same in the exercise, its solution and the original; a learner who edits it is flagged.
+/// be the same in the exercise and its solution; a learner who edits it is flagged.
 pub fn test_module(source: &str) -> Option<&str> {
     let start = source.find("\n#[cfg(test)]")?;
     Some(&source[start + 1..])

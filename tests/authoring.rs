@@ -29,7 +29,7 @@ fn a_scaffolded_exercise_is_refused_until_written_then_passes_dev_check() {
         .assert()
         .success()
         .stdout(contains(
-            "stampede                     locked\n  - lfu_cache",
+            "cache_aside                  locked\n  - lfu_cache",
         ))
         .stdout(contains("07_message_queues · Message Queues 0/1"));
 
@@ -67,7 +67,7 @@ fn a_scaffolded_exercise_is_refused_until_written_then_passes_dev_check() {
             .replace("TODO: close to", "Close to"),
     );
     wb.sdlings()
-        .args(["dev", "check", "--update-originals", "--repeat", "2"])
+        .args(["dev", "check", "--repeat", "2"])
         .assert()
         .success()
         .stdout(contains(format!(
@@ -134,18 +134,18 @@ fn init_writes_a_fresh_workbook_from_the_built_in_curriculum() {
         "exercises/kit/src/lib.rs",
         "exercises/00_intro/README.md",
         "exercises/01_caching/lru_cache.rs",
-        "exercises/.originals/01_caching/lru_cache.rs",
         "solutions/01_caching/lru_cache.rs",
         "sets/week1-caching.toml",
     ] {
         assert!(target.join(file).is_file(), "{file} is missing");
     }
-    // Exercises are written pristine, from the original copies.
+    // Exercises are written as shipped.
     let repo = common::repo_root();
     assert_eq!(
         fs::read_to_string(target.join("exercises/01_caching/lru_cache.rs")).unwrap(),
-        fs::read_to_string(repo.join("exercises/.originals/01_caching/lru_cache.rs")).unwrap()
+        fs::read_to_string(repo.join("exercises/01_caching/lru_cache.rs")).unwrap()
     );
+    assert!(!target.join("exercises/.originals").exists());
     // The progress file is kept in version control; build output and half-written progress
     // files (left by a killed sdlings) are not.
     let gitignore = fs::read_to_string(target.join(".gitignore")).unwrap();
@@ -201,4 +201,153 @@ fn completions_are_printed_for_each_shell() {
         .assert()
         .code(2)
         .stderr(contains("invalid value").and(contains("bash")));
+}
+
+#[test]
+fn dev_mutants_reports_survivors_broken_mutants_and_wrong_culprits() {
+    let wb = TempWorkbook::new();
+    let mutants = "solutions/02_rate_limiting/token_bucket.mutants.toml";
+    wb.write(
+        mutants,
+        r#"
+[[mutants]]
+mistake = "a harmless edit of a comment"
+replace = "// Whole seconds and fractions alike"
+with = "// Seconds and fractions alike"
+
+[[mutants]]
+mistake = "a typo the compiler catches"
+replace = "return Acquire::TooLarge;"
+with = "return Acquire::TooLargeTypo;"
+
+[[mutants]]
+mistake = "strict comparison, blamed on the wrong test"
+replace = "if self.tokens >= n {"
+with = "if self.tokens > n {"
+caught_by = ["a_request_larger_than_the_capacity_is_rejected_at_once_as_too_large"]
+"#,
+    );
+    wb.sdlings()
+        .args(["dev", "mutants", "token_bucket"])
+        .assert()
+        .code(1)
+        .stdout(contains(
+            "token_bucket: a harmless edit of a comment — SURVIVED: all",
+        ))
+        .stdout(contains(
+            "token_bucket: a typo the compiler catches — does not compile",
+        ))
+        .stdout(contains(
+            "caught, but not by [\"a_request_larger_than_the_capacity_is_rejected_at_once_as_too_large\"]",
+        ))
+        .stdout(contains("3 of 3 mutants not rejected as they should be"));
+    // The workbook's own files are untouched: the mutants were built from copies.
+    assert_eq!(
+        wb.read("solutions/02_rate_limiting/token_bucket.rs"),
+        fs::read_to_string(
+            common::fixture_root().join("solutions/02_rate_limiting/token_bucket.rs")
+        )
+        .unwrap()
+    );
+
+    // An edit that does not pin down one place is refused before anything is built, by
+    // `dev check` too.
+    wb.write(
+        mutants,
+        "[[mutants]]\nmistake = \"vague\"\nreplace = \"self\"\nwith = \"this\"\n",
+    );
+    wb.sdlings()
+        .args(["dev", "mutants", "token_bucket"])
+        .assert()
+        .failure()
+        .stderr(contains("the text in `replace` occurs"))
+        .stderr(contains("it must occur exactly once"));
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .code(1)
+        .stdout(contains("token_bucket: solutions/02_rate_limiting/token_bucket.mutants.toml, mutant 1 (\"vague\"): the text in `replace` occurs"));
+}
+
+#[test]
+fn dev_check_finds_inconsistencies_without_building() {
+    let wb = TempWorkbook::new();
+    // A solution whose tests were weakened, a bin edited by hand, a stray file, a placeholder
+    // hint and a README without its layers.
+    let sol = "solutions/00_intro/welcome.rs";
+    wb.write(sol, &wb.read(sol).replace("assert!(", "debug_assert!("));
+    let manifest = "solutions/Cargo.toml";
+    wb.write(
+        manifest,
+        &wb.read(manifest).replace(
+            "name = \"hit_counter_sol\"",
+            "name = \"hit_counter_solution\"",
+        ),
+    );
+    wb.write("exercises/00_intro/stray.rs", "fn main() {}\n");
+    let info = wb.read("info.toml");
+    wb.write(
+        "info.toml",
+        &info.replacen("\"First hint for welcome.\"", "\"TODO: a hint\"", 1),
+    );
+    wb.write(
+        "exercises/00_intro/README.md",
+        "# Intro\n\n## Core fundamentals\n",
+    );
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .code(1)
+        .stdout(contains(
+            "welcome: the tests of the exercise and of its solution differ",
+        ))
+        .stdout(contains(
+            "solutions/Cargo.toml: its [[bin]] list does not match info.toml; run `sdlings dev update`",
+        ))
+        .stdout(contains(
+            "exercises/00_intro/stray.rs: not an exercise in info.toml",
+        ))
+        .stdout(contains("welcome: needs at least two written hints"))
+        .stdout(contains("lacks the heading `## System design perspective`"));
+    // `dev update` repairs the bins; the full check refuses to build a workbook with problems.
+    wb.sdlings().args(["dev", "update"]).assert().success();
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .code(1)
+        .stdout(contains("does not match info.toml").not());
+}
+
+#[test]
+fn dev_check_builds_and_runs_every_exercise_solution_and_lab() {
+    let wb = TempWorkbook::new();
+    wb.sdlings()
+        .args(["dev", "check", "--repeat", "3"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "every solution passed 3× in a row and every lab ran to its end",
+        ));
+    // A solution that no longer passes, an exercise that passes as shipped, a lab that fails.
+    wb.solve("00_intro", "reading_tests");
+    let ttl = "solutions/01_caching/ttl_cache.rs";
+    wb.write(
+        ttl,
+        &wb.read(ttl)
+            .replace("let expires = now + self.ttl;", "let expires = now;"),
+    );
+    let lab = "solutions/00_intro/welcome.rs";
+    wb.write(
+        lab,
+        &wb.read(lab)
+            .replace("fn main() {\n", "fn main() {\n    std::process::exit(3);\n"),
+    );
+    wb.sdlings()
+        .args(["dev", "check", "--repeat", "2"])
+        .assert()
+        .code(1)
+        .stdout(contains("reading_tests: passes as shipped"))
+        .stdout(contains("ttl_cache: the solution does not pass every time"))
+        .stdout(contains("welcome: its lab did not end well"))
+        .stdout(contains("(The lab exited with code 3.)"));
 }

@@ -57,7 +57,7 @@ fn row(figure: &str, sdlings: String, baseline: String, target: &str, met: Optio
 #[ignore = "a benchmark: cargo test --release --test bench -- --ignored --nocapture"]
 fn benchmark() {
     let started = Instant::now();
-    let wb = TempWorkbook::new();
+    let wb = TempWorkbook::curriculum();
     wb.write(
         ".sdlings-state.toml",
         "format_version = 1\ncurrent = \"lru_cache\"\n\n\
@@ -182,7 +182,7 @@ fn raw_check(root: &Path) -> bool {
         .args(["test", "--no-run", "-p", "exercises", "--bin", NAME])
         .arg("--message-format=json")
         .arg("--target-dir")
-        .arg(common::shared_build_dir())
+        .arg(root.join("target").join("sdlings"))
         .current_dir(root)
         .env("CARGO_TERM_COLOR", "never")
         .env_remove("CARGO_TARGET_DIR")
@@ -329,7 +329,7 @@ fn verify_all(wb: &TempWorkbook) -> Vec<Row> {
         let start = Instant::now();
         let status = Command::new(cargo)
             .args(["test", "-p", "exercises", "--no-fail-fast", "--target-dir"])
-            .arg(common::shared_build_dir())
+            .arg(wb.path().join("target").join("sdlings"))
             .current_dir(wb.path())
             .env("CARGO_TERM_COLOR", "never")
             .env_remove("CARGO_TARGET_DIR")

@@ -140,7 +140,7 @@ fn a_scripted_learner_unlocks_the_next_topic_and_keeps_progress_across_restarts(
         .args(["run", "welcome"])
         .assert()
         .success()
-        .stdout(contains("caller already gone"));
+        .stdout(contains("checkout-api waits 500ms per call"));
 }
 
 #[test]
@@ -200,18 +200,61 @@ fn reset_restores_the_original_and_keeps_a_backup() {
 }
 
 #[test]
-fn reset_never_takes_the_original_from_the_edited_file_even_after_a_rebuild() {
-    // The original lives in exercises/.originals, not in the binary, so neither edits nor
-    // rebuilding sdlings can change what a reset restores.
-    let wb = TempWorkbook::new();
+fn reset_takes_the_original_from_the_curriculum_built_into_sdlings_not_from_any_file() {
+    // In a clone of the real curriculum, the original comes from the copy compiled into sdlings:
+    // whatever the learner edits on disk (the exercise, its solution) cannot change it.
+    let wb = TempWorkbook::curriculum();
     let rel = "exercises/01_caching/lru_cache.rs";
     let original = wb.read(rel);
     wb.write(rel, &original.replace("todo!(", "unimplemented!("));
+    let sol = "solutions/01_caching/lru_cache.rs";
+    wb.write(sol, &wb.read(sol).replace("todo!(", "unimplemented!("));
     wb.sdlings()
         .args(["reset", "lru_cache", "-y"])
         .assert()
         .success();
     assert_eq!(wb.read(rel), original);
+}
+
+#[test]
+fn reset_in_a_workbook_of_ones_own_takes_the_first_committed_version() {
+    // The fixture is not the built-in curriculum: its originals are what git first recorded.
+    let wb = TempWorkbook::new();
+    let rel = "exercises/01_caching/lru_cache.rs";
+    let original = wb.read(rel);
+    wb.write(
+        rel,
+        "fn main() {}
+",
+    );
+    git_commit(&wb, "my work");
+    wb.sdlings()
+        .args(["reset", "lru_cache", "-y"])
+        .assert()
+        .success();
+    assert_eq!(wb.read(rel), original);
+
+    // Without git there is nothing to go back to: say so, change nothing.
+    fs::remove_dir_all(wb.path().join(".git")).unwrap();
+    wb.write(rel, "fn main() {}\n");
+    wb.sdlings()
+        .args(["reset", "lru_cache", "-y"])
+        .assert()
+        .code(2)
+        .stderr(contains("there is no original of `lru_cache` to reset to"));
+    assert_eq!(wb.read(rel), "fn main() {}\n");
+}
+
+fn git_commit(wb: &TempWorkbook, message: &str) {
+    for args in [&["add", "."][..], &["commit", "-q", "-m", message]] {
+        let status = std::process::Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+            .args(args)
+            .current_dir(wb.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 }
 
 #[test]
@@ -277,17 +320,21 @@ fn a_malformed_info_toml_names_file_line_and_field() {
         .stderr(contains("field `exercises.topic`"))
         .stderr(contains("`cachng`"));
 
-    wb.write("info.toml", &info.replacen("path = ", "paht = ", 1));
+    wb.write("info.toml", &info.replacen("topic = ", "topik = ", 1));
     wb.sdlings()
         .arg("list")
         .assert()
         .code(2)
         .stderr(contains("info.toml: TOML parse error at line"))
-        .stderr(contains("paht"));
+        .stderr(contains("topik"));
 
     wb.write(
         "info.toml",
-        &info.replacen("00_intro/welcome.rs", "../../../etc/passwd", 1),
+        &info.replacen(
+            "topic = \"intro\"\n",
+            "topic = \"intro\"\npath = \"../../../etc/passwd\"\n",
+            1,
+        ),
     );
     wb.sdlings()
         .arg("list")
@@ -322,15 +369,7 @@ fn a_damaged_state_file_gets_a_clear_message_and_is_left_alone() {
 #[test]
 fn an_exercise_that_loops_forever_is_stopped_at_its_time_limit() {
     let wb = TempWorkbook::new();
-    let info = wb.read("info.toml");
-    wb.write(
-        "info.toml",
-        &info.replacen(
-            "path = \"00_intro/welcome.rs\"\n",
-            "path = \"00_intro/welcome.rs\"\ntime_limit_secs = 1\n",
-            1,
-        ),
-    );
+    wb.set_time_limit("welcome", 1);
     let rel = "exercises/00_intro/welcome.rs";
     wb.write(
         rel,

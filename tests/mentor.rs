@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fs;
 use std::process::Command;
 
 use common::TempWorkbook;
@@ -123,7 +124,7 @@ fn bad_sets_are_rejected_with_file_line_and_reason() {
 fn reports_name_what_passed_failed_was_not_attempted_and_whose_tests_changed() {
     // The mentor hands the set to a learner with a fresh workbook made by `sdlings init`; the
     // learner solves part of it.
-    let wb = TempWorkbook::init();
+    let wb = TempWorkbook::new();
     wb.write("sets/cohort-a.toml", SET);
     wb.sdlings()
         .args(["set", "use", "cohort-a"])
@@ -149,7 +150,7 @@ fn reports_name_what_passed_failed_was_not_attempted_and_whose_tests_changed() {
         ));
     let json: serde_json::Value = serde_json::from_str(&wb.read("report.json")).unwrap();
     assert_eq!(json["schema"], "sdlings-verify-report");
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     assert_eq!(json["set"]["name"], "cohort-a");
     let by_name = |name: &str| {
         json["exercises"]
@@ -217,22 +218,24 @@ fn reports_name_what_passed_failed_was_not_attempted_and_whose_tests_changed() {
 #[test]
 fn the_autograde_example_script_grades_a_workbook() {
     let wb = TempWorkbook::new();
-    wb.solve("00_intro", "welcome");
+    let script = fs::read_to_string(common::repo_root().join("sets/autograde.sh")).unwrap();
+    wb.write("sets/autograde.sh", &script);
+    wb.solve("01_caching", "lru_cache");
     let out = Command::new("bash")
         .arg("sets/autograde.sh")
         .arg("week1-caching")
         .arg("grades")
         .current_dir(wb.path())
         .env("PATH", path_with_sdlings())
-        .env("SDLINGS_TARGET_DIR", common::shared_build_dir())
+        .env_remove("SDLINGS_TARGET_DIR")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let json: serde_json::Value = serde_json::from_str(&wb.read("grades/report.json")).unwrap();
     assert_eq!(json["summary"]["passed"], 1);
-    assert_eq!(json["summary"]["total"], 8);
+    assert_eq!(json["summary"]["total"], 3);
     roxmltree::Document::parse(&wb.read("grades/report.xml")).unwrap();
-    assert!(wb.read("grades/report.md").contains("| `welcome` |"));
+    assert!(wb.read("grades/report.md").contains("| `lru_cache` |"));
 }
 
 /// PATH with the sdlings under test first, as if the learner had installed it.

@@ -37,7 +37,7 @@ impl Rng {
 fn sdlings(wb: &TempWorkbook) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("sdlings"));
     cmd.current_dir(wb.path())
-        .env("SDLINGS_TARGET_DIR", common::shared_build_dir())
+        .env_remove("SDLINGS_TARGET_DIR")
         .env("NO_COLOR", "1")
         .env_remove("CARGO_TARGET_DIR");
     cmd

@@ -27,7 +27,7 @@ impl Watcher {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("sdlings"))
             .arg("watch")
             .current_dir(wb.path())
-            .env("SDLINGS_TARGET_DIR", common::shared_build_dir())
+            .env_remove("SDLINGS_TARGET_DIR")
             .env("NO_COLOR", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

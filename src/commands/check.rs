@@ -3,10 +3,8 @@
 use anyhow::Result;
 
 use super::{Outcome, resolve};
-use crate::cargo::Package;
-use crate::check::check;
 use crate::present;
-use crate::process::Cancel;
+use crate::runner::{Cancel, Package, check};
 use crate::term::{self, StatusLine};
 use crate::workbook::Workbook;
 

@@ -10,11 +10,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use super::Outcome;
+use crate::pristine;
 use crate::workbook::{EXERCISES_DIR, INFO_FILE_NAME};
-
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
-}
 
 /// The workbook's root manifest: the exercise packages only (the CLI is installed separately).
 const WORKSPACE_MANIFEST: &str = r#"# An sdlings workbook: `sdlings` (installed with `cargo install`) runs it from this directory.
@@ -45,7 +42,7 @@ pub fn run(dir: &Path) -> Result<Outcome> {
             dir.display()
         );
     }
-    for (rel, contents) in embedded::FILES {
+    for (rel, contents) in pristine::files() {
         write(dir, rel, contents)?;
     }
     write(dir, "Cargo.toml", WORKSPACE_MANIFEST.as_bytes())?;
@@ -68,30 +65,20 @@ fn write(dir: &Path, rel: &str, contents: &[u8]) -> Result<()> {
     fs::write(&path, contents).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// How many files the built-in curriculum has (for tests and `--version`-like reports).
-#[cfg(test)]
-pub fn embedded_file_count() -> usize {
-    embedded::FILES.len()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_curriculum_is_embedded_from_pristine_copies() {
-        assert!(super::embedded_file_count() > 10);
-        let (_, welcome) = super::embedded::FILES
-            .iter()
-            .find(|(p, _)| *p == "exercises/00_intro/welcome.rs")
-            .expect("exercise files are embedded");
-        let (_, original) = super::embedded::FILES
-            .iter()
-            .find(|(p, _)| *p == "exercises/.originals/00_intro/welcome.rs")
-            .unwrap();
-        assert_eq!(welcome, original);
-        assert!(
-            super::embedded::FILES
-                .iter()
-                .any(|(p, _)| *p == "sets/week1-caching.toml")
-        );
+    fn the_curriculum_is_embedded() {
+        let files = crate::pristine::files();
+        for wanted in [
+            "info.toml",
+            "exercises/00_intro/welcome.rs",
+            "solutions/00_intro/welcome.rs",
+            "exercises/kit/src/lib.rs",
+            "sets/week1-caching.toml",
+        ] {
+            assert!(files.iter().any(|(p, _)| *p == wanted), "{wanted}");
+        }
+        assert!(!files.iter().any(|(p, _)| p.contains("/target/")));
     }
 }

@@ -1,8 +1,8 @@
 //! `sdlings reset NAME`: restore the original exercise text.
 //!
-//! The original comes from `exercises/.originals/`, which the learner never edits, so a reset
-//! works however much the learner changed the file and however often sdlings was rebuilt. The
-//! learner's version is not thrown away: it is saved under `.sdlings/backups/` first.
+//! The original comes from the curriculum compiled into sdlings (see `pristine`), never from a file
+//! the learner edits, so a reset works however much the learner changed. The learner's version is
+//! not thrown away: it is saved under `.sdlings/backups/` first.
 
 use std::fs;
 use std::io::{BufRead, IsTerminal, Write};
@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 
 use super::Outcome;
+use crate::pristine;
 use crate::workbook::Workbook;
 
 pub fn run(workbook: &Workbook, name: &str, yes: bool) -> Result<Outcome> {
@@ -18,11 +19,9 @@ pub fn run(workbook: &Workbook, name: &str, yes: bool) -> Result<Outcome> {
     let exercise = &workbook.info.exercises[index];
     let path = workbook.exercise_path(exercise);
     let shown = workbook.display_path(&path);
-    let original_path = workbook.original_path(exercise);
-    let original = fs::read_to_string(&original_path).with_context(|| {
-        format!(
-            "cannot read the original of `{name}` ({}); without it there is nothing to reset to",
-            workbook.display_path(&original_path)
+    let (original, _) = pristine::exercise_text(workbook, exercise).map_err(|why| {
+        anyhow::anyhow!(
+            "there is no original of `{name}` to reset to: {why}. Restore {shown} from your own copy of the workbook."
         )
     })?;
     let current = fs::read_to_string(&path).ok();

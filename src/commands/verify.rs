@@ -1,8 +1,9 @@
 //! `sdlings verify`: re-check the exercises in play (reached so far, or `--all`) and report.
 //!
-//! An exercise whose file is exactly as shipped is "not attempted" and is not built at all; the
-//! others are built in one cargo invocation and run. Each is also compared with its original to
-//! flag edited tests, so a mentor's report cannot be fooled by deleting the tests.
+//! An exercise whose file is exactly as shipped is not built at all: "not attempted", or
+//! "reverted" if it passed before. The others are built in one cargo invocation and run. Each
+//! exercise's tests are compared with the reference compiled into sdlings (see `pristine`), so a
+//! report cannot be fooled by deleting or weakening tests, whatever else is edited on disk.
 
 use std::fs;
 use std::path::Path;
@@ -10,9 +11,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use super::Outcome;
-use crate::cargo::Package;
-use crate::check::{Verdict, check_many};
+use crate::pristine::{self, Reference};
 use crate::report::{Entry, FirstFailure, Format, Report, SetInfo, Status};
+use crate::runner::{Package, Verdict, check_many};
 use crate::term::{self, StatusLine};
 use crate::workbook::{Workbook, test_module};
 
@@ -24,6 +25,7 @@ pub fn run(
 ) -> Result<Outcome> {
     let info = &workbook.info;
     let (state, set, progress) = workbook.progress()?;
+    let reference = Reference::of(workbook);
     let indices: Vec<usize> = progress
         .order
         .iter()
@@ -40,12 +42,12 @@ pub fn run(
         .map(|&i| {
             let exercise = &info.exercises[i];
             let current = fs::read_to_string(workbook.exercise_path(exercise)).unwrap_or_default();
-            let original = fs::read_to_string(workbook.original_path(exercise)).ok();
+            let original = pristine::exercise_text(workbook, exercise).ok();
+            let reference_tests = reference.tests_of(workbook, exercise);
             Files {
-                attempted: original.as_deref() != Some(current.as_str()),
-                tests_changed: original
-                    .as_deref()
-                    .is_some_and(|o| test_module(o) != test_module(&current)),
+                attempted: original.is_none_or(|(o, _)| o != current),
+                tests_changed: reference_tests
+                    .is_some_and(|tests| Some(tests.as_str()) != test_module(&current)),
             }
         })
         .collect();
@@ -111,6 +113,7 @@ pub fn run(
             name: set.name.clone(),
             title: set.title.clone(),
         },
+        reference.describe(),
         entries,
     );
     let rendered = report.render(format);
@@ -148,6 +151,17 @@ fn entry(
 ) -> Entry {
     let exercise = &workbook.info.exercises[index];
     let (status, summary, first_failure) = match verdict {
+        None if state
+            .exercises
+            .get(&exercise.name)
+            .is_some_and(|r| r.first_passed.is_some()) =>
+        {
+            (
+                Status::Reverted,
+                "back to its original text after passing".to_string(),
+                None,
+            )
+        }
         None => (Status::NotAttempted, "not attempted".to_string(), None),
         Some(v) if v.passed() => (Status::Passed, v.summary(), None),
         Some(v) => {

@@ -3,3 +3,5 @@
 pub mod check;
 pub mod mutants;
 pub mod new;
+pub mod static_checks;
+pub mod update;

@@ -14,11 +14,9 @@ use anyhow::{Context, Result, bail};
 use colored::Colorize;
 use serde::Deserialize;
 
-use crate::cargo::{self, Artifact, Package};
-use crate::check::{self, Verdict};
 use crate::commands::Outcome;
 use crate::info_file::ExerciseInfo;
-use crate::process::Cancel;
+use crate::runner::{self, Artifact, BuildPlan, TestRun, Verdict};
 use crate::term::{self, StatusLine};
 use crate::workbook::{SOLUTIONS_DIR, Workbook};
 
@@ -152,28 +150,35 @@ pub fn run(workbook: &Workbook, names: &[String]) -> Result<Outcome> {
         exercises.len()
     );
     let mut status = StatusLine::new();
-    let bins: Vec<String> = mutants.keys().cloned().collect();
-    let cancel = Cancel::new();
-    let mut built = cargo::build(
-        workbook,
-        Package::Mutants,
-        &bins,
-        Artifact::Tests,
-        term::color_enabled(),
-        &cancel,
-        &mut |line| status.set(line),
-    )?;
-    let mut results = Vec::new();
-    for (n, (bin, (exercise, mutant))) in mutants.iter().enumerate() {
-        status.set(&format!("[{}/{total}] running {bin}", n + 1));
-        let verdict = match built.executables.get(bin) {
-            Some(exe) => check::run_tests(exe, &workbook.root, exercise.time_limit, &cancel)?
-                .expect("nothing cancels this"),
-            None => check::build_failure(bin, &mut built),
-        };
-        results.push(judge(exercise, mutant, &verdict));
-    }
+    let plan = BuildPlan {
+        dir: package_dir.clone(),
+        target_dir: workbook.build_dir(),
+        packages: vec!["mutants".to_string()],
+        tests: mutants.keys().cloned().collect(),
+        labs: Vec::new(),
+        all_tests: false,
+        color: term::color_enabled(),
+        incremental: false,
+    };
+    let built = runner::build_counting(&plan, &mut |line| status.set(line))?;
+    let runs: Vec<TestRun> = mutants
+        .iter()
+        .map(|(bin, (exercise, _))| TestRun {
+            label: bin.clone(),
+            bin: bin.clone(),
+            exe: built.executable(bin, Artifact::Tests).map(Into::into),
+            filter: None,
+            time_limit: exercise.time_limit,
+            repeat: 1,
+        })
+        .collect();
+    let verdicts = runner::run_all(&workbook.root, &runs, &built, &mut |l| status.set(l))?;
     status.clear();
+    let results: Vec<Judged> = mutants
+        .values()
+        .zip(&verdicts)
+        .map(|((exercise, mutant), verdict)| judge(exercise, mutant, verdict))
+        .collect();
     report(&results, &package_dir)
 }
 

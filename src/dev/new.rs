@@ -8,8 +8,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::commands::Outcome;
+use crate::dev::update;
 use crate::info_file::{InfoFile, is_identifier};
-use crate::workbook::{EXERCISES_DIR, INFO_FILE_NAME, ORIGINALS_DIR, SOLUTIONS_DIR, Workbook};
+use crate::workbook::{EXERCISES_DIR, INFO_FILE_NAME, SOLUTIONS_DIR, Workbook};
 
 /// Text an author must replace; `dev check` refuses any file that still contains it.
 pub const AUTHOR_TODO: &str = "TODO(author)";
@@ -64,7 +65,7 @@ pub fn run(workbook: &Workbook, spec: &str) -> Result<Outcome> {
         info_text = insert_after_block(&info_text, "[[topics]]", last_topic, &block)?;
     }
     let entry = format!(
-        "\n[[exercises]]\nname = \"{name}\"\ntopic = \"{topic_name}\"\npath = \"{rel}\"\nhints = [\n  \"\"\"TODO: a nudge towards the idea.\"\"\",\n  \"\"\"TODO: close to the approach (the data structure or invariant), never the code.\"\"\",\n]\n"
+        "\n[[exercises]]\nname = \"{name}\"\ntopic = \"{topic_name}\"\nhints = [\n  \"\"\"TODO: a nudge towards the idea.\"\"\",\n  \"\"\"TODO: close to the approach (the data structure or invariant), never the code.\"\"\",\n]\n"
     );
     info_text = match last_of_topic {
         Some(i) => {
@@ -76,33 +77,8 @@ pub fn run(workbook: &Workbook, spec: &str) -> Result<Outcome> {
         anyhow::anyhow!("the scaffolded info.toml would not be valid ({e}); nothing was changed")
     })?;
 
-    let mut manifests = Vec::new();
-    for (dir, bin, last_bin) in [
-        (
-            EXERCISES_DIR,
-            name.to_string(),
-            last_of_topic.map(|i| info.exercises[i].name.clone()),
-        ),
-        (
-            SOLUTIONS_DIR,
-            format!("{name}_sol"),
-            last_of_topic.map(|i| format!("{}_sol", info.exercises[i].name)),
-        ),
-    ] {
-        let path = root.join(dir).join("Cargo.toml");
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let block = format!("\n[[bin]]\nname = \"{bin}\"\npath = \"{rel}\"\n");
-        let text = match last_bin {
-            Some(last) => insert_after_block(&text, "[[bin]]", &last, &block)?,
-            None => format!("{}\n{}", text.trim_end(), block),
-        };
-        manifests.push((path, text));
-    }
-
     let exercise = template(name, false);
     write_new(&root.join(EXERCISES_DIR).join(&rel), &exercise)?;
-    write_new(&root.join(ORIGINALS_DIR).join(&rel), &exercise)?;
     write_new(&root.join(SOLUTIONS_DIR).join(&rel), &template(name, true))?;
     write_new(
         &root.join(SOLUTIONS_DIR).join(&mutants_rel),
@@ -114,14 +90,12 @@ pub fn run(workbook: &Workbook, spec: &str) -> Result<Outcome> {
             write_new(&readme, &readme_template(&topic_name))?;
         }
     }
-    for (path, text) in manifests {
-        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
     fs::write(&info_path, info_text)
         .with_context(|| format!("cannot write {}", info_path.display()))?;
+    update::write_bins(&Workbook::open(root)?)?;
 
     println!(
-        "Scaffolded `{name}` in topic {topic_dir}:\n  exercises/{rel}      the learner's file (todo!() in the learner's part)\n  solutions/{rel}      the solved file (identical tests)\n  solutions/{mutants_rel}      plausible wrong implementations the tests must reject\n  info.toml               an entry with two placeholder hints\n  exercises/Cargo.toml, solutions/Cargo.toml   the bins `{name}` and `{name}_sol`\n\nNext: write the exercise, its solution and its hints (replace every {AUTHOR_TODO} and TODO), then run\n  sdlings dev check --update-originals\nwhich records the pristine copy `sdlings reset` restores and checks everything."
+        "Scaffolded `{name}` in topic {topic_dir}:\n  exercises/{rel}      the learner's file (todo!() in the learner's part)\n  solutions/{rel}      the solved file (identical tests)\n  solutions/{mutants_rel}      plausible wrong implementations the tests must reject\n  info.toml               an entry with two placeholder hints\n  exercises/Cargo.toml, solutions/Cargo.toml   the bins `{name}` and `{name}_sol`\n\nNext: write the exercise, its solution and its hints (replace every {AUTHOR_TODO} and TODO), then run\n  sdlings dev check\nwhich checks everything."
     );
     Ok(Outcome::Success)
 }
@@ -203,8 +177,6 @@ fn template(name: &str, solved: bool) -> String {
 // TODO(author): a few lines: what to build, why it matters in a real system (one concrete
 // example), and which lab knob to turn after passing and what to expect.
 
-use sdlings_kit::lab::Table;
-
 // ---------------------------------------------------------------------------------------------
 // Your part.
 // ---------------------------------------------------------------------------------------------
@@ -222,10 +194,8 @@ pub fn answer() -> u64 {{
 const REQUESTS: u64 = 1_000;
 
 fn main() {{
-    let mut table = Table::new(&["figure", "value"]);
-    table.row(&["requests".to_string(), REQUESTS.to_string()]);
-    table.row(&["answer".to_string(), answer().to_string()]);
-    table.print();
+    // TODO(author): the figures that matter; sdlings_kit::lab draws tables and charts.
+    println!("requests: {{REQUESTS}}, answer: {{}}", answer());
 }}
 
 // ---------------------------------------------------------------------------------------------

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use colored::Colorize;
 
-use crate::check::Verdict;
 use crate::cli::WatchArgs;
 use crate::commands::Outcome;
 use crate::commands::hint::hints_text;
 use crate::commands::list::{list_text, status_mark};
 use crate::present;
-use crate::process;
+use crate::runner::Verdict;
 use crate::set::ExerciseSet;
 use crate::state::{State, WatcherLock};
 use crate::term::{self, progress_bar};
@@ -212,7 +211,7 @@ impl App {
             job.cancel();
         }
         // The worker thread would stop its child on its next poll, but we are about to exit.
-        process::stop_all_children();
+        crate::runner::process::stop_all_children();
         Ok(())
     }
 

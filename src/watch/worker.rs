@@ -3,22 +3,15 @@
 //! makes it stale. Every message carries the generation it belongs to, so a late answer from a
 //! cancelled run is recognised and ignored.
 
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::thread;
-use std::time::Duration;
 
-use crate::cargo::Package;
-use crate::check::{self, LabBuild, Verdict};
-use crate::process::{self, Cancel, Ending, Limits};
+use crate::runner::lab::{self, LabBuild};
+use crate::runner::{self, Cancel, Package, Verdict};
 use crate::workbook::Workbook;
 
 use super::events::Event;
-
-/// A lab is a demo, not a test; give it time, but not forever.
-const LAB_TIME_LIMIT: Duration = Duration::from_secs(60);
-const LAB_OUTPUT_LIMIT: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub enum WorkResult {
@@ -60,7 +53,7 @@ pub fn start(
                 line: line.to_string(),
             });
         };
-        let verdict = match check::check(
+        let verdict = match runner::check(
             &workbook,
             Package::Exercises,
             index,
@@ -94,7 +87,7 @@ fn run_lab(
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Option<String>> {
     progress("Building the lab…");
-    let exe = match check::build_lab(workbook, index, color, cancel, progress)? {
+    let exe = match lab::build(workbook, Package::Exercises, index, color, cancel, progress)? {
         LabBuild::Built(exe) => exe,
         LabBuild::Cancelled => return Ok(None),
         LabBuild::Failed(verdict) => {
@@ -105,30 +98,5 @@ fn run_lab(
         }
     };
     progress("Running the lab…");
-    let mut cmd = Command::new(exe);
-    process::limit_memory(&mut cmd);
-    cmd.current_dir(&workbook.root);
-    let limits = Limits {
-        time: LAB_TIME_LIMIT,
-        output_bytes: LAB_OUTPUT_LIMIT,
-    };
-    let finished = process::run_captured(cmd, limits, cancel)?;
-    let note = match finished.ending {
-        Ending::Cancelled => return Ok(None),
-        Ending::Exited(status) if status.success() => String::new(),
-        Ending::Exited(status) => format!(
-            "\n(The lab {}.)",
-            process::describe_signal(status)
-                .unwrap_or_else(|| format!("exited with code {}", status.code().unwrap_or(-1)))
-        ),
-        Ending::TimedOut => format!(
-            "\n(The lab was stopped after {}s.)",
-            LAB_TIME_LIMIT.as_secs()
-        ),
-        Ending::OutputFlood => format!(
-            "\n(The lab was stopped after printing {} KiB.)",
-            LAB_OUTPUT_LIMIT / 1024
-        ),
-    };
-    Ok(Some(format!("{}{note}", finished.output.trim_end())))
+    Ok(lab::run_captured(&exe, &workbook.root, cancel)?.map(|run| run.output))
 }

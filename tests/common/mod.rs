@@ -17,37 +17,35 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Copies of the workbook share one build directory (building tokio once per copy would take
-/// minutes), and cargo gives every copy's `exercises` package the same artifact paths. Two copies
-/// building at once would overwrite each other's binaries, so copies take turns: each holds an
-/// exclusive lock on this file for its lifetime. A file lock (not a mutex) so that test processes
-/// running side by side take turns too.
-fn take_turn() -> fs::File {
-    let dir = shared_build_dir();
-    fs::create_dir_all(&dir).unwrap();
-    let lock = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("tests.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    lock
+/// The fixture workbook (tests/fixture): tiny std-only exercises in the curriculum's shape.
+pub fn fixture_root() -> PathBuf {
+    repo_root().join("tests").join("fixture")
 }
 
-/// A temporary copy of the workbook (sources only), removed when dropped.
+/// A temporary workbook, removed when dropped. Each builds into its own `target/` (sdlings'
+/// default build directory inside the workbook), so tests run side by side without sharing
+/// anything; the fixture's exercises build in a fraction of a second.
 pub struct TempWorkbook {
     dir: tempfile::TempDir,
-    _turn: fs::File,
 }
 
 impl TempWorkbook {
+    /// A copy of the fixture workbook: what CLI and watcher tests run on.
     pub fn new() -> TempWorkbook {
-        let turn = take_turn();
-        let dir = tempfile::Builder::new()
-            .prefix("sdlings-test-")
-            .tempdir()
-            .unwrap();
+        let dir = tempdir("sdlings-test-");
+        copy_dir(&fixture_root(), dir.path());
+        // Committed, as a mentor's own workbook would be: sdlings finds the exercises as handed
+        // out in the git history (the fixture is not the curriculum built into sdlings).
+        git(dir.path(), &["init", "-q"]);
+        git(dir.path(), &["add", "."]);
+        git(dir.path(), &["commit", "-q", "-m", "The fixture workbook"]);
+        TempWorkbook { dir }
+    }
+
+    /// A copy of the real curriculum's sources, for tests about the curriculum itself (reset from
+    /// the built-in copy, the benchmark). Building it compiles tokio: avoid in ordinary tests.
+    pub fn curriculum() -> TempWorkbook {
+        let dir = tempdir("sdlings-curriculum-");
         let root = repo_root();
         for file in ["Cargo.toml", "Cargo.lock", "info.toml"] {
             fs::copy(root.join(file), dir.path().join(file)).unwrap();
@@ -55,16 +53,17 @@ impl TempWorkbook {
         for sub in ["src", "exercises", "solutions", "sets"] {
             copy_dir(&root.join(sub), &dir.path().join(sub));
         }
-        TempWorkbook { dir, _turn: turn }
+        TempWorkbook { dir }
+    }
+
+    /// A workbook a test wrote itself.
+    pub fn at(dir: tempfile::TempDir) -> TempWorkbook {
+        TempWorkbook { dir }
     }
 
     /// A learner's fresh workbook, written by `sdlings init` from the built-in curriculum.
     pub fn init() -> TempWorkbook {
-        let turn = take_turn();
-        let dir = tempfile::Builder::new()
-            .prefix("sdlings-init-")
-            .tempdir()
-            .unwrap();
+        let dir = tempdir("sdlings-init-");
         Command::cargo_bin("sdlings")
             .unwrap()
             .arg("init")
@@ -77,20 +76,19 @@ impl TempWorkbook {
             fs::rename(entry.path(), dir.path().join(entry.file_name())).unwrap();
         }
         fs::remove_dir(dir.path().join("workbook")).unwrap();
-        TempWorkbook { dir, _turn: turn }
+        TempWorkbook { dir }
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    /// `sdlings` run inside this workbook, building into the tests' shared build directory (so
-    /// tokio and friends are compiled once for all tests, not once per test).
+    /// `sdlings` run inside this workbook, building into the workbook's own build directory.
     pub fn sdlings(&self) -> Command {
         let mut cmd = Command::cargo_bin("sdlings").unwrap();
         cmd.current_dir(self.path())
-            .env("SDLINGS_TARGET_DIR", shared_build_dir())
             .env("NO_COLOR", "1")
+            .env_remove("SDLINGS_TARGET_DIR")
             .env_remove("CARGO_TARGET_DIR");
         cmd
     }
@@ -116,8 +114,8 @@ impl TempWorkbook {
         let entry = info
             .find(&format!("\nname = \"{name}\"\n"))
             .unwrap_or_else(|| panic!("no exercise `{name}` in info.toml"));
-        let path_line = entry + info[entry..].find("\npath = ").expect("a path line");
-        let end = path_line + 1 + info[path_line + 1..].find('\n').expect("a line end");
+        let topic_line = entry + info[entry..].find("\ntopic = ").expect("a topic line");
+        let end = topic_line + 1 + info[topic_line + 1..].find('\n').expect("a line end");
         let mut edited = info.clone();
         edited.insert_str(end + 1, &format!("time_limit_secs = {secs}\n"));
         self.write("info.toml", &edited);
@@ -149,8 +147,8 @@ impl Watcher {
             .arg("watch")
             .args(args)
             .current_dir(wb.path())
-            .env("SDLINGS_TARGET_DIR", shared_build_dir())
             .env("NO_COLOR", "1")
+            .env_remove("SDLINGS_TARGET_DIR")
             .env_remove("CARGO_TARGET_DIR")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -267,10 +265,9 @@ pub fn verdicts<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// How many exercises and topics the workbook has, read from its info.toml (so tests do not
-/// break each time the curriculum grows).
+/// How many exercises and topics the fixture workbook has, read from its info.toml.
 pub fn curriculum_size() -> (usize, usize) {
-    let info = fs::read_to_string(repo_root().join("info.toml")).unwrap();
+    let info = fs::read_to_string(fixture_root().join("info.toml")).unwrap();
     let count = |header: &str| info.lines().filter(|l| l.trim() == header).count();
     (count("[[exercises]]"), count("[[topics]]"))
 }
@@ -285,8 +282,31 @@ pub fn progress_bar(done: usize, total: usize) -> String {
     )
 }
 
-pub fn shared_build_dir() -> PathBuf {
+/// Where the curriculum tests build the real workbook: one place, kept between runs, so a
+/// re-run of `cargo test` rebuilds only what changed.
+pub fn curriculum_build_dir() -> PathBuf {
     repo_root().join("target").join("sdlings-tests")
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=sdlings tests",
+            "-c",
+            "user.email=tests@sdlings.invalid",
+        ])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?} failed in {}", dir.display());
+}
+
+fn tempdir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -294,6 +314,9 @@ fn copy_dir(from: &Path, to: &Path) {
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());
+        if entry.file_name() == "target" {
+            continue;
+        }
         if entry.file_type().unwrap().is_dir() {
             copy_dir(&entry.path(), &target);
         } else {

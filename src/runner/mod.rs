@@ -1,0 +1,207 @@
+//! The one layer that builds and runs exercises, for every command: `check`, `verify`, `watch`,
+//! `run`, `dev check` and `dev mutants` all come through here.
+//!
+//! - [`cargo`] builds binaries (test harnesses and labs), many per invocation;
+//! - [`verdict`] runs a test binary under limits and says what happened;
+//! - [`lab`] runs a lab, captured for the watcher or in the foreground for `sdlings run`;
+//! - [`pool`] spreads many runs over the machine's cores;
+//! - [`process`] supervises misbehaving children; [`libtest`] reads test output.
+
+pub mod cargo;
+pub mod lab;
+pub mod libtest;
+pub mod pool;
+pub mod process;
+pub mod verdict;
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::workbook::Workbook;
+pub use cargo::{Artifact, BuildOutcome, BuildPlan, ProgressFn};
+pub use process::Cancel;
+pub use verdict::Verdict;
+
+/// Which of the two workbook packages to build from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Package {
+    Exercises,
+    Solutions,
+}
+
+impl Package {
+    pub fn name(self) -> &'static str {
+        match self {
+            Package::Exercises => "exercises",
+            Package::Solutions => "solutions",
+        }
+    }
+
+    /// The Cargo binary name of an exercise in this package.
+    pub fn bin_name(self, exercise: &str) -> String {
+        match self {
+            Package::Exercises => exercise.to_string(),
+            Package::Solutions => format!("{exercise}_sol"),
+        }
+    }
+}
+
+/// A plan to build some of a workbook package's binaries into the workbook's build directory.
+pub fn plan(workbook: &Workbook, package: Package, color: bool) -> BuildPlan {
+    BuildPlan {
+        dir: workbook.root.clone(),
+        target_dir: workbook.build_dir(),
+        packages: vec![package.name().to_string()],
+        tests: Vec::new(),
+        labs: Vec::new(),
+        all_tests: false,
+        color,
+        incremental: true,
+    }
+}
+
+/// Builds and runs the tests of exercise `index` from `package`. `None` means it was cancelled.
+pub fn check(
+    workbook: &Workbook,
+    package: Package,
+    index: usize,
+    color: bool,
+    cancel: &Cancel,
+    progress: ProgressFn,
+) -> Result<Option<Verdict>> {
+    let exercise = &workbook.info.exercises[index];
+    let bin = package.bin_name(&exercise.name);
+    let mut plan = plan(workbook, package, color);
+    plan.tests.push(bin.clone());
+    let built = cargo::build(&plan, cancel, progress)?;
+    if built.cancelled {
+        return Ok(None);
+    }
+    let verdict = match built.executable(&bin, Artifact::Tests) {
+        Some(exe) => verdict::run_tests(exe, &workbook.root, exercise.time_limit, None, cancel)?,
+        None => Some(verdict::build_failure(&bin, &built)),
+    };
+    Ok(verdict.map(|v| in_source_order(workbook, package, index, v)))
+}
+
+/// libtest reports failures by name; show them in the order the author wrote the tests.
+fn in_source_order(
+    workbook: &Workbook,
+    package: Package,
+    index: usize,
+    mut verdict: Verdict,
+) -> Verdict {
+    let exercise = &workbook.info.exercises[index];
+    let source_path = match package {
+        Package::Exercises => workbook.exercise_path(exercise),
+        Package::Solutions => workbook.solution_path(exercise),
+    };
+    if let Ok(source) = std::fs::read_to_string(source_path) {
+        verdict.order_failures_as_in(&source);
+    }
+    verdict
+}
+
+/// Builds the test binaries of many exercises in one cargo invocation (much faster than one
+/// each), then runs each `repeat` times (an exercise stops at its first run that does not pass),
+/// spread over the cores. `progress` hears what is happening, e.g. "[3/12] running lru_cache".
+pub fn check_many(
+    workbook: &Workbook,
+    package: Package,
+    indices: &[usize],
+    repeat: u32,
+    color: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Verdict>> {
+    let exercises = &workbook.info.exercises;
+    let mut plan = plan(workbook, package, color);
+    plan.tests = indices
+        .iter()
+        .map(|&i| package.bin_name(&exercises[i].name))
+        .collect();
+    let built = build_counting(&plan, progress)?;
+    let runs: Vec<TestRun> = indices
+        .iter()
+        .zip(&plan.tests)
+        .map(|(&index, bin)| TestRun {
+            label: exercises[index].name.clone(),
+            exe: built
+                .executable(bin, Artifact::Tests)
+                .map(Path::to_path_buf),
+            bin: bin.clone(),
+            filter: None,
+            time_limit: exercises[index].time_limit,
+            repeat,
+        })
+        .collect();
+    let verdicts = run_all(&workbook.root, &runs, &built, progress)?;
+    Ok(indices
+        .iter()
+        .zip(verdicts)
+        .map(|(&index, v)| in_source_order(workbook, package, index, v))
+        .collect())
+}
+
+/// Builds `plan`, reporting "[built/total]" progress.
+pub fn build_counting(plan: &BuildPlan, progress: &mut dyn FnMut(&str)) -> Result<BuildOutcome> {
+    let total = plan.tests.len() + plan.labs.len();
+    let mut built_count = 0;
+    cargo::build(plan, &Cancel::new(), &mut |line| {
+        if line.starts_with("built ") {
+            built_count += 1;
+        }
+        progress(&format!("[{built_count}/{total} built] {line}"));
+    })
+}
+
+/// One test binary to run (perhaps only the tests matching `filter`), `repeat` times.
+#[derive(Debug, Clone)]
+pub struct TestRun {
+    /// What progress lines call it.
+    pub label: String,
+    /// The binary's name, to find its compile errors when `exe` is `None`.
+    pub bin: String,
+    pub exe: Option<std::path::PathBuf>,
+    pub filter: Option<String>,
+    pub time_limit: std::time::Duration,
+    pub repeat: u32,
+}
+
+/// Runs every [`TestRun`] on the pool; a run that did not build gets its build failure.
+pub fn run_all(
+    workdir: &Path,
+    runs: &[TestRun],
+    built: &BuildOutcome,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Verdict>> {
+    let total = runs.len();
+    pool::map(runs, progress, |n, run, note| {
+        let Some(exe) = &run.exe else {
+            return Ok(verdict::build_failure(&run.bin, built));
+        };
+        let mut last = None;
+        for attempt in 1..=run.repeat {
+            let times = if run.repeat > 1 {
+                format!(" (run {attempt}/{})", run.repeat)
+            } else {
+                String::new()
+            };
+            note(format!("[{}/{total}] running {}{times}", n + 1, run.label));
+            let verdict = verdict::run_tests(
+                exe,
+                workdir,
+                run.time_limit,
+                run.filter.as_deref(),
+                &Cancel::new(),
+            )?
+            .expect("nothing cancels these runs");
+            let passed = verdict.passed();
+            last = Some(verdict);
+            if !passed {
+                break;
+            }
+        }
+        Ok(last.expect("repeat >= 1"))
+    })
+}
