@@ -7,13 +7,13 @@
 //! value via `toml::Spanned`.
 
 use std::collections::HashSet;
-use std::fmt;
-use std::ops::Range;
-use std::path::{Component, Path};
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+pub use crate::toml_file::{FileError, Locator, is_identifier, toml_error};
+use crate::toml_file::{check_identifier, check_relative_path};
 
 /// The only `format_version` this build understands.
 pub const FORMAT_VERSION: u32 = 1;
@@ -51,21 +51,6 @@ pub struct ExerciseInfo {
     pub hints: Vec<String>,
     pub time_limit: Duration,
 }
-
-/// An error in info.toml (or a set file), already phrased for the user: it names the file, the
-/// line and the field.
-#[derive(Debug)]
-pub struct FileError {
-    pub message: String,
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for FileError {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,25 +103,7 @@ impl InfoFile {
             return Err(at.plain("the file lists no [[topics]]; add at least one"));
         }
 
-        let mut topics = Vec::with_capacity(raw.topics.len());
-        let mut topic_names = HashSet::new();
-        for t in raw.topics {
-            check_identifier(&t.name, "topics.name", at)?;
-            if !topic_names.insert(t.name.get_ref().clone()) {
-                return Err(at.error(
-                    t.name.span(),
-                    "topics.name",
-                    &format!("topic `{}` is listed twice", t.name.get_ref()),
-                ));
-            }
-            check_relative_path(&t.dir, "topics.dir", at)?;
-            topics.push(Topic {
-                name: t.name.into_inner(),
-                title: t.title,
-                dir: t.dir.into_inner(),
-            });
-        }
-
+        let topics = validate_topics(raw.topics, at)?;
         let mut exercises: Vec<ExerciseInfo> = Vec::with_capacity(raw.exercises.len());
         let mut names = HashSet::new();
         let mut paths = HashSet::new();
@@ -149,42 +116,8 @@ impl InfoFile {
                     &format!("exercise `{}` is listed twice", e.name.get_ref()),
                 ));
             }
-            let topic = topics
-                .iter()
-                .position(|t| t.name == *e.topic.get_ref())
-                .ok_or_else(|| {
-                    at.error(
-                        e.topic.span(),
-                        "exercises.topic",
-                        &format!(
-                            "exercise `{}` names topic `{}`, which no [[topics]] entry defines",
-                            e.name.get_ref(),
-                            e.topic.get_ref()
-                        ),
-                    )
-                })?;
-            if let Some(previous) = exercises.last()
-                && previous.topic > topic
-            {
-                return Err(at.error(
-                    e.topic.span(),
-                    "exercises.topic",
-                    &format!(
-                        "exercise `{}` belongs to topic `{}`, which comes before topic `{}` of the exercise above it; list exercises in topic order",
-                        e.name.get_ref(),
-                        topics[topic].name,
-                        topics[previous.topic].name
-                    ),
-                ));
-            }
-            let path = match &e.path {
-                Some(path) => {
-                    check_relative_path(path, "exercises.path", at)?;
-                    check_inside_topic(path, &topics[topic], at)?;
-                    path.get_ref().clone()
-                }
-                None => format!("{}/{}.rs", topics[topic].dir, e.name.get_ref()),
-            };
+            let topic = exercise_topic(&e, &topics, exercises.last(), at)?;
+            let path = exercise_path(&e, &topics[topic], at)?;
             if !paths.insert(path.clone()) {
                 return Err(match &e.path {
                     Some(given) => at.error(
@@ -199,19 +132,7 @@ impl InfoFile {
                     ),
                 });
             }
-            let time_limit = match &e.time_limit_secs {
-                None => DEFAULT_TIME_LIMIT,
-                Some(secs) if (1..=MAX_TIME_LIMIT_SECS).contains(secs.get_ref()) => {
-                    Duration::from_secs(*secs.get_ref())
-                }
-                Some(secs) => {
-                    return Err(at.error(
-                        secs.span(),
-                        "exercises.time_limit_secs",
-                        &format!("must be between 1 and {MAX_TIME_LIMIT_SECS} seconds"),
-                    ));
-                }
-            };
+            let time_limit = time_limit(e.time_limit_secs.as_ref(), at)?;
             exercises.push(ExerciseInfo {
                 name: e.name.into_inner(),
                 topic,
@@ -252,6 +173,92 @@ impl InfoFile {
     }
 }
 
+fn validate_topics(raw: Vec<RawTopic>, at: &Locator) -> Result<Vec<Topic>, FileError> {
+    let mut topics = Vec::with_capacity(raw.len());
+    let mut names = HashSet::new();
+    for t in raw {
+        check_identifier(&t.name, "topics.name", at)?;
+        if !names.insert(t.name.get_ref().clone()) {
+            return Err(at.error(
+                t.name.span(),
+                "topics.name",
+                &format!("topic `{}` is listed twice", t.name.get_ref()),
+            ));
+        }
+        check_relative_path(&t.dir, "topics.dir", at)?;
+        topics.push(Topic {
+            name: t.name.into_inner(),
+            title: t.title,
+            dir: t.dir.into_inner(),
+        });
+    }
+    Ok(topics)
+}
+
+/// The exercise's topic: defined, and not before the topic of the exercise above it.
+fn exercise_topic(
+    e: &RawExercise,
+    topics: &[Topic],
+    previous: Option<&ExerciseInfo>,
+    at: &Locator,
+) -> Result<usize, FileError> {
+    let topic = topics
+        .iter()
+        .position(|t| t.name == *e.topic.get_ref())
+        .ok_or_else(|| {
+            at.error(
+                e.topic.span(),
+                "exercises.topic",
+                &format!(
+                    "exercise `{}` names topic `{}`, which no [[topics]] entry defines",
+                    e.name.get_ref(),
+                    e.topic.get_ref()
+                ),
+            )
+        })?;
+    if let Some(previous) = previous
+        && previous.topic > topic
+    {
+        return Err(at.error(
+            e.topic.span(),
+            "exercises.topic",
+            &format!(
+                "exercise `{}` belongs to topic `{}`, which comes before topic `{}` of the exercise above it; list exercises in topic order",
+                e.name.get_ref(),
+                topics[topic].name,
+                topics[previous.topic].name
+            ),
+        ));
+    }
+    Ok(topic)
+}
+
+/// The exercise's file: given, or derived from the topic's directory and the name.
+fn exercise_path(e: &RawExercise, topic: &Topic, at: &Locator) -> Result<String, FileError> {
+    match &e.path {
+        Some(path) => {
+            check_relative_path(path, "exercises.path", at)?;
+            check_inside_topic(path, topic, at)?;
+            Ok(path.get_ref().clone())
+        }
+        None => Ok(format!("{}/{}.rs", topic.dir, e.name.get_ref())),
+    }
+}
+
+fn time_limit(secs: Option<&Spanned<u64>>, at: &Locator) -> Result<Duration, FileError> {
+    match secs {
+        None => Ok(DEFAULT_TIME_LIMIT),
+        Some(secs) if (1..=MAX_TIME_LIMIT_SECS).contains(secs.get_ref()) => {
+            Ok(Duration::from_secs(*secs.get_ref()))
+        }
+        Some(secs) => Err(at.error(
+            secs.span(),
+            "exercises.time_limit_secs",
+            &format!("must be between 1 and {MAX_TIME_LIMIT_SECS} seconds"),
+        )),
+    }
+}
+
 /// An exercise's file lives in its topic's directory and is a `.rs` file.
 fn check_inside_topic(
     path: &Spanned<String>,
@@ -268,103 +275,6 @@ fn check_inside_topic(
             &format!(
                 "`{text}` must be a `.rs` file inside its topic's directory `{}`",
                 topic.dir
-            ),
-        ))
-    }
-}
-
-/// Turns byte offsets into "file:line:column" positions for error messages.
-pub struct Locator<'a> {
-    pub text: &'a str,
-    pub file_name: &'a str,
-}
-
-impl Locator<'_> {
-    pub fn error(&self, span: Range<usize>, field: &str, message: &str) -> FileError {
-        let (line, column) = line_column(self.text, span.start);
-        FileError {
-            message: format!(
-                "{}:{line}:{column}: field `{field}`: {message}",
-                self.file_name
-            ),
-        }
-    }
-
-    pub fn plain(&self, message: &str) -> FileError {
-        FileError {
-            message: format!("{}: {message}", self.file_name),
-        }
-    }
-}
-
-/// A `toml`/serde error, which already carries the line, column and field, prefixed by the file.
-pub fn toml_error(file_name: &str, e: &toml::de::Error) -> FileError {
-    FileError {
-        message: format!("{file_name}: {}", e.to_string().trim_end()),
-    }
-}
-
-/// 1-based line and column of byte `offset` in `text`.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, column)
-}
-
-/// Lowercase letters, digits and `_`, starting with a letter: safe as a Cargo binary name, a file
-/// name and a Rust crate name.
-pub fn is_identifier(s: &str) -> bool {
-    s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-/// Exercise and topic names become Cargo binary names and file names: keep them to Rust
-/// identifiers.
-pub fn check_identifier(
-    value: &Spanned<String>,
-    field: &str,
-    at: &Locator,
-) -> Result<(), FileError> {
-    let s = value.get_ref();
-    if is_identifier(s) {
-        Ok(())
-    } else {
-        Err(at.error(
-            value.span(),
-            field,
-            &format!(
-                "`{s}` is not a valid name: use lowercase letters, digits and `_`, starting with a letter"
-            ),
-        ))
-    }
-}
-
-/// Paths in curriculum files are relative and stay inside the workbook: no `..`, no absolute
-/// paths, no drive prefixes.
-pub fn check_relative_path(
-    value: &Spanned<String>,
-    field: &str,
-    at: &Locator,
-) -> Result<(), FileError> {
-    let s = value.get_ref();
-    let stays_inside = !s.is_empty()
-        && !s.contains('\\')
-        && Path::new(s)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)));
-    if stays_inside {
-        Ok(())
-    } else {
-        Err(at.error(
-            value.span(),
-            field,
-            &format!(
-                "`{s}` must be a relative path inside the workbook, with `/` separators and no `..`"
             ),
         ))
     }
@@ -484,11 +394,5 @@ time_limit_secs = 20
         let text = GOOD.replace("01_caching/lru_cache.rs", "01_caching/lru.rs");
         let info = InfoFile::parse(&text, "info.toml").unwrap();
         assert_eq!(info.exercises[1].path, "01_caching/lru.rs");
-    }
-
-    #[test]
-    fn line_column_counts_from_one() {
-        assert_eq!(line_column("ab\ncd", 0), (1, 1));
-        assert_eq!(line_column("ab\ncd", 4), (2, 2));
     }
 }

@@ -14,6 +14,7 @@ mod runner;
 mod set;
 mod state;
 mod term;
+mod toml_file;
 mod watch;
 mod workbook;
 

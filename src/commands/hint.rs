@@ -4,20 +4,29 @@ use anyhow::Result;
 use colored::Colorize;
 
 use super::{Outcome, resolve};
+use crate::state::State;
 use crate::workbook::Workbook;
 
 pub fn run(workbook: &Workbook, name: Option<&str>) -> Result<Outcome> {
     let index = resolve(workbook, name)?;
+    let state = reveal_next(workbook, index)?;
     let exercise = &workbook.info.exercises[index];
-    let (state, _) = workbook.store.update(|s| {
-        let record = s.record_mut(&exercise.name);
-        record.hints_revealed = (record.hints_revealed + 1).min(exercise.hints.len());
-    })?;
     print!(
         "{}",
         hints_text(&exercise.hints, state.hints_revealed(&exercise.name))
     );
     Ok(Outcome::Success)
+}
+
+/// Records one more revealed hint of exercise `index` (up to the last), for `hint` and the
+/// watcher's `h` alike; returns the state saved.
+pub fn reveal_next(workbook: &Workbook, index: usize) -> Result<State> {
+    let exercise = &workbook.info.exercises[index];
+    let (state, _) = workbook.store.update(|s| {
+        let record = s.record_mut(&exercise.name);
+        record.hints_revealed = (record.hints_revealed + 1).min(exercise.hints.len());
+    })?;
+    Ok(state)
 }
 
 /// The first `revealed` hints, numbered, and whether more are left.

@@ -10,7 +10,7 @@ use anyhow::Result;
 use crate::dev::mutants;
 use crate::dev::new::AUTHOR_TODO;
 use crate::dev::update;
-use crate::info_file::ExerciseInfo;
+use crate::info_file::{ExerciseInfo, Topic};
 use crate::runner::Package;
 use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook, test_module};
 
@@ -26,43 +26,11 @@ pub const HINT_PLACEHOLDER: &str = "TODO";
 
 /// Problems that need no build: files, hints, bins, READMEs, identical tests.
 pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
-    let info = &workbook.info;
     let mut problems = Vec::new();
-    for exercise in &info.exercises {
-        let name = &exercise.name;
-        let real_hints = exercise
-            .hints
-            .iter()
-            .filter(|h| !h.trim().is_empty() && !h.trim_start().starts_with(HINT_PLACEHOLDER))
-            .count();
-        if real_hints < 2 || real_hints < exercise.hints.len() {
-            problems.push(format!(
-                "{name}: needs at least two written hints in info.toml (it has {real_hints} written of {})",
-                exercise.hints.len()
-            ));
-        }
-        let ex_path = workbook.exercise_path(exercise);
-        let sol_path = workbook.solution_path(exercise);
-        let ex_text = read_or_note(&ex_path, workbook, &mut problems);
-        let sol_text = read_or_note(&sol_path, workbook, &mut problems);
-        for (path, text) in [(&ex_path, &ex_text), (&sol_path, &sol_text)] {
-            if text.as_deref().is_some_and(|t| t.contains(AUTHOR_TODO)) {
-                problems.push(format!(
-                    "{}: still has {AUTHOR_TODO} placeholders from `sdlings dev new`",
-                    workbook.display_path(path)
-                ));
-            }
-        }
+    for exercise in &workbook.info.exercises {
+        problems.extend(hint_problem(exercise));
+        problems.extend(file_problems(workbook, exercise));
         problems.extend(mutants_problem(workbook, exercise));
-        if let (Some(ex), Some(sol)) = (&ex_text, &sol_text) {
-            match (test_module(ex), test_module(sol)) {
-                (Some(a), Some(b)) if a == b => {}
-                (Some(_), Some(_)) => problems.push(format!(
-                    "{name}: the tests of the exercise and of its solution differ (from `#[cfg(test)]` to the end of the file they must be identical)"
-                )),
-                _ => problems.push(format!("{name}: exercise and solution must both end with a `#[cfg(test)]` test module")),
-            }
-        }
     }
     for package in [Package::Exercises, Package::Solutions] {
         problems.extend(update::bins_problem(workbook, package)?);
@@ -77,35 +45,84 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
             problems.push(format!("{e:#}"));
         }
     }
-    for topic in &info.topics {
-        let readme = workbook.topic_readme(topic);
-        match fs::read_to_string(&readme) {
-            Ok(text) => {
-                if text.contains(AUTHOR_TODO) {
-                    problems.push(format!(
-                        "topic {}: {} still has {AUTHOR_TODO} placeholders",
-                        topic.name,
-                        workbook.display_path(&readme)
-                    ));
-                }
-                for layer in README_LAYERS {
-                    if !text.lines().any(|l| l.trim_end() == layer) {
-                        problems.push(format!(
-                            "topic {}: {} lacks the heading `{layer}`",
-                            topic.name,
-                            workbook.display_path(&readme)
-                        ));
-                    }
-                }
-            }
-            Err(_) => problems.push(format!(
-                "topic {}: {} is missing (every topic explains itself in three layers)",
-                topic.name,
-                workbook.display_path(&readme)
+    for topic in &workbook.info.topics {
+        problems.extend(readme_problems(workbook, topic));
+    }
+    Ok(problems)
+}
+
+/// At least two hints, every one written.
+fn hint_problem(exercise: &ExerciseInfo) -> Option<String> {
+    let real_hints = exercise
+        .hints
+        .iter()
+        .filter(|h| !h.trim().is_empty() && !h.trim_start().starts_with(HINT_PLACEHOLDER))
+        .count();
+    (real_hints < 2 || real_hints < exercise.hints.len()).then(|| {
+        format!(
+            "{}: needs at least two written hints in info.toml (it has {real_hints} written of {})",
+            exercise.name,
+            exercise.hints.len()
+        )
+    })
+}
+
+/// Exercise and solution exist, have no placeholders left, and end with the same tests.
+fn file_problems(workbook: &Workbook, exercise: &ExerciseInfo) -> Vec<String> {
+    let mut problems = Vec::new();
+    let ex_path = workbook.exercise_path(exercise);
+    let sol_path = workbook.solution_path(exercise);
+    let ex_text = read_or_note(&ex_path, workbook, &mut problems);
+    let sol_text = read_or_note(&sol_path, workbook, &mut problems);
+    for (path, text) in [(&ex_path, &ex_text), (&sol_path, &sol_text)] {
+        if text.as_deref().is_some_and(|t| t.contains(AUTHOR_TODO)) {
+            problems.push(format!(
+                "{}: still has {AUTHOR_TODO} placeholders from `sdlings dev new`",
+                workbook.display_path(path)
+            ));
+        }
+    }
+    let name = &exercise.name;
+    if let (Some(ex), Some(sol)) = (&ex_text, &sol_text) {
+        match (test_module(ex), test_module(sol)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(_), Some(_)) => problems.push(format!(
+                "{name}: the tests of the exercise and of its solution differ (from `#[cfg(test)]` to the end of the file they must be identical)"
+            )),
+            _ => problems.push(format!(
+                "{name}: exercise and solution must both end with a `#[cfg(test)]` test module"
             )),
         }
     }
-    Ok(problems)
+    problems
+}
+
+/// The topic's README exists, has its three layers and no placeholders.
+fn readme_problems(workbook: &Workbook, topic: &Topic) -> Vec<String> {
+    let readme = workbook.topic_readme(topic);
+    let shown = workbook.display_path(&readme);
+    let Ok(text) = fs::read_to_string(&readme) else {
+        return vec![format!(
+            "topic {}: {shown} is missing (every topic explains itself in three layers)",
+            topic.name
+        )];
+    };
+    let mut problems = Vec::new();
+    if text.contains(AUTHOR_TODO) {
+        problems.push(format!(
+            "topic {}: {shown} still has {AUTHOR_TODO} placeholders",
+            topic.name
+        ));
+    }
+    for layer in README_LAYERS {
+        if !text.lines().any(|l| l.trim_end() == layer) {
+            problems.push(format!(
+                "topic {}: {shown} lacks the heading `{layer}`",
+                topic.name
+            ));
+        }
+    }
+    problems
 }
 
 /// The exercise's list of plausible wrong implementations must be written and apply cleanly to

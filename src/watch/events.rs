@@ -17,6 +17,12 @@ use super::worker::WorkResult;
 /// How often `--poll` looks at the files.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Quiet time after the last file event of a save that did not say it was complete (a write
+/// whose close is not reported) before checking. An editor's steps come within a millisecond or
+/// two; a slower save's later events cancel a check started too early, so the verdict is still
+/// that of the final file.
+const EVENTS_SETTLE: Duration = Duration::from_millis(20);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +123,17 @@ impl FileWatch {
         };
         watch.follow(dir)?;
         Ok(watch)
+    }
+
+    /// How long a save must stay quiet before it is checked. The poller sees a save that spans
+    /// two of its rounds as two changes a round apart: waiting a round and a bit more makes
+    /// them one save (and one verdict), as with events.
+    pub fn settle_time(&self) -> Duration {
+        if self.polling {
+            POLL_INTERVAL + POLL_INTERVAL / 2
+        } else {
+            EVENTS_SETTLE
+        }
     }
 
     /// Polling mode: polls `dir` instead of the directory polled so far. With events, every

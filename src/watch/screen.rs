@@ -1,16 +1,122 @@
-//! Drawing the watcher: a full-screen view on a terminal, plain lines otherwise.
-//!
-//! The full-screen view is redrawn from scratch on every change. That is simpler than tracking
-//! what changed and costs nothing at this size; the terminal is in raw mode, so lines end in
-//! "\r\n".
+//! The watcher's face on a terminal: a full-screen view, redrawn from the model on every change.
+//! That is simpler than tracking what changed and costs nothing at this size; the terminal is in
+//! raw mode, so lines end in "\r\n".
 
 use std::io::{self, Write};
 
 use colored::Colorize;
 use crossterm::{cursor, execute, terminal};
 
+use super::face::{Change, Face};
+use super::model::{Lab, Model, Phase, View};
+use crate::commands::list::status_mark;
+use crate::present;
+use crate::term::progress_bar;
+
+/// The full-screen face.
+pub struct Screen;
+
+impl Face for Screen {
+    fn interactive(&self) -> bool {
+        true
+    }
+
+    fn show(&mut self, model: &Model, _change: Change) {
+        let text = match model.view {
+            View::Exercise => exercise_screen(model),
+            View::List { cursor } => list_screen(model, cursor),
+        };
+        // A terminal that went away cannot be drawn on; nothing useful to do about it here.
+        let _ = draw(&text);
+    }
+}
+
+fn exercise_screen(model: &Model) -> String {
+    let info = &model.workbook.info;
+    let exercise = &info.exercises[model.current];
+    let topic = &info.topics[exercise.topic];
+    let header = format!(
+        "{}  {}\n{}\n\n",
+        format!("sdlings · {} · {}", topic.dir, topic.title).bold(),
+        exercise.name.bold().yellow(),
+        model.current_path_shown().dimmed(),
+    );
+
+    // The body, most important first: it is cut from the bottom when the terminal is short.
+    let mut body = String::new();
+    let first_of_all = model.progress.order.first() == Some(&model.current);
+    if first_of_all && model.progress.done_count() == 0 {
+        body.push_str(info.welcome_message.trim());
+        body.push_str("\n\n");
+    }
+    match &model.phase {
+        Phase::Checking { line } => {
+            body.push_str(&format!("Checking {}… {}\n", exercise.name, line.dimmed()));
+        }
+        Phase::Judged(verdict) => {
+            body.push_str(&present::verdict_text(
+                &exercise.name,
+                &model.current_path_shown(),
+                verdict,
+            ));
+        }
+        Phase::Error(e) => body.push_str(&format!("{} {e}\n", "error:".red().bold())),
+    }
+    if let Some(message) = &model.message {
+        body.push_str(&format!("\n{}\n", message.cyan()));
+    }
+    if model.show_hints {
+        body.push('\n');
+        body.push_str(&model.hints());
+    }
+    match &model.lab {
+        Lab::None => {}
+        Lab::Running => body.push_str(&format!("\n{}\n", "Running the lab…".dimmed())),
+        Lab::Output(output) => {
+            body.push_str(&format!("\n{}\n{output}\n", "── lab ──".bold()));
+        }
+    }
+
+    let footer = format!(
+        "\nProgress: {}\n{}",
+        progress_bar(model.progress.done_count(), model.progress.total(), 30),
+        keys_line(model.can_go_next())
+    );
+    fit(&header, &body, &footer)
+}
+
+fn list_screen(model: &Model, cursor: usize) -> String {
+    let info = &model.workbook.info;
+    let mut out = format!(
+        "{}\n\n",
+        "Exercises — ↑/↓ (or k/j) to move, Enter to open, Esc to go back".bold()
+    );
+    for (position, &i) in model.progress.order.iter().enumerate() {
+        let exercise = &info.exercises[i];
+        let status = model.progress.status(i);
+        let pointer = if position == cursor { "›" } else { " " };
+        let line = format!(
+            "{pointer} {} {:<28} {:<8} {}",
+            status_mark(status),
+            exercise.name,
+            status.label(),
+            info.topics[exercise.topic].dir.dimmed()
+        );
+        out.push_str(&if position == cursor {
+            line.reversed().to_string()
+        } else {
+            line
+        });
+        out.push('\n');
+    }
+    if let Some(message) = &model.message {
+        out.push_str(&format!("\n{}\n", message.cyan()));
+    }
+    out
+}
+
 /// Clears the screen and prints `text` at the top.
-pub fn draw(text: &str) -> io::Result<()> {
+fn draw(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     execute!(
         out,
@@ -24,7 +130,7 @@ pub fn draw(text: &str) -> io::Result<()> {
 
 /// Joins header, body and footer so that the whole fits the terminal: the body is cut from the
 /// bottom, with a note, rather than letting the header scroll out of sight.
-pub fn fit(header: &str, body: &str, footer: &str) -> String {
+fn fit(header: &str, body: &str, footer: &str) -> String {
     let (width, height) =
         terminal::size().map_or((80, 24), |(w, h)| (usize::from(w), usize::from(h)));
     let rows = |text: &str| -> usize { text.lines().map(|l| rows_of(l, width)).sum() };
@@ -69,7 +175,7 @@ fn rows_of(line: &str, width: usize) -> usize {
 }
 
 /// The line of keys at the bottom of the screen; `n` appears only when it can be used.
-pub fn keys_line(can_go_next: bool) -> String {
+fn keys_line(can_go_next: bool) -> String {
     let key = |k: &str, what: &str| format!("{} {what}", k.bold());
     let mut keys = vec![key("h", "hint"), key("l", "list")];
     if can_go_next {

@@ -15,7 +15,7 @@ use super::events::Event;
 
 #[derive(Debug)]
 pub enum WorkResult {
-    Verdict { index: usize, verdict: Verdict },
+    Verdict(Verdict),
     Lab { output: String },
     Error(String),
 }
@@ -66,7 +66,7 @@ pub fn start(
             Err(e) => return send(WorkResult::Error(format!("{e:#}"))),
         };
         let passed = verdict.passed();
-        send(WorkResult::Verdict { index, verdict });
+        send(WorkResult::Verdict(verdict));
         if passed {
             match run_lab(&workbook, index, color, &cancel, &mut progress) {
                 Ok(Some(output)) => send(WorkResult::Lab { output }),

@@ -3,7 +3,6 @@
 //! replayed) while they read-modify-write `.sdlings-state.toml`; after each kill the file must
 //! parse, and say exactly what the completed commands wrote, plus at most the killed one's change.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use common::TempWorkbook;
+use crate::common::TempWorkbook;
 
 const STATE: &str = ".sdlings-state.toml";
 

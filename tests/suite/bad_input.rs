@@ -5,14 +5,14 @@
 //! Each property runs a fixed number of cases from a fixed seed, so every run checks the same
 //! inputs; set PROPTEST_RNG_SEED (and PROPTEST_CASES) to explore others.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 
-use common::TempWorkbook;
+use crate::common::TempWorkbook;
 
 const STATE: &str = ".sdlings-state.toml";
 

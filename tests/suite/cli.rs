@@ -1,12 +1,12 @@
 //! The CLI as a learner and an author meet it, verb by verb, in throw-away copies of the
 //! workbook.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
+use crate::common::TempWorkbook;
 use assert_cmd::Command;
-use common::TempWorkbook;
 use predicates::prelude::*;
 use predicates::str::contains;
 

@@ -1,12 +1,12 @@
 //! Authors and installed copies: `dev new` scaffolds an exercise that `dev check` accepts once
 //! written, `init` writes a fresh workbook from the built-in curriculum, completions print.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
+use crate::common::TempWorkbook;
 use assert_cmd::Command;
-use common::TempWorkbook;
 use predicates::prelude::*;
 use predicates::str::contains;
 

@@ -4,13 +4,13 @@
 //! problem, leave no process behind, and the watcher must stay alive and react to the next save;
 //! the last save is the solution, which passes.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TempWorkbook, Watcher};
+use crate::common::{TempWorkbook, Watcher};
 
 const EXERCISE: &str = "exercises/00_intro/welcome.rs";
 const NAME: &str = "welcome";

@@ -8,7 +8,6 @@
 //! wrong line. At the end stdin is closed, the watcher exits once idle, and all its verdict lines
 //! are counted: one for the start-up check plus one per save, no more.
 
-mod common;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -17,7 +16,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use common::{TempWorkbook, Watcher, verdicts};
+use crate::common::{TempWorkbook, Watcher, verdicts};
 
 const EXERCISE: &str = "exercises/00_intro/welcome.rs";
 const NAME: &str = "welcome";

@@ -1,7 +1,6 @@
 //! The watcher driven like a learner's editor would drive it, in plain mode (no terminal): saves
 //! are real file writes, keys are lines on stdin, verdicts are lines on stdout.
 
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -9,7 +8,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::Duration;
 
-use common::TempWorkbook;
+use crate::common::TempWorkbook;
 
 /// A generous bound for one step; only reached if the watcher is broken (the test then fails
 /// with the output so far instead of hanging forever).

@@ -1,7 +1,7 @@
 //! A benchmark of what a learner feels, not a test: it asserts nothing about time. Run it with
 //!
 //! ```sh
-//! cargo test --release --test bench -- --ignored --nocapture
+//! cargo test --release --test suite bench:: -- --ignored --nocapture
 //! ```
 //!
 //! and read the one table it prints at the end: each figure next to its target, PASS or MISS.
@@ -15,7 +15,7 @@
 //!   package (both warm): at most 20% more;
 //! - start-up: from spawning a watcher to its first line of output.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{TempWorkbook, Watcher};
+use crate::common::{TempWorkbook, Watcher};
 
 const NAME: &str = "lru_cache";
 const EXERCISE: &str = "exercises/01_caching/lru_cache.rs";
@@ -54,7 +54,7 @@ fn row(figure: &str, sdlings: String, baseline: String, target: &str, met: Optio
 }
 
 #[test]
-#[ignore = "a benchmark: cargo test --release --test bench -- --ignored --nocapture"]
+#[ignore = "a benchmark: cargo test --release --test suite bench:: -- --ignored --nocapture"]
 fn benchmark() {
     let started = Instant::now();
     let wb = TempWorkbook::curriculum();
@@ -130,7 +130,7 @@ fn startup(wb: &TempWorkbook) -> Row {
         times.push(at - spawned);
         // Let the start-up check end before quitting: a watcher that quits while it starts a
         // check can leave a child holding its lock for a moment, so the next start is refused
-        // (and its children outlive it: see tests/robustness.rs).
+        // (and its children outlive it: see robustness.rs).
         wait_until_idle(&mut watcher);
         let (status, _) = watcher.finish();
         assert!(status.success());

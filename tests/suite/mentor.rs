@@ -1,12 +1,12 @@
 //! A mentor's workflow: write a set, hand it to a learner, collect reports that name exactly
 //! what passed, failed and was not attempted, and catch edited tests.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::Command;
 
-use common::TempWorkbook;
+use crate::common::TempWorkbook;
 use predicates::prelude::*;
 use predicates::str::contains;
 

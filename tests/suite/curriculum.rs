@@ -11,7 +11,7 @@
 //!
 //! The CLI's own behaviour is tested on the small fixture workbook (tests/fixture), not here.
 
-mod common;
+use crate::common;
 
 use std::fs;
 
