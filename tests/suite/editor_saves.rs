@@ -8,7 +8,6 @@
 //! wrong line. At the end stdin is closed, the watcher exits once idle, and all its verdict lines
 //! are counted: one for the start-up check plus one per save, no more.
 
-
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,6 @@
 //! replayed) while they read-modify-write `.sdlings-state.toml`; after each kill the file must
 //! parse, and say exactly what the completed commands wrote, plus at most the killed one's change.
 
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read};

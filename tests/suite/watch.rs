@@ -1,7 +1,6 @@
 //! The watcher driven like a learner's editor would drive it, in plain mode (no terminal): saves
 //! are real file writes, keys are lines on stdin, verdicts are lines on stdout.
 
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
