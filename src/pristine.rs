@@ -76,20 +76,20 @@ impl Reference {
     }
 }
 
-/// The exercise's text as shipped, and where it came from; `Err` says why there is none.
+/// The exercise's text as shipped, from `reference` (found once per command with
+/// [`Reference::of`]); `Err` says why there is none.
 pub fn exercise_text(
     workbook: &Workbook,
+    reference: Reference,
     exercise: &ExerciseInfo,
-) -> Result<(String, &'static str), String> {
+) -> Result<String, String> {
     let rel = format!("{EXERCISES_DIR}/{}", exercise.path);
-    if Reference::of(workbook) == Reference::BuiltIn
+    if reference == Reference::BuiltIn
         && let Some(text) = embedded_text(&rel)
     {
-        return Ok((text.to_string(), "the curriculum built into sdlings"));
+        return Ok(text.to_string());
     }
-    first_committed(workbook, &rel)
-        .map(|text| (text, "the workbook's git history (its first commit of the file)"))
-        .ok_or_else(|| {
+    first_committed(workbook, &rel).ok_or_else(|| {
             format!(
                 "this workbook's curriculum is not the one built into this sdlings, and git has no committed version of {rel}"
             )
@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(Some(reference.as_str()), test_module(shipped));
         let on_disk = fs::read_to_string(workbook.exercise_path(exercise)).unwrap();
         assert_ne!(Some(reference.as_str()), test_module(&on_disk));
-        let (original, _) = exercise_text(&workbook, exercise).unwrap();
+        let original = exercise_text(&workbook, Reference::BuiltIn, exercise).unwrap();
         assert_eq!(original, shipped);
     }
 

@@ -19,7 +19,8 @@ pub fn run(workbook: &Workbook, name: &str, yes: bool) -> Result<Outcome> {
     let exercise = &workbook.info.exercises[index];
     let path = workbook.exercise_path(exercise);
     let shown = workbook.display_path(&path);
-    let (original, _) = pristine::exercise_text(workbook, exercise).map_err(|why| {
+    let reference = pristine::Reference::of(workbook);
+    let original = pristine::exercise_text(workbook, reference, exercise).map_err(|why| {
         anyhow::anyhow!(
             "there is no original of `{name}` to reset to: {why}. Restore {shown} from your own copy of the workbook."
         )

@@ -42,10 +42,10 @@ pub fn run(
         .map(|&i| {
             let exercise = &info.exercises[i];
             let current = fs::read_to_string(workbook.exercise_path(exercise)).unwrap_or_default();
-            let original = pristine::exercise_text(workbook, exercise).ok();
+            let original = pristine::exercise_text(workbook, reference, exercise).ok();
             let reference_tests = reference.tests_of(workbook, exercise);
             Files {
-                attempted: original.is_none_or(|(o, _)| o != current),
+                attempted: original.is_none_or(|o| o != current),
                 tests_changed: reference_tests
                     .is_some_and(|tests| Some(tests.as_str()) != test_module(&current)),
             }
