@@ -13,15 +13,35 @@ use super::Outcome;
 use crate::pristine;
 use crate::workbook::{EXERCISES_DIR, INFO_FILE_NAME};
 
-/// The workbook's root manifest: the exercise packages only (the CLI is installed separately).
+/// The workbook's root manifest: the exercise packages only (the CLI is installed separately),
+/// with the same build profiles as sdlings' own workbook (a unit test keeps them equal).
 const WORKSPACE_MANIFEST: &str = r#"# An sdlings workbook: `sdlings` (installed with `cargo install`) runs it from this directory.
 [workspace]
 members = ["exercises", "exercises/kit", "solutions"]
 resolver = "3"
 
-# The exercises are rebuilt on every save: keep their own code unoptimised (fast to compile) but
-# optimise the dependencies, which are built once, so labs measure realistic speed.
+# Debug info: line tables for the exercises (enough for a backtrace), none for dependencies.
+[profile.dev]
+debug = "line-tables-only"
+
 [profile.dev.package."*"]
+debug = false
+
+# The exercises are rebuilt on every save: their own code stays unoptimised (fast to compile), but
+# the runtime they lean on is optimised once, so labs measure realistic speed.
+[profile.dev.package.tokio]
+opt-level = 2
+
+[profile.dev.package.mio]
+opt-level = 2
+
+[profile.dev.package.rand]
+opt-level = 2
+
+[profile.dev.package.rand_core]
+opt-level = 2
+
+[profile.dev.package.chacha20]
 opt-level = 2
 "#;
 
@@ -80,5 +100,18 @@ mod tests {
             assert!(files.iter().any(|(p, _)| *p == wanted), "{wanted}");
         }
         assert!(!files.iter().any(|(p, _)| p.contains("/target/")));
+    }
+
+    /// A workbook made by `init` builds the way sdlings' own workbook does.
+    #[test]
+    fn a_new_workbook_has_the_build_profiles_of_the_built_in_one() {
+        let profiles = |manifest: &str| {
+            let table: toml::Table = toml::from_str(manifest).unwrap();
+            table["profile"].clone()
+        };
+        assert_eq!(
+            profiles(super::WORKSPACE_MANIFEST),
+            profiles(include_str!("../../Cargo.toml"))
+        );
     }
 }

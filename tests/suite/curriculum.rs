@@ -1,6 +1,7 @@
 //! The real curriculum, checked once per `cargo test`: each exercise and solution is built once
 //! (into one build directory kept between runs) and each mutant once.
 //!
+//! - the kit's own tests (clocks, workloads, lab tables), built beside the exercises;
 //! - `dev check --static`: info.toml, files, bins, hints, READMEs, mutants lists agree;
 //! - `dev check`: every exercise fails as shipped, every solution passes 10× in a row, every
 //!   solution's lab runs to its end;
@@ -35,6 +36,30 @@ fn the_curriculum_files_agree_without_building_anything() {
         .assert()
         .success()
         .stdout(contains("are consistent (static checks only)"));
+}
+
+#[test]
+fn the_kit_passes_its_own_tests() {
+    // In the curriculum's build directory: the kit's tokio and rand are the exercises' ones.
+    let output = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+        .args([
+            "test",
+            "--quiet",
+            "--package",
+            "sdlings-kit",
+            "--target-dir",
+        ])
+        .arg(common::curriculum_build_dir())
+        .current_dir(common::repo_root())
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the kit's tests failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
