@@ -93,16 +93,10 @@ fn test_runs(
         .info
         .exercises
         .iter()
-        .map(|exercise| {
-            let bin = package.bin_name(&exercise.name);
-            TestRun {
-                label: bin.clone(),
-                exe: built.executable(&bin, Artifact::Tests).map(Into::into),
-                bin,
-                filter: None,
-                time_limit: exercise.time_limit,
-                repeat,
-            }
+        .map(|exercise| TestRun {
+            // Exercise and solution alike: name the binary, which tells them apart.
+            label: package.bin_name(&exercise.name),
+            ..TestRun::whole(exercise, package, built, repeat)
         })
         .collect()
 }

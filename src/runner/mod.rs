@@ -18,6 +18,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::info_file::ExerciseInfo;
 use crate::workbook::Workbook;
 pub use cargo::{Artifact, BuildOutcome, BuildPlan, ProgressFn};
 pub use process::Cancel;
@@ -123,17 +124,7 @@ pub fn check_many(
     let built = build_counting(&plan, progress)?;
     let runs: Vec<TestRun> = indices
         .iter()
-        .zip(&plan.tests)
-        .map(|(&index, bin)| TestRun {
-            label: exercises[index].name.clone(),
-            exe: built
-                .executable(bin, Artifact::Tests)
-                .map(Path::to_path_buf),
-            bin: bin.clone(),
-            filter: None,
-            time_limit: exercises[index].time_limit,
-            repeat,
-        })
+        .map(|&index| TestRun::whole(&exercises[index], package, &built, repeat))
         .collect();
     let verdicts = run_all(&workbook.root, &runs, &built, progress)?;
     Ok(indices
@@ -166,6 +157,28 @@ pub struct TestRun {
     pub filter: Option<String>,
     pub time_limit: std::time::Duration,
     pub repeat: u32,
+}
+
+impl TestRun {
+    /// All the tests of one exercise's binary in `package`, `repeat` times.
+    pub fn whole(
+        exercise: &ExerciseInfo,
+        package: Package,
+        built: &BuildOutcome,
+        repeat: u32,
+    ) -> TestRun {
+        let bin = package.bin_name(&exercise.name);
+        TestRun {
+            label: exercise.name.clone(),
+            exe: built
+                .executable(&bin, Artifact::Tests)
+                .map(Path::to_path_buf),
+            bin,
+            filter: None,
+            time_limit: exercise.time_limit,
+            repeat,
+        }
+    }
 }
 
 /// Runs every [`TestRun`] on the pool; a run that did not build gets its build failure.

@@ -207,26 +207,44 @@ fn completions_are_printed_for_each_shell() {
 fn dev_mutants_reports_survivors_broken_mutants_and_wrong_culprits() {
     let wb = TempWorkbook::new();
     let mutants = "solutions/02_rate_limiting/token_bucket.mutants.toml";
-    wb.write(
-        mutants,
-        r#"
+    let survivor = r#"
 [[mutants]]
 mistake = "a harmless edit of a comment"
 replace = "// Whole seconds and fractions alike"
 with = "// Seconds and fractions alike"
-
+"#;
+    let broken = r#"
 [[mutants]]
 mistake = "a typo the compiler catches"
 replace = "return Acquire::TooLarge;"
 with = "return Acquire::TooLargeTypo;"
-
+"#;
+    let misattributed = r#"
 [[mutants]]
 mistake = "strict comparison, blamed on the wrong test"
 replace = "if self.tokens >= n {"
 with = "if self.tokens > n {"
 caught_by = ["a_request_larger_than_the_capacity_is_rejected_at_once_as_too_large"]
-"#,
-    );
+"#;
+    // Mutants that compile are built together, as modules of one binary.
+    wb.write(mutants, &format!("{survivor}{misattributed}"));
+    wb.sdlings()
+        .args(["dev", "mutants", "token_bucket"])
+        .assert()
+        .code(1)
+        .stdout(contains(
+            "token_bucket: a harmless edit of a comment — SURVIVED: all",
+        ))
+        .stdout(contains(
+            "caught, but not by [\"a_request_larger_than_the_capacity_is_rejected_at_once_as_too_large\"] as `caught_by` says (failing: ",
+        ))
+        // Failing tests are named as in the file, without the batch's module.
+        .stdout(contains("mutant_").not())
+        .stdout(contains("2 of 2 mutants not rejected as they should be"));
+
+    // One that does not compile sends its exercise's mutants to be built one by one, so the
+    // broken one is named and the others are still judged.
+    wb.write(mutants, &format!("{survivor}{broken}{misattributed}"));
     wb.sdlings()
         .args(["dev", "mutants", "token_bucket"])
         .assert()

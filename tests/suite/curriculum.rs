@@ -130,7 +130,8 @@ fn stand_in_workbook(info: &Info) -> tempfile::TempDir {
     );
     write(
         "Cargo.toml",
-        "[workspace]\nmembers = [\"exercises\", \"solutions\"]\nresolver = \"3\"\n",
+        // No debug info: the watcher builds seventy stand-ins, and each link is shorter without.
+        "[workspace]\nmembers = [\"exercises\", \"solutions\"]\nresolver = \"3\"\n\n[profile.dev]\ndebug = false\n",
     );
     for package in ["exercises", "solutions"] {
         write(
