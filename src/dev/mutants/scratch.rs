@@ -1,9 +1,9 @@
 //! The scratch package the mutants are built in, inside the build directory (the workbook's
 //! files are never touched).
 //!
-//! Each exercise's mutants are modules of one binary, `NAME__mutants`: one compile and one link
-//! per exercise instead of one per mutant, which is most of the cost once an exercise lists a
-//! dozen mistakes. The tests of mutant 3 are then the ones under `mutant_3::`. A batch that does
+//! Each exercise's mutants are modules of one binary, `NAME__mutants`: one rustc run and one link
+//! per exercise instead of one per mutant (the fixed costs of each; the code of every mutant is
+//! still compiled). The tests of mutant 3 are then the ones under `mutant_3::`. A batch that does
 //! not compile cannot say which of its mutants is broken, so that exercise is built again with
 //! one binary per mutant, `NAME__mutantN`.
 
