@@ -6,9 +6,11 @@
 // recent at the head, least recent at the tail), so refreshing a key and evicting the tail never
 // scan anything. A capacity-0 cache stores nothing (a handy way to switch caching off).
 //
-// Why it matters: LRU is the default policy of most in-process caches and of database buffer
-// pools, and Redis approximates it under `maxmemory-policy allkeys-lru`. A cache that scans its
-// entries on every eviction is fine at 100 entries and melts at 10 million.
+// Why it matters: LRU is the idea every eviction policy starts from, and Redis approximates it
+// under `maxmemory-policy allkeys-lru`. Plain LRU lets one big scan flush the hot set, so most
+// buffer pools and modern in-process caches use scan-resistant variants built on it
+// (PostgreSQL's clock-sweep, InnoDB's midpoint insertion, Caffeine's W-TinyLFU). A cache that
+// scans its entries on every eviction is fine at 100 entries and melts at 10 million.
 //
 // The arena below is given: a Vec of nodes linked by index instead of by pointer, the idiomatic
 // way to build a linked list in safe Rust. Your part is the list logic and the cache on top.

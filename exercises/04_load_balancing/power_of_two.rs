@@ -11,8 +11,8 @@
 // Build `sample_two` (two *distinct* backends, uniformly at random, drawn from the seeded
 // `self.rng` so runs are repeatable) and `pick` (the less loaded of the two; on a tie the first
 // sampled, so ties are random, not biased to low ids). One backend: return it without sampling.
-// No backends: `None`. Envoy's default LEAST_REQUEST policy, HAProxy's `balance random(2)` and
-// nginx's `random two least_conn` all work this way.
+// No backends: `None`. Envoy's LEAST_REQUEST policy (its default policy is ROUND_ROBIN),
+// HAProxy's `balance random(2)` and nginx's `random two least_conn` all work this way.
 //
 // Lab: 20 balancer instances share a load report refreshed every REFRESH_EVERY ticks. The full
 // scan herds even with fresh reports; power of two keeps the busiest backend much closer to the

@@ -7,12 +7,13 @@
 // prolonged that way: storage servers kept retrying against an overloaded metadata service.
 //
 // Build the four defences, then `retry`, which runs an async operation with them:
-// - retry only what can succeed next time: timeouts, refused connections, 429 and 5xx; never a
-//   400 or a 404 (the same request will fail the same way);
+// - retry only what can succeed next time: timeouts, refused connections, 408, 429 and the 5xx
+//   that mean "not now"; never a 400 or a 404, nor a 501 or a 505 (the same request will fail the
+//   same way);
 // - exponential backoff: wait up to base x 2^attempt between tries, capped at `cap`;
 // - full jitter: wait a uniformly random time in [0, that ceiling], so clients that failed
 //   together do not come back together (AWS Architecture Blog, "Exponential Backoff And Jitter");
-// - a retry budget: retries may be at most a few percent of requests, so that when the
+// - a retry budget: retries may be at most ~10-20% of requests, so that when the
 //   dependency is down the client stops multiplying its load (gRPC retry throttling, Finagle).
 //
 // Lab (real HTTP server on localhost, flaky then down for a while): turn BUDGET_PERCENT,
@@ -136,9 +137,11 @@ pub fn lock(budget: &Mutex<RetryBudget>) -> MutexGuard<'_, RetryBudget> {
 // ---- Your part -------------------------------------------------------------------------------
 
 impl CallError {
-    /// Whether the same request may succeed if sent again: timeouts, failed connections, 429
-    /// (throttled: try again later) and 5xx (the server's trouble). Any other status, such as 400,
-    /// 401, 403, 404 or 409, is the caller's own problem and will fail again.
+    /// Whether the same request may succeed if sent again: timeouts, failed connections, 408
+    /// (the server gave up waiting for the request), 429 (throttled: try again later) and 5xx (the
+    /// server's trouble), except 501 Not Implemented and 505 HTTP Version Not Supported, which
+    /// the server will answer the same way every time. Any other status, such as 400, 401, 403,
+    /// 404 or 409, is the caller's own problem and will fail again.
     pub fn is_retryable(&self) -> bool {
         todo!("is {self:?} worth retrying?")
     }
@@ -696,22 +699,37 @@ mod tests {
         for error in [
             CallError::TimedOut,
             CallError::ConnectionFailed,
+            CallError::Status(408),
             CallError::Status(429),
             CallError::Status(500),
             CallError::Status(502),
             CallError::Status(503),
             CallError::Status(504),
+            CallError::Status(599),
         ] {
             assert!(
                 error.is_retryable(),
                 "{error:?} is transient (the server's or the network's trouble): retry it"
             );
         }
-        for error in [400, 401, 403, 404, 409, 422].map(CallError::Status) {
+        for error in [400, 401, 403, 404, 409, 422, 428, 430, 499].map(CallError::Status) {
             assert!(
                 !error.is_retryable(),
                 "{error:?} is the caller's own mistake: the same request fails the same way \
                  every time, and retrying only adds load"
+            );
+        }
+        for error in [200, 204, 301, 304, 600].map(CallError::Status) {
+            assert!(
+                !error.is_retryable(),
+                "{error:?} is not a server error: nothing says a second try would go differently"
+            );
+        }
+        for error in [501, 505].map(CallError::Status) {
+            assert!(
+                !error.is_retryable(),
+                "{error:?} says the server does not support the request at all (Not Implemented, \
+                 HTTP Version Not Supported): it will answer the same way every time"
             );
         }
     }

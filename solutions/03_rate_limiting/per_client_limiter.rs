@@ -14,6 +14,10 @@
 //   one is idle, the newcomer is rejected, Retry-After = when the first bucket is full again. A
 //   partially drained client is NEVER dropped to make room: it would come back with a full
 //   bucket — a free burst on demand for anyone who can spray requests from many keys.
+//   Refusing newcomers has its own risk: an attacker who keeps MAX_CLIENTS keys mid-refill locks
+//   every new client out. The other policy is to evict the least recently seen client to make
+//   room (nginx frees its zone's oldest states when memory runs out): new clients always get in,
+//   and the price is the free burst above. Which risk to take is a product decision.
 //
 // Lab (runs once the tests pass): a real HTTP front end on 127.0.0.1 applies your limiter before
 // a backend; four clients, one abusive, send for two seconds over real sockets. Raise

@@ -16,6 +16,11 @@
 // Every admitted call gets a `Permit` that must come back through `record`. Rejections are not
 // failures, and the outcome of a call admitted before the last state change says nothing new (a
 // slow call that fails after the trip must not restart the timer): `record` ignores it.
+// A trial may never come back: an outer timeout cancels the call and its permit is dropped, or
+// the call hangs. Half-open must not wait for it forever (no call would ever be admitted again):
+// once the breaker has been half-open for `open_for` with a trial still out, that trial counts
+// as failed and the breaker re-opens from that moment. (resilience4j bounds half-open the same
+// way, with `maxWaitDurationInHalfOpenState`.)
 //
 // Lab (real sockets): a backend hangs for OUTAGE, then recovers. Without a breaker each call
 // waits CALL_TIMEOUT; with yours they fail in microseconds and the backend sees one trial every
@@ -82,8 +87,13 @@ enum Phase {
     Closed { failures: u32 },
     /// `since`: the clock reading when the breaker opened.
     Open { since: Duration },
-    /// `admitted`: trial permits handed out; `succeeded`: trials that came back successful.
-    HalfOpen { admitted: u32, succeeded: u32 },
+    /// `since`: the clock reading when the breaker became half-open; `admitted`: trial permits
+    /// handed out; `succeeded`: trials that came back successful.
+    HalfOpen {
+        since: Duration,
+        admitted: u32,
+        succeeded: u32,
+    },
 }
 
 impl Phase {
@@ -150,17 +160,34 @@ impl<C: Clock> CircuitBreaker<C> {
 
 impl<C: Clock> CircuitBreaker<C> {
     /// If the breaker is open and `open_for` has elapsed since it opened (`now >= since +
-    /// open_for`), it becomes half-open, with no trial handed out yet. Otherwise nothing changes.
+    /// open_for`), it becomes half-open, with no trial handed out yet. If it is half-open with a
+    /// trial handed out and not yet back, and `open_for` has elapsed since it became half-open,
+    /// that trial counts as failed: it re-opens from now. Otherwise nothing changes.
     fn refresh(&mut self) {
-        if let Phase::Open { since } = self.phase
-            && self.clock.now() >= since + self.config.open_for
-        {
+        let now = self.clock.now();
+        match self.phase {
             // Lazily, on the next look: no background timer needed, and an idle breaker costs
             // nothing. `since` is the moment it opened, so the wait is always a full `open_for`.
-            self.enter(Phase::HalfOpen {
-                admitted: 0,
-                succeeded: 0,
-            });
+            Phase::Open { since } if now >= since + self.config.open_for => {
+                self.enter(Phase::HalfOpen {
+                    since: now,
+                    admitted: 0,
+                    succeeded: 0,
+                });
+            }
+            // A trial that never came back (its permit dropped by a cancelled call, or the call
+            // hung) would hold the breaker half-open forever. Only an *outstanding* trial
+            // counts: a half-open breaker nobody has called yet is waiting for traffic, not for
+            // an answer. Entering Open bumps the generation, so the lost permit is stale if it
+            // ever does come back.
+            Phase::HalfOpen {
+                since,
+                admitted,
+                succeeded,
+            } if admitted > succeeded && now >= since + self.config.open_for => {
+                self.enter(Phase::Open { since: now });
+            }
+            _ => {}
         }
     }
 
@@ -780,6 +807,109 @@ mod tests {
             "the third trial's success came after the breaker re-opened: it was admitted before \
              that change, so it is ignored (it must not close the breaker)"
         );
+    }
+
+    #[test]
+    fn a_trial_that_never_comes_back_counts_as_failed_after_open_for() {
+        let (clock, mut b) = breaker(3, secs(10), 1);
+        fail(&mut b, 3); // opens at 0 s
+        clock.set(secs(12));
+        let trial = admit(&mut b, "the trial call at 12 s");
+        drop(trial); // an outer timeout cancelled the call: no result will ever come
+        clock.set(secs(22) - NANO);
+        assert_eq!(
+            b.try_acquire(),
+            Err(Rejected::TrialsInFlight),
+            "half-open since 12 s with the trial still out: until 22 s it may yet come back"
+        );
+        clock.set(secs(22));
+        assert_eq!(
+            b.state(),
+            State::Open,
+            "half-open for open_for (10 s) with the trial still out: its permit was dropped (or \
+             the call hangs), so count it as failed and re-open; waiting for it would keep the \
+             breaker half-open, rejecting every call, forever"
+        );
+        assert_eq!(
+            b.try_acquire(),
+            Err(Rejected::Open { retry_in: secs(10) }),
+            "re-opened at 22 s, for a full open_for"
+        );
+        clock.set(secs(32));
+        let next = admit(
+            &mut b,
+            "a new trial at 32 s, after the re-opened breaker waited",
+        );
+        b.record(next, Outcome::Success);
+        assert_eq!(b.state(), State::Closed, "the new trial succeeded: closed");
+        assert_eq!(
+            b.transitions(),
+            &[
+                (Duration::ZERO, State::Open),
+                (secs(12), State::HalfOpen),
+                (secs(22), State::Open),
+                (secs(32), State::HalfOpen),
+                (secs(32), State::Closed)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_lost_trial_coming_back_late_changes_nothing() {
+        let (clock, mut b) = breaker(3, secs(10), 1);
+        fail(&mut b, 3);
+        clock.set(secs(10));
+        let trial = admit(&mut b, "the trial call at 10 s");
+        clock.set(secs(20));
+        assert_eq!(
+            b.state(),
+            State::Open,
+            "the trial was out for open_for: re-opened"
+        );
+        clock.set(secs(25));
+        b.record(trial, Outcome::Success);
+        assert_eq!(
+            b.state(),
+            State::Open,
+            "the trial was already counted as failed when the breaker re-opened at 20 s; its \
+             late success belongs to an earlier state and must not close the breaker"
+        );
+        assert_eq!(
+            b.try_acquire(),
+            Err(Rejected::Open { retry_in: secs(5) }),
+            "still open from 20 s until 30 s"
+        );
+    }
+
+    #[test]
+    fn a_half_open_breaker_nobody_has_called_waits_for_traffic_not_for_a_deadline() {
+        let (clock, mut b) = breaker(3, secs(10), 2);
+        fail(&mut b, 3);
+        clock.set(secs(10));
+        assert_eq!(
+            b.state(),
+            State::HalfOpen,
+            "half-open from 10 s, no trial taken yet"
+        );
+        clock.set(secs(60));
+        assert_eq!(
+            b.state(),
+            State::HalfOpen,
+            "no trial was ever handed out, so none is missing: an idle half-open breaker stays \
+             half-open"
+        );
+        let first = admit(&mut b, "the first trial at 60 s");
+        b.record(first, Outcome::Success);
+        clock.set(secs(75));
+        assert_eq!(
+            b.state(),
+            State::HalfOpen,
+            "the one trial handed out came back (a success) and the other was never taken: \
+             nothing is outstanding, so there is nothing to give up on"
+        );
+        let second = admit(&mut b, "the second trial at 75 s");
+        b.record(second, Outcome::Success);
+        assert_eq!(b.state(), State::Closed);
     }
 
     // --- plausible mistakes ---
