@@ -195,14 +195,17 @@ pub enum DevCommand {
         /// TOPIC/NAME, e.g. `01_caching/lfu_cache`.
         spec: String,
     },
-    /// Validate the whole workbook: info.toml, files, Cargo bins, hints, topic READMEs; every
-    /// exercise fails unsolved, every solution passes its tests repeatedly, every lab finishes.
+    /// Validate the whole workbook: info.toml, files, Cargo bins, hints, topic READMEs, the shape
+    /// of each exercise (its first todo!() within 80 lines, at most 550 lines, a topic median of
+    /// at most 350, at least 8 listed mistakes; solutions/anatomy.toml may set other targets or
+    /// exempt an exercise with a reason); every exercise fails unsolved, every solution passes its
+    /// tests repeatedly, every lab finishes.
     Check {
         /// How many times each solution's tests must pass in a row.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
         repeat: u32,
         /// Only the checks that need no build (info.toml, files, bins, hints, READMEs, mutants
-        /// lists, identical test modules): a fraction of a second.
+        /// lists, identical test modules, the exercises' shape): a fraction of a second.
         #[arg(long = "static")]
         static_only: bool,
     },

@@ -1,5 +1,6 @@
 //! Tools for authors of exercises.
 
+pub mod anatomy;
 pub mod check;
 pub mod mutants;
 pub mod new;

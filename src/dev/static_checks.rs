@@ -1,5 +1,6 @@
 //! The checks of `sdlings dev check` that need no build: info.toml, the files, the bins, the
-//! hints, the READMEs and the mutants lists agree. They explain most authoring mistakes, take a
+//! hints, the READMEs and the mutants lists agree, and every exercise has the shape AUTHORING.md
+//! asks for (`anatomy`). They explain most authoring mistakes, take a
 //! fraction of a second, and are all `dev check --static` runs.
 
 use std::fs;
@@ -7,9 +8,9 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::dev::mutants;
 use crate::dev::new::AUTHOR_TODO;
 use crate::dev::update;
+use crate::dev::{anatomy, mutants};
 use crate::info_file::{ExerciseInfo, Topic};
 use crate::runner::Package;
 use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook, test_module};
@@ -48,6 +49,7 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
     for topic in &workbook.info.topics {
         problems.extend(readme_problems(workbook, topic));
     }
+    problems.extend(anatomy::anatomy_problems(workbook)?);
     Ok(problems)
 }
 

@@ -369,3 +369,48 @@ fn dev_check_builds_and_runs_every_exercise_solution_and_lab() {
         .stdout(contains("welcome: its lab did not end well"))
         .stdout(contains("(The lab exited with code 3.)"));
 }
+
+#[test]
+fn dev_check_holds_exercises_to_the_anatomy_targets_unless_exempted_with_a_reason() {
+    let wb = TempWorkbook::new();
+    let policy = "solutions/anatomy.toml";
+    // Targets this workbook's tiny files cannot all meet: token_bucket is the longest file
+    // (80 lines), welcome has one mistake listed.
+    wb.write(
+        policy,
+        "[targets]\nmax_lines = 70\nfirst_todo_within = 8\nmin_mutants = 2\ntopic_median_lines = 49\n",
+    );
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .code(1)
+        .stdout(contains(
+            "token_bucket: the exercise file has 80 lines; at most 70",
+        ))
+        .stdout(contains("welcome: the first `todo!()` is on line 9"))
+        .stdout(contains(
+            "welcome: lists 1 plausible mistakes in its .mutants.toml; at least 2",
+        ))
+        .stdout(contains("topic caching: its median exercise file has"));
+    // An exemption names the debt; one that is no longer needed is reported.
+    wb.write(
+        policy,
+        "[targets]\nmax_lines = 70\nmin_mutants = 1\n\n[exempt]\ntoken_bucket = \"split pending\"\nwelcome = \"already fine\"\n",
+    );
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .code(1)
+        .stdout(contains("token_bucket: the exercise file").not())
+        .stdout(contains(
+            "solutions/anatomy.toml: `welcome` meets the anatomy targets",
+        ));
+    wb.write(policy, "[targets]\nmax_line = 70\n");
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .failure()
+        .stderr(contains(
+            "solutions/anatomy.toml must hold a [targets] table",
+        ));
+}

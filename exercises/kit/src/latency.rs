@@ -1,0 +1,1 @@
+//! Machinery shared by the latency exercises: lab drivers and simulators the learner never edits.
