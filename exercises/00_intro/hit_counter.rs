@@ -398,4 +398,50 @@ mod tests {
             "100 hits per second over the last 60 s"
         );
     }
+
+    #[test]
+    fn matches_a_log_of_every_hit_for_any_window_and_any_pattern_of_traffic() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let window = [1, 2, 3, 5, 7, 60][rng.random_range(0..6)];
+            let clock = ManualClock::new();
+            let mut counter = HitCounter::new(window, clock.clone());
+            // The obviously correct model: the second of every hit, kept forever.
+            let mut log: Vec<u64> = Vec::new();
+            let mut now_ms = 0u64;
+            let mut story = Vec::new();
+            for _ in 0..40 {
+                let second = now_ms / 1_000;
+                // Jumps that land just before, on and just after the edges that matter: the
+                // next second, the end of the window, a whole lap of the ring, many laps.
+                now_ms = match rng.random_range(0..7) {
+                    0 => now_ms,
+                    1 => now_ms + rng.random_range(1..1_000),
+                    2 => (second + 1) * 1_000,
+                    3 => (second + window) * 1_000 - 1,
+                    4 => (second + window) * 1_000,
+                    5 => (second + window + 1) * 1_000 + rng.random_range(0..1_000),
+                    _ => now_ms + rng.random_range(0..window * 5_000),
+                };
+                clock.set(Duration::from_millis(now_ms));
+                let now = now_ms / 1_000;
+                if rng.random_bool(0.6) {
+                    let n = rng.random_range(1..=3);
+                    hits(&mut counter, n);
+                    log.extend(std::iter::repeat_n(now, n as usize));
+                    story.push(format!("{n} hit(s) at {now_ms} ms"));
+                } else {
+                    let expected = log.iter().filter(|&&s| now - s < window).count() as u64;
+                    story.push(format!("count() at {now_ms} ms"));
+                    assert_eq!(
+                        counter.count(),
+                        expected,
+                        "window {window} s, after: {}. At second {now} the window holds \
+                         seconds {}..={now}",
+                        story.join(", "),
+                        (now + 1).saturating_sub(window)
+                    );
+                }
+            }
+        });
+    }
 }

@@ -1,166 +1,79 @@
-// Cache-aside — the read and write paths of the most common caching pattern.
+// Cache-aside — the read and write paths of the most common caching pattern, with many requests
+// in flight at once.
 //
-// Build `CachedRepo`: a cache *beside* the database. A read checks the cache; on a miss it loads
-// the row from the database and caches it — "no such row" too (negative caching), so a flood of
-// unknown ids does not all reach the database. Errors are never cached. A write goes to the
-// database and then *deletes* the cache entry, even if the database returned an error (a timeout
-// may still have committed). Why delete rather than update: two concurrent writers can refill
-// the cache in the opposite order to their commits, leaving the older value cached for good; a
-// delete is idempotent, the next read loads what actually committed, and rows that are written
-// but rarely read stay out of the cache.
+// Build `CachedRepo`: a cache *beside* the database, shared by every request. A read checks the
+// cache; on a miss it loads the row from the database and caches it — "no such row" too
+// (negative caching), so a flood of unknown ids does not all reach the database. Errors are never
+// cached. A write goes to the database and, once the database has answered, *deletes* the cache
+// entry — even if the answer was an error (a timeout may still have committed). The order is the
+// lesson: delete first, and a read that runs while the write is in flight reloads the old row and
+// caches it, for good. Delete rather than update: two writers can refill the cache in the
+// opposite order to their commits; a delete is idempotent, the next read loads what committed.
+//
+// Given, in `sdlings_kit::caching::cache_aside`: the `Database` trait and a `FakeDb`, and the
+// shared `Cache` (get, set, delete: each one atomic step, like a Redis command).
 //
 // Why it matters: this is how most services put Redis or Memcached in front of PostgreSQL or
-// MySQL (Facebook's memcache paper calls it a look-aside cache). In production each entry also
-// gets a TTL (previous exercise), a short one for negative entries, as a safety net.
+// MySQL (Facebook's memcache paper calls it a demand-filled look-aside cache). In production each
+// entry also gets a TTL (previous exercise), a short one for negative entries, as a safety net.
 //
-// Lab (runs once the tests pass): turn WRITE_PERCENTS. Read-heavy traffic gets a high hit ratio
-// and saves most database reads; every write throws an entry away, so the hit ratio and the
-// savings fall as writes grow. Stale reads stay at 0 whatever the mix: that is what
-// invalidation buys.
+// Lab (runs once the tests pass): turn WRITE_PERCENTS and CLIENTS. Every write throws an entry
+// away, so the hit ratio and the database reads saved fall as writes grow. With one client
+// nothing is ever stale. With many concurrent clients some stale reads remain even in the right
+// order: between a write's commit and its delete, readers still hit the old entry; and a read
+// that loaded the old row just before the commit can fill the cache just after the delete, where
+// it stays wrong until the next write to that row. Closing that race takes leases or versions
+// (see the README); a TTL bounds how long it lasts.
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sdlings_kit::lab::{Table, bar_chart};
-use sdlings_kit::workload::{ZipfKeys, seeded_rng};
-
-use rand::RngExt;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    pub id: u64,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DbError {
-    /// The call was refused: nothing happened.
-    Unavailable,
-    /// No answer in time: the operation may or may not have been applied.
-    Timeout,
-}
-
-/// The storage the repository talks to (think: a SQL table of users).
-pub trait Database {
-    /// `Ok(None)` when no row has this id.
-    fn find(&mut self, id: u64) -> Result<Option<User>, DbError>;
-    /// Inserts or replaces the row with `user.id`.
-    fn upsert(&mut self, user: User) -> Result<(), DbError>;
-    fn delete(&mut self, id: u64) -> Result<(), DbError>;
-}
-
-/// Given: an in-memory database that counts its queries and can be told to fail.
-#[derive(Debug, Default)]
-pub struct FakeDb {
-    rows: HashMap<u64, User>,
-    queries: u64,
-    writes: u64,
-    /// Failures to inject into the next calls, in order.
-    failures: Vec<DbError>,
-}
-
-impl FakeDb {
-    /// What one query costs the caller waiting for it (the lab turns counts into latency).
-    pub const QUERY_TIME: Duration = Duration::from_millis(5);
-
-    pub fn with_rows(rows: impl IntoIterator<Item = User>) -> Self {
-        FakeDb {
-            rows: rows.into_iter().map(|u| (u.id, u)).collect(),
-            ..FakeDb::default()
-        }
-    }
-
-    /// Reads attempted (`find` calls), failed ones included.
-    pub fn queries(&self) -> u64 {
-        self.queries
-    }
-
-    /// Writes attempted (`upsert` and `delete` calls), failed ones included.
-    pub fn writes(&self) -> u64 {
-        self.writes
-    }
-
-    /// The next call fails with `Unavailable` and changes nothing.
-    pub fn fail_next_call(&mut self) {
-        self.failures.push(DbError::Unavailable);
-    }
-
-    /// The next call is applied, but the caller gets `Timeout` (the reply was lost).
-    pub fn time_out_next_call_after_applying_it(&mut self) {
-        self.failures.push(DbError::Timeout);
-    }
-
-    fn injected_failure(&mut self) -> Option<DbError> {
-        (!self.failures.is_empty()).then(|| self.failures.remove(0))
-    }
-}
-
-impl Database for FakeDb {
-    fn find(&mut self, id: u64) -> Result<Option<User>, DbError> {
-        self.queries += 1;
-        match self.injected_failure() {
-            Some(DbError::Unavailable) => Err(DbError::Unavailable),
-            Some(DbError::Timeout) => Err(DbError::Timeout),
-            None => Ok(self.rows.get(&id).cloned()),
-        }
-    }
-
-    fn upsert(&mut self, user: User) -> Result<(), DbError> {
-        self.writes += 1;
-        match self.injected_failure() {
-            Some(DbError::Unavailable) => Err(DbError::Unavailable),
-            failure => {
-                self.rows.insert(user.id, user);
-                failure.map_or(Ok(()), Err)
-            }
-        }
-    }
-
-    fn delete(&mut self, id: u64) -> Result<(), DbError> {
-        self.writes += 1;
-        match self.injected_failure() {
-            Some(DbError::Unavailable) => Err(DbError::Unavailable),
-            failure => {
-                self.rows.remove(&id);
-                failure.map_or(Ok(()), Err)
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CacheStats {
-    /// Reads answered from the cache (a cached "missing" included).
-    pub hits: u64,
-    /// Reads that had to ask the database (failed ones included).
-    pub misses: u64,
-}
-
-impl CacheStats {
-    /// hits / (hits + misses); 0.0 before the first read.
-    pub fn hit_ratio(&self) -> f64 {
-        let total = self.hits + self.misses;
-        if total == 0 {
-            0.0
-        } else {
-            self.hits as f64 / total as f64
-        }
-    }
-}
+use sdlings_kit::caching::cache_aside::{
+    self as lab, Cache, CacheStats, Database, DbError, FakeDb, User,
+};
 
 pub struct CachedRepo<D: Database> {
     db: D,
-    /// `Some(user)`: the row. `None`: the database said there is no such row (negative entry).
-    cache: HashMap<u64, Option<User>>,
-    stats: CacheStats,
+    cache: Cache,
+    /// Reads answered from the cache (a cached "missing" included).
+    hits: AtomicU64,
+    /// Reads that had to ask the database (failed ones included).
+    misses: AtomicU64,
 }
+
+// ---- Your part -------------------------------------------------------------------------------
+
+impl<D: Database> CachedRepo<D> {
+    /// The user with this id: from the cache if it is there (a hit), else from the database (a
+    /// miss), remembering the answer — "no such user" included — for next time. A database
+    /// error is returned as is and nothing is cached.
+    pub async fn get(&self, id: u64) -> Result<Option<User>, DbError> {
+        todo!("look up user {id}")
+    }
+
+    /// Writes the user to the database, then, once it has answered, invalidates the user's cache
+    /// entry (also when the write returned an error).
+    pub async fn save(&self, user: User) -> Result<(), DbError> {
+        todo!("save {user:?}")
+    }
+
+    /// Deletes the user from the database, then invalidates the user's cache entry (also when
+    /// the delete returned an error).
+    pub async fn delete(&self, id: u64) -> Result<(), DbError> {
+        todo!("delete user {id}")
+    }
+}
+
+// ---- Given -----------------------------------------------------------------------------------
 
 impl<D: Database> CachedRepo<D> {
     pub fn new(db: D) -> Self {
         CachedRepo {
             db,
-            cache: HashMap::new(),
-            stats: CacheStats::default(),
+            cache: Cache::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -168,133 +81,89 @@ impl<D: Database> CachedRepo<D> {
         &self.db
     }
 
-    pub fn db_mut(&mut self) -> &mut D {
-        &mut self.db
-    }
-
     pub fn stats(&self) -> CacheStats {
-        self.stats
+        CacheStats {
+            hits: self.hits.load(Ordering::SeqCst),
+            misses: self.misses.load(Ordering::SeqCst),
+        }
     }
 
     /// Whether the cache holds an entry (a row or a "missing") for `id`.
     pub fn is_cached(&self, id: u64) -> bool {
-        self.cache.contains_key(&id)
+        self.cache.contains(id)
     }
 
-    // ---- Your part -------------------------------------------------------------------------
-
-    /// The user with this id: from the cache if it is there (a hit), else from the database (a
-    /// miss), remembering the answer — "no such user" included — for next time. A database
-    /// error is returned as is and nothing is cached.
-    pub fn get(&mut self, id: u64) -> Result<Option<User>, DbError> {
-        todo!("look up user {id}")
-    }
-
-    /// Writes the user to the database, then invalidates its cache entry (also when the write
-    /// returned an error).
-    pub fn save(&mut self, user: User) -> Result<(), DbError> {
-        todo!("save {user:?}")
-    }
-
-    /// Deletes the user from the database, then invalidates its cache entry (also when the
-    /// delete returned an error).
-    pub fn delete(&mut self, id: u64) -> Result<(), DbError> {
-        todo!("delete user {id}")
+    /// What the cache holds for `id`, without counting a read (for inspection only).
+    pub fn cached(&self, id: u64) -> Option<Option<User>> {
+        self.cache.get(id)
     }
 }
 
 // ---- Lab -------------------------------------------------------------------------------------
 
 /// Share of operations that are writes, one run per value.
-const WRITE_PERCENTS: [u64; 6] = [0, 1, 5, 10, 25, 50];
-const KEY_SPACE: usize = 2_000;
-const SKEW: f64 = 1.0;
-const OPERATIONS: usize = 50_000;
-/// A cache round trip (an in-process map is ~0; Redis over the network is ~0.2 ms).
-const CACHE_TIME: Duration = Duration::from_micros(200);
-const SEED: u64 = 11;
-
-fn user(id: u64, version: u64) -> User {
-    User {
-        id,
-        name: format!("user {id} v{version}"),
-    }
-}
+const WRITE_PERCENTS: [u64; 4] = [1, 5, 10, 25];
+/// Clients sending requests at the same time, one run per value: 1 is a strictly serial world.
+const CLIENTS: [usize; 2] = [1, 50];
 
 fn main() {
-    println!(
-        "Cache-aside over a database: {OPERATIONS} operations on {KEY_SPACE} ids (skew {SKEW:.1}; \
-         every 10th id has no row); a query costs {:?}, a cache lookup {:?}\n",
-        FakeDb::QUERY_TIME,
-        CACHE_TIME
-    );
-    let mut table = Table::new(&[
-        "writes",
-        "reads",
-        "hit ratio",
-        "DB reads",
-        "DB reads saved",
-        "stale reads",
-        "mean read latency",
-    ]);
-    let mut bars = Vec::new();
-    for &write_percent in &WRITE_PERCENTS {
-        // The truth: what the database holds, kept by the lab to check every answer.
-        let mut truth: HashMap<u64, User> = (0..KEY_SPACE as u64)
-            .filter(|id| id % 10 != 9)
-            .map(|id| (id, user(id, 0)))
-            .collect();
-        let mut repo = CachedRepo::new(FakeDb::with_rows(truth.values().cloned()));
-        let mut keys = ZipfKeys::new(KEY_SPACE, SKEW, SEED);
-        let mut mix = seeded_rng(SEED + 1);
-        let (mut reads, mut stale) = (0u64, 0u64);
-        for version in 1..=OPERATIONS as u64 {
-            let id = keys.next_key();
-            if mix.random_range(0..100) < write_percent {
-                let new = user(id, version);
-                repo.save(new.clone())
-                    .expect("the lab's database never fails");
-                truth.insert(id, new);
-            } else {
-                reads += 1;
-                let got = repo.get(id).expect("the lab's database never fails");
-                if got.as_ref() != truth.get(&id) {
-                    stale += 1;
-                }
-            }
-        }
-        let db_reads = repo.db().queries();
-        // Every read pays the cache lookup; misses also pay the query.
-        let latency = CACHE_TIME.as_secs_f64()
-            + FakeDb::QUERY_TIME.as_secs_f64() * db_reads as f64 / reads.max(1) as f64;
-        table.row(&[
-            format!("{write_percent}%"),
-            reads.to_string(),
-            format!("{:.1}%", repo.stats().hit_ratio() * 100.0),
-            db_reads.to_string(),
-            (reads - db_reads).to_string(),
-            stale.to_string(),
-            format!("{:.2} ms", latency * 1000.0),
-        ]);
-        let ratio = (repo.stats().hit_ratio() * 1000.0).round() / 10.0;
-        bars.push((format!("{write_percent}% writes"), ratio));
+    let knobs = lab::Knobs {
+        write_percents: WRITE_PERCENTS.to_vec(),
+        clients: CLIENTS.to_vec(),
+        key_space: 1_000,
+        skew: 1.0,
+        operations: 10_000,
+        // Each leg of a database round trip takes a random 0..=5 ms: 5 ms per query on average.
+        one_way: Duration::from_millis(5),
+        // A cache round trip (an in-process map is ~0; Redis over the network is ~0.2 ms).
+        cache_time: Duration::from_micros(200),
+        think_time: Duration::from_millis(5),
+        seed: 11,
+    };
+    lab::run_lab(&knobs, CachedRepo::new);
+}
+
+/// The lab drives the repository through this trait (in the kit).
+impl lab::LabRepo for CachedRepo<FakeDb> {
+    fn read(&self, id: u64) -> impl Future<Output = Result<Option<User>, DbError>> + Send {
+        self.get(id)
     }
-    table.print();
-    println!("\nhit ratio (%) by write share\n{}", bar_chart(&bars, 40));
+
+    fn write(&self, user: User) -> impl Future<Output = Result<(), DbError>> + Send {
+        self.save(user)
+    }
+
+    fn stats(&self) -> CacheStats {
+        CachedRepo::stats(self)
+    }
+
+    fn peek(&self, id: u64) -> Option<Option<User>> {
+        self.cached(id)
+    }
+
+    fn database(&self) -> &FakeDb {
+        &self.db
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, VecDeque};
+
+    use rand::RngExt;
+    use sdlings_kit::caching::cache_aside::user;
+    use sdlings_kit::caching::within;
+
     use super::*;
 
     fn repo_with_users(ids: &[u64]) -> CachedRepo<FakeDb> {
         CachedRepo::new(FakeDb::with_rows(ids.iter().map(|&id| user(id, 0))))
     }
 
-    #[test]
-    fn first_read_is_a_miss_that_loads_from_the_database() {
-        let mut repo = repo_with_users(&[1, 2]);
-        assert_eq!(repo.get(1), Ok(Some(user(1, 0))));
+    #[tokio::test]
+    async fn first_read_is_a_miss_that_loads_from_the_database() {
+        let repo = repo_with_users(&[1, 2]);
+        assert_eq!(repo.get(1).await, Ok(Some(user(1, 0))));
         assert_eq!(
             repo.db().queries(),
             1,
@@ -308,11 +177,11 @@ mod tests {
         assert!(repo.is_cached(1), "a miss fills the cache for next time");
     }
 
-    #[test]
-    fn repeated_reads_are_hits_that_never_reach_the_database() {
-        let mut repo = repo_with_users(&[1]);
+    #[tokio::test]
+    async fn repeated_reads_are_hits_that_never_reach_the_database() {
+        let repo = repo_with_users(&[1]);
         for _ in 0..100 {
-            assert_eq!(repo.get(1), Ok(Some(user(1, 0))));
+            assert_eq!(repo.get(1).await, Ok(Some(user(1, 0))));
         }
         assert_eq!(
             repo.db().queries(),
@@ -329,11 +198,11 @@ mod tests {
         );
     }
 
-    #[test]
-    fn stats_count_every_hit_and_miss_exactly() {
-        let mut repo = repo_with_users(&[1, 2, 3]);
+    #[tokio::test]
+    async fn stats_count_every_hit_and_miss_exactly() {
+        let repo = repo_with_users(&[1, 2, 3]);
         for id in [1, 1, 2, 1, 2, 3] {
-            repo.get(id).unwrap();
+            repo.get(id).await.unwrap();
         }
         assert_eq!(
             repo.stats(),
@@ -344,32 +213,24 @@ mod tests {
         assert_eq!(CacheStats::default().hit_ratio(), 0.0, "no reads, no ratio");
     }
 
-    #[test]
-    fn a_read_after_a_write_returns_the_new_value() {
-        let mut repo = repo_with_users(&[1]);
-        repo.get(1).unwrap(); // cached: v0
-        repo.save(user(1, 1)).unwrap();
-        assert_eq!(
-            repo.get(1),
-            Ok(Some(user(1, 1))),
-            "v0 was cached before the write: a write must invalidate it, or reads stay stale"
-        );
-    }
-
-    #[test]
-    fn a_write_deletes_the_cache_entry_instead_of_updating_it() {
-        let mut repo = repo_with_users(&[1]);
-        repo.get(1).unwrap();
-        repo.save(user(1, 1)).unwrap();
+    #[tokio::test]
+    async fn a_write_deletes_the_cache_entry_instead_of_updating_it() {
+        let repo = repo_with_users(&[1]);
+        repo.get(1).await.unwrap();
+        repo.save(user(1, 1)).await.unwrap();
         assert!(
             !repo.is_cached(1),
             "after a write the entry must be gone, not overwritten: only a read refills it"
         );
-        repo.save(user(2, 0)).unwrap();
+        repo.save(user(2, 0)).await.unwrap();
         assert!(!repo.is_cached(2), "writes never fill the cache");
         assert_eq!(repo.db().writes(), 2, "every write goes to the database");
         let queries = repo.db().queries();
-        repo.get(1).unwrap();
+        assert_eq!(
+            repo.get(1).await,
+            Ok(Some(user(1, 1))),
+            "v0 was cached before the write: the write must invalidate it, or reads stay stale"
+        );
         assert_eq!(
             repo.db().queries(),
             queries + 1,
@@ -377,23 +238,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_deleted_row_is_not_served_from_the_cache() {
-        let mut repo = repo_with_users(&[1]);
-        repo.get(1).unwrap();
-        repo.delete(1).unwrap();
+    #[tokio::test]
+    async fn a_deleted_row_is_not_served_from_the_cache() {
+        let repo = repo_with_users(&[1]);
+        repo.get(1).await.unwrap();
+        repo.delete(1).await.unwrap();
+        assert_eq!(repo.db().row(1), None, "delete must delete the row");
         assert_eq!(
-            repo.get(1),
+            repo.get(1).await,
             Ok(None),
             "the row was deleted; the cached copy must go too"
         );
     }
 
-    #[test]
-    fn a_missing_row_is_cached_as_missing() {
-        let mut repo = repo_with_users(&[1]);
-        assert_eq!(repo.get(404), Ok(None), "no user 404 in the database");
-        assert_eq!(repo.get(404), Ok(None), "still no user 404");
+    #[tokio::test]
+    async fn a_missing_row_is_cached_as_missing() {
+        let repo = repo_with_users(&[1]);
+        assert_eq!(repo.get(404).await, Ok(None), "no user 404 in the database");
+        assert_eq!(repo.get(404).await, Ok(None), "still no user 404");
         assert_eq!(
             repo.db().queries(),
             1,
@@ -407,24 +269,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn creating_a_row_invalidates_its_cached_absence() {
-        let mut repo = repo_with_users(&[]);
-        assert_eq!(repo.get(7), Ok(None), "user 7 does not exist yet");
-        repo.save(user(7, 1)).unwrap();
+    #[tokio::test]
+    async fn creating_a_row_invalidates_its_cached_absence() {
+        let repo = repo_with_users(&[]);
+        assert_eq!(repo.get(7).await, Ok(None), "user 7 does not exist yet");
+        repo.save(user(7, 1)).await.unwrap();
         assert_eq!(
-            repo.get(7),
+            repo.get(7).await,
             Ok(Some(user(7, 1))),
             "\"missing\" was cached before the row was created; the write must invalidate it"
         );
     }
 
-    #[test]
-    fn database_errors_are_returned_and_never_cached() {
-        let mut repo = repo_with_users(&[1]);
-        repo.db_mut().fail_next_call();
+    #[tokio::test]
+    async fn database_errors_are_returned_and_never_cached() {
+        let repo = repo_with_users(&[1]);
+        repo.db().fail_next_call();
         assert_eq!(
-            repo.get(1),
+            repo.get(1).await,
             Err(DbError::Unavailable),
             "the caller must see the error"
         );
@@ -434,7 +296,7 @@ mod tests {
              exists"
         );
         assert_eq!(
-            repo.get(1),
+            repo.get(1).await,
             Ok(Some(user(1, 0))),
             "the next read retries the database"
         );
@@ -446,55 +308,222 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_write_that_times_out_may_have_committed_so_it_still_invalidates() {
-        let mut repo = repo_with_users(&[1]);
-        repo.get(1).unwrap();
-        repo.db_mut().time_out_next_call_after_applying_it();
+    #[tokio::test]
+    async fn a_write_that_times_out_may_have_committed_so_it_still_invalidates() {
+        let repo = repo_with_users(&[1]);
+        repo.get(1).await.unwrap();
+        repo.db().time_out_next_call_after_applying_it();
         assert_eq!(
-            repo.save(user(1, 1)),
+            repo.save(user(1, 1)).await,
             Err(DbError::Timeout),
             "the error is returned"
         );
         assert_eq!(
-            repo.get(1),
+            repo.get(1).await,
             Ok(Some(user(1, 1))),
             "the write committed but its reply was lost; keeping v0 cached would serve it \
              forever. Invalidate whatever the result"
         );
     }
 
-    #[test]
-    fn a_refused_write_changes_nothing_but_is_reported() {
-        let mut repo = repo_with_users(&[1]);
-        repo.get(1).unwrap();
-        repo.db_mut().fail_next_call();
+    #[tokio::test]
+    async fn a_refused_write_changes_nothing_but_is_reported() {
+        let repo = repo_with_users(&[1]);
+        repo.get(1).await.unwrap();
+        repo.db().fail_next_call();
         assert_eq!(
-            repo.save(user(1, 1)),
+            repo.save(user(1, 1)).await,
             Err(DbError::Unavailable),
             "the error is returned"
         );
         assert_eq!(
-            repo.get(1),
+            repo.get(1).await,
             Ok(Some(user(1, 0))),
             "the database still holds v0"
         );
     }
 
-    #[test]
-    fn a_delete_that_times_out_still_invalidates() {
-        let mut repo = repo_with_users(&[1]);
-        repo.get(1).unwrap();
-        repo.db_mut().time_out_next_call_after_applying_it();
+    #[tokio::test]
+    async fn a_delete_that_times_out_still_invalidates() {
+        let repo = repo_with_users(&[1]);
+        repo.get(1).await.unwrap();
+        repo.db().time_out_next_call_after_applying_it();
         assert_eq!(
-            repo.delete(1),
+            repo.delete(1).await,
             Err(DbError::Timeout),
             "the error is returned"
         );
         assert_eq!(
-            repo.get(1),
+            repo.get(1).await,
             Ok(None),
             "the delete committed; the row must not be served"
         );
+    }
+
+    // --- order: a read that runs while a write is in flight ---
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_during_a_write_cannot_put_the_old_row_back_so_invalidate_after_the_write() {
+        let repo = repo_with_users(&[1]);
+        repo.get(1).await.unwrap(); // v0 cached
+        let mut held = repo.db().hold_next_write();
+        let (saved, during) = tokio::join!(repo.save(user(1, 1)), async {
+            within("the write to reach the database", held.arrived()).await;
+            // The write is in flight: it reached the database, not yet applied.
+            let during = repo.get(1).await;
+            held.release();
+            during
+        });
+        assert_eq!(saved, Ok(()));
+        assert_eq!(
+            during,
+            Ok(Some(user(1, 0))),
+            "while the write was in flight the database still held v0"
+        );
+        assert_eq!(
+            repo.get(1).await,
+            Ok(Some(user(1, 1))),
+            "a read ran while the write was in flight; deleting the cache entry before the \
+             write let that read reload v0 and cache it after the delete, so v0 is served \
+             until the next write. Delete the entry once the database has answered"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_during_a_delete_cannot_put_the_deleted_row_back() {
+        let repo = repo_with_users(&[1]);
+        repo.get(1).await.unwrap(); // v0 cached
+        let mut held = repo.db().hold_next_write();
+        let (deleted, _) = tokio::join!(repo.delete(1), async {
+            within("the delete to reach the database", held.arrived()).await;
+            let during = repo.get(1).await;
+            held.release();
+            during
+        });
+        assert_eq!(deleted, Ok(()));
+        assert_eq!(
+            repo.get(1).await,
+            Ok(None),
+            "a read ran while the delete was in flight; invalidating before the delete let it \
+             cache the row again, so a deleted user is served until the next write. \
+             Invalidate once the database has answered"
+        );
+    }
+
+    // --- sequences ---
+
+    /// The simplest model of a correct cache-aside repository, one call at a time: the
+    /// database's rows, the cache's entries and the failures still to inject.
+    #[derive(Default)]
+    struct Model {
+        rows: HashMap<u64, User>,
+        cache: HashMap<u64, Option<User>>,
+        failures: VecDeque<DbError>,
+        stats: CacheStats,
+    }
+
+    /// Random reads, writes, deletes and injected failures, one at a time: every answer, the
+    /// statistics and the database queries must match the model, and a read never returns a
+    /// row other than the one the database holds (in a serial world nothing is ever stale).
+    #[tokio::test]
+    async fn random_serial_operations_match_the_model_and_never_serve_a_stale_row() {
+        let mut seeds = Vec::new();
+        sdlings_kit::property::for_seeds(200, |rng| {
+            let ops: Vec<(u32, u64)> = (0..40)
+                .map(|_| (rng.random_range(0..10), rng.random_range(0..4)))
+                .collect();
+            seeds.push(ops);
+        });
+        for (case, ops) in seeds.into_iter().enumerate() {
+            let repo = repo_with_users(&[0, 1]);
+            let mut model = Model::default();
+            model.rows = [(0, user(0, 0)), (1, user(1, 0))].into_iter().collect();
+            let mut log = Vec::new();
+            for (step, (op, id)) in ops.into_iter().enumerate() {
+                let version = step as u64 + 1;
+                match op {
+                    0..=3 => {
+                        log.push(format!("get({id})"));
+                        let expected = match model.cache.get(&id) {
+                            Some(cached) => {
+                                model.stats.hits += 1;
+                                Ok(cached.clone())
+                            }
+                            None => {
+                                model.stats.misses += 1;
+                                match model.failures.pop_front() {
+                                    Some(error) => Err(error),
+                                    None => {
+                                        let row = model.rows.get(&id).cloned();
+                                        model.cache.insert(id, row.clone());
+                                        Ok(row)
+                                    }
+                                }
+                            }
+                        };
+                        let got = repo.get(id).await;
+                        if let Ok(row) = &got {
+                            assert_eq!(
+                                row.as_ref(),
+                                repo.db().row(id).as_ref(),
+                                "case {case}, after {log:?}: one call at a time, a read must \
+                                 return what the database holds"
+                            );
+                        }
+                        assert_eq!(got, expected, "case {case}, after {log:?}");
+                    }
+                    4..=5 => {
+                        log.push(format!("save(user({id}, v{version}))"));
+                        let failure = model.failures.pop_front();
+                        if failure != Some(DbError::Unavailable) {
+                            model.rows.insert(id, user(id, version));
+                        }
+                        model.cache.remove(&id);
+                        assert_eq!(
+                            repo.save(user(id, version)).await,
+                            failure.map_or(Ok(()), Err),
+                            "case {case}, after {log:?}: save returns the database's answer"
+                        );
+                    }
+                    6 => {
+                        log.push(format!("delete({id})"));
+                        let failure = model.failures.pop_front();
+                        if failure != Some(DbError::Unavailable) {
+                            model.rows.remove(&id);
+                        }
+                        model.cache.remove(&id);
+                        assert_eq!(
+                            repo.delete(id).await,
+                            failure.map_or(Ok(()), Err),
+                            "case {case}, after {log:?}: delete returns the database's answer"
+                        );
+                    }
+                    7 => {
+                        log.push("fail_next_call".to_string());
+                        model.failures.push_back(DbError::Unavailable);
+                        repo.db().fail_next_call();
+                    }
+                    8 => {
+                        log.push("time_out_next_call".to_string());
+                        model.failures.push_back(DbError::Timeout);
+                        repo.db().time_out_next_call_after_applying_it();
+                    }
+                    _ => {
+                        log.push(format!("is_cached({id})"));
+                        assert_eq!(
+                            repo.is_cached(id),
+                            model.cache.contains_key(&id),
+                            "case {case}, after {log:?}: a read fills the cache (a missing row \
+                             too), a write or delete empties it, an error leaves it empty"
+                        );
+                    }
+                }
+                assert_eq!(
+                    repo.stats(),
+                    model.stats,
+                    "case {case}, after {log:?}: hits and misses"
+                );
+            }
+        }
     }
 }

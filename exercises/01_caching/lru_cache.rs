@@ -12,8 +12,9 @@
 // (PostgreSQL's clock-sweep, InnoDB's midpoint insertion, Caffeine's W-TinyLFU). A cache that
 // scans its entries on every eviction is fine at 100 entries and melts at 10 million.
 //
-// The arena below is given: a Vec of nodes linked by index instead of by pointer, the idiomatic
-// way to build a linked list in safe Rust. Your part is the list logic and the cache on top.
+// The arena (`sdlings_kit::caching::arena`) is given: a Vec of nodes linked by index instead of
+// by pointer, the idiomatic way to build a linked list in safe Rust. Your part is the list logic
+// and the cache on top.
 //
 // Lab (runs once the tests pass): turn CAPACITIES, KEY_SPACE and SKEW. Under Zipf traffic the
 // hit rate climbs steeply for small capacities, then flattens: the hot keys fit early and the
@@ -23,110 +24,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use arena::{Node, NodeId, Slab};
-use sdlings_kit::lab::{Table, bar_chart, percent};
-use sdlings_kit::workload::ZipfKeys;
-
-/// Given: storage for the list nodes. Nodes refer to each other by `NodeId` (an index into the
-/// slab), so the borrow checker never sees two `&mut` to one node. Freed slots are reused.
-mod arena {
-    use std::cell::Cell;
-
-    pub type NodeId = usize;
-
-    #[derive(Debug)]
-    pub struct Node<K, V> {
-        pub key: K,
-        pub value: V,
-        /// The neighbour towards the head (more recently used); `None` for the head.
-        pub prev: Option<NodeId>,
-        /// The neighbour towards the tail (less recently used); `None` for the tail.
-        pub next: Option<NodeId>,
-    }
-
-    #[derive(Debug)]
-    pub struct Slab<K, V> {
-        slots: Vec<Option<Node<K, V>>>,
-        free: Vec<NodeId>,
-        live: usize,
-        /// How many times a node was read, written, inserted or removed. The tests and the lab
-        /// use it to show that every cache operation does a constant amount of work.
-        touches: Cell<u64>,
-    }
-
-    impl<K, V> Slab<K, V> {
-        pub fn with_capacity(capacity: usize) -> Self {
-            Slab {
-                slots: Vec::with_capacity(capacity),
-                free: Vec::new(),
-                live: 0,
-                touches: Cell::new(0),
-            }
-        }
-
-        /// Stores `node` in a free slot (reusing a freed one if there is any) and returns its id.
-        pub fn insert(&mut self, node: Node<K, V>) -> NodeId {
-            self.touch();
-            self.live += 1;
-            match self.free.pop() {
-                Some(id) => {
-                    self.slots[id] = Some(node);
-                    id
-                }
-                None => {
-                    self.slots.push(Some(node));
-                    self.slots.len() - 1
-                }
-            }
-        }
-
-        /// Removes the node and frees its slot. The id must not be used again.
-        pub fn remove(&mut self, id: NodeId) -> Node<K, V> {
-            self.touch();
-            let node = self.slots.get_mut(id).and_then(Option::take);
-            let node = node.unwrap_or_else(|| stale(id));
-            self.free.push(id);
-            self.live -= 1;
-            node
-        }
-
-        pub fn node(&self, id: NodeId) -> &Node<K, V> {
-            self.touch();
-            self.slots
-                .get(id)
-                .and_then(Option::as_ref)
-                .unwrap_or_else(|| stale(id))
-        }
-
-        pub fn node_mut(&mut self, id: NodeId) -> &mut Node<K, V> {
-            self.touch();
-            self.slots
-                .get_mut(id)
-                .and_then(Option::as_mut)
-                .unwrap_or_else(|| stale(id))
-        }
-
-        /// Nodes currently stored (not freed).
-        pub fn len(&self) -> usize {
-            self.live
-        }
-
-        pub fn touches(&self) -> u64 {
-            self.touches.get()
-        }
-
-        fn touch(&self) {
-            self.touches.set(self.touches.get() + 1);
-        }
-    }
-
-    fn stale(id: NodeId) -> ! {
-        panic!(
-            "NodeId {id} refers to a freed slot: is a key still in the map, or a link still \
-             pointing at a node that was evicted?"
-        )
-    }
-}
+use sdlings_kit::caching::arena::{Node, NodeId, Slab};
+use sdlings_kit::caching::lru;
 
 pub struct LruCache<K, V> {
     capacity: usize,
@@ -139,6 +38,42 @@ pub struct LruCache<K, V> {
     tail: Option<NodeId>,
     evictions: u64,
 }
+
+// ---- Your part -------------------------------------------------------------------------------
+
+impl<K: Hash + Eq + Clone, V> LruCache<K, V> {
+    /// Takes node `id` out of the list: its neighbours are linked to each other, `head`/`tail`
+    /// are fixed if `id` was at an end, and the node's own `prev`/`next` are set to `None`.
+    /// The node stays in the slab.
+    fn unlink(&mut self, id: NodeId) {
+        todo!("detach node {id} from its neighbours")
+    }
+
+    /// Puts node `id` (which must not be in the list) at the head: the most recently used spot.
+    fn push_front(&mut self, id: NodeId) {
+        todo!("make node {id} the new head")
+    }
+
+    /// Removes the least recently used entry (the tail) from the list, the map and the slab,
+    /// counts the eviction, and returns it. `None` if the cache is empty.
+    fn evict_lru(&mut self) -> Option<(K, V)> {
+        todo!("evict the tail")
+    }
+
+    /// Returns the value for `key` and marks it as the most recently used.
+    pub fn get(&mut self, key: &K) -> Option<&V> {
+        todo!()
+    }
+
+    /// Inserts or updates `key`, making it the most recently used. Returns the previous value
+    /// when the key was already present. Inserting into a full cache first evicts the least
+    /// recently used entry. A capacity-0 cache stores nothing and returns `None`.
+    pub fn put(&mut self, key: K, value: V) -> Option<V> {
+        todo!()
+    }
+}
+
+// ---- Given -----------------------------------------------------------------------------------
 
 impl<K: Hash + Eq + Clone, V> LruCache<K, V> {
     pub fn new(capacity: usize) -> Self {
@@ -176,63 +111,9 @@ impl<K: Hash + Eq + Clone, V> LruCache<K, V> {
     }
 
     /// The keys from most to least recently used, read by walking the list from `head` along
-    /// `next` links. Panics if the links are inconsistent (a `prev` that does not point back, or
-    /// a walk that does not end at `tail`).
+    /// `next` links. Panics if the links are inconsistent.
     pub fn keys_by_recency(&self) -> Vec<K> {
-        let mut keys = Vec::new();
-        let mut prev: Option<NodeId> = None;
-        let mut cursor = self.head;
-        while let Some(id) = cursor {
-            let node = self.slab.node(id);
-            assert_eq!(
-                node.prev, prev,
-                "node {id}'s prev link should point at the node before it in the list"
-            );
-            assert!(
-                keys.len() < self.slab.len(),
-                "walking the list from head never ends: it has a cycle"
-            );
-            keys.push(node.key.clone());
-            prev = Some(id);
-            cursor = node.next;
-        }
-        assert_eq!(
-            self.tail, prev,
-            "tail should be the last node reached by walking from head"
-        );
-        keys
-    }
-
-    // ---- Your part -------------------------------------------------------------------------
-
-    /// Takes node `id` out of the list: its neighbours are linked to each other, `head`/`tail`
-    /// are fixed if `id` was at an end, and the node's own `prev`/`next` are set to `None`.
-    /// The node stays in the slab.
-    fn unlink(&mut self, id: NodeId) {
-        todo!("detach node {id} from its neighbours")
-    }
-
-    /// Puts node `id` (which must not be in the list) at the head: the most recently used spot.
-    fn push_front(&mut self, id: NodeId) {
-        todo!("make node {id} the new head")
-    }
-
-    /// Removes the least recently used entry (the tail) from the list, the map and the slab,
-    /// counts the eviction, and returns it. `None` if the cache is empty.
-    fn evict_lru(&mut self) -> Option<(K, V)> {
-        todo!("evict the tail")
-    }
-
-    /// Returns the value for `key` and marks it as the most recently used.
-    pub fn get(&mut self, key: &K) -> Option<&V> {
-        todo!()
-    }
-
-    /// Inserts or updates `key`, making it the most recently used. Returns the previous value
-    /// when the key was already present. Inserting into a full cache first evicts the least
-    /// recently used entry. A capacity-0 cache stores nothing and returns `None`.
-    pub fn put(&mut self, key: K, value: V) -> Option<V> {
-        todo!()
+        self.slab.keys_from(self.head, self.tail)
     }
 }
 
@@ -240,52 +121,38 @@ impl<K: Hash + Eq + Clone, V> LruCache<K, V> {
 
 const CAPACITIES: [usize; 7] = [10, 100, 250, 500, 1_000, 2_500, 5_000];
 const KEY_SPACE: usize = 10_000;
+/// Zipf skew of the keys: 0.0 is uniform, 1.0 typical web traffic.
 const SKEW: f64 = 1.0;
 const REQUESTS: usize = 100_000;
-const SEED: u64 = 42;
 
 fn main() {
-    println!(
-        "LRU under Zipf traffic: {REQUESTS} requests over {KEY_SPACE} keys, skew {SKEW:.1} \
-         (cache-aside: a miss loads the key and puts it)\n"
-    );
-    let mut table = Table::new(&[
-        "capacity",
-        "of keys",
-        "hit rate",
-        "evictions",
-        "nodes touched/request",
-    ]);
-    let mut bars = Vec::new();
-    for &capacity in &CAPACITIES {
-        let mut cache = LruCache::new(capacity);
-        // Same seed for every capacity: each cache sees exactly the same request stream.
-        let mut keys = ZipfKeys::new(KEY_SPACE, SKEW, SEED);
-        let mut hits = 0u64;
-        for _ in 0..REQUESTS {
-            let key = keys.next_key();
-            if cache.get(&key).is_some() {
-                hits += 1;
-            } else {
-                cache.put(key, key * 2);
-            }
-        }
-        table.row(&[
-            cache.capacity().to_string(),
-            percent(capacity as u64, KEY_SPACE as u64),
-            percent(hits, REQUESTS as u64),
-            cache.evictions().to_string(),
-            format!("{:.1}", cache.slab.touches() as f64 / REQUESTS as f64),
-        ]);
-        let rate = (hits as f64 * 1000.0 / REQUESTS as f64).round() / 10.0;
-        bars.push((format!("cap {capacity}"), rate));
+    lru::run(&CAPACITIES, KEY_SPACE, SKEW, REQUESTS, LruCache::new);
+}
+
+/// The lab drives the cache through this trait (in the kit).
+impl lru::LabCache for LruCache<u64, u64> {
+    fn lookup(&mut self, key: u64) -> bool {
+        self.get(&key).is_some()
     }
-    table.print();
-    println!("\nhit rate (%) by capacity\n{}", bar_chart(&bars, 40));
+
+    fn insert(&mut self, key: u64, value: u64) {
+        self.put(key, value);
+    }
+
+    fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    fn touches(&self) -> u64 {
+        self.slab.touches()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+    use sdlings_kit::workload::ZipfKeys;
+
     use super::*;
 
     fn filled(capacity: usize, keys: &[u32]) -> LruCache<u32, String> {
@@ -297,17 +164,12 @@ mod tests {
     }
 
     #[test]
-    fn get_returns_what_put_stored() {
+    fn get_returns_what_put_stored_and_none_for_a_missing_key() {
         let mut cache = filled(3, &[1, 2]);
         assert_eq!(cache.get(&1), Some(&"v1".to_string()));
         assert_eq!(cache.get(&2), Some(&"v2".to_string()));
-        assert_eq!(cache.len(), 2);
-    }
-
-    #[test]
-    fn get_of_a_missing_key_returns_none() {
-        let mut cache = filled(3, &[1]);
         assert_eq!(cache.get(&7), None);
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]
@@ -315,20 +177,24 @@ mod tests {
         let mut cache = filled(3, &[1, 2]);
         assert_eq!(cache.put(1, "new".to_string()), Some("v1".to_string()));
         assert_eq!(cache.get(&1), Some(&"new".to_string()));
-        assert_eq!(cache.len(), 2, "an update must not add a second entry");
-        assert_eq!(cache.evictions(), 0, "an update must not evict anything");
+        assert_eq!(
+            (cache.len(), cache.evictions()),
+            (2, 0),
+            "an update adds no entry and evicts nothing"
+        );
     }
 
     #[test]
     fn push_front_and_unlink_keep_head_tail_and_links_consistent() {
         let mut cache: LruCache<u32, ()> = LruCache::new(4);
         let ids: Vec<NodeId> = (1..=4)
-            .map(|k| {
+            .map(|key| {
+                let (value, prev, next) = ((), None, None);
                 cache.slab.insert(Node {
-                    key: k,
-                    value: (),
-                    prev: None,
-                    next: None,
+                    key,
+                    value,
+                    prev,
+                    next,
                 })
             })
             .collect();
@@ -337,25 +203,21 @@ mod tests {
         }
         assert_eq!(
             cache.keys_by_recency(),
-            vec![4, 3, 2, 1],
-            "each push_front puts the node at the head"
+            [4, 3, 2, 1],
+            "push_front puts at the head"
         );
-        cache.unlink(ids[2]); // key 3, in the middle
+        cache.unlink(ids[2]);
         assert_eq!(
             cache.keys_by_recency(),
-            vec![4, 2, 1],
+            [4, 2, 1],
             "unlinking a middle node"
         );
-        cache.unlink(ids[0]); // key 1, the tail
-        assert_eq!(cache.keys_by_recency(), vec![4, 2], "unlinking the tail");
-        cache.unlink(ids[3]); // key 4, the head
-        assert_eq!(cache.keys_by_recency(), vec![2], "unlinking the head");
-        cache.unlink(ids[1]); // key 2, the only node
-        assert_eq!(
-            cache.keys_by_recency(),
-            Vec::<u32>::new(),
-            "unlinking the last node"
-        );
+        cache.unlink(ids[0]);
+        assert_eq!(cache.keys_by_recency(), [4, 2], "unlinking the tail");
+        cache.unlink(ids[3]);
+        assert_eq!(cache.keys_by_recency(), [2], "unlinking the head");
+        cache.unlink(ids[1]);
+        assert_eq!(cache.keys_by_recency(), [0; 0], "unlinking the last node");
         assert_eq!(
             (cache.head, cache.tail),
             (None, None),
@@ -370,7 +232,7 @@ mod tests {
         cache.push_front(ids[2]);
         assert_eq!(
             cache.keys_by_recency(),
-            vec![3],
+            [3],
             "an unlinked node can be pushed back"
         );
     }
@@ -378,24 +240,16 @@ mod tests {
     #[test]
     fn holds_exactly_capacity_entries_before_evicting() {
         let mut cache = filled(3, &[1, 2, 3]);
-        assert_eq!(cache.len(), 3);
-        assert_eq!(cache.evictions(), 0, "3 entries fit in a capacity-3 cache");
-        for k in 1..=3 {
-            assert!(
-                cache.get(&k).is_some(),
-                "key {k} fits and must still be there"
-            );
-        }
+        assert_eq!(
+            (cache.len(), cache.evictions()),
+            (3, 0),
+            "3 entries fit in 3"
+        );
         cache.put(4, "v4".to_string());
         assert_eq!(
-            cache.len(),
-            3,
-            "the cache never holds more than its capacity"
-        );
-        assert_eq!(
-            cache.evictions(),
-            1,
-            "the fourth key evicts exactly one entry"
+            (cache.len(), cache.evictions()),
+            (3, 1),
+            "the fourth key evicts exactly one entry: never more than capacity"
         );
     }
 
@@ -405,14 +259,14 @@ mod tests {
         cache.get(&1);
         cache.put(4, "v4".to_string());
         assert!(
-            cache.peek(&1).is_some(),
-            "key 1 was read after keys 2 and 3 were written, so it is not the least recently used"
-        );
-        assert!(
             cache.peek(&2).is_none(),
-            "key 2 was the least recently used (1 was read since), so it should have been evicted"
+            "key 2 was the least recently used (1 was read since), so it should be evicted"
         );
-        assert_eq!(cache.keys_by_recency(), vec![4, 1, 3]);
+        assert_eq!(
+            cache.keys_by_recency(),
+            [4, 1, 3],
+            "key 1 was read after 2 and 3"
+        );
     }
 
     #[test]
@@ -421,68 +275,21 @@ mod tests {
         cache.put(1, "v1 again".to_string());
         cache.put(4, "v4".to_string());
         assert_eq!(
-            cache.peek(&1),
-            Some(&"v1 again".to_string()),
-            "key 1 was just written, so it is the most recently used and must survive"
-        );
-        assert!(
-            cache.peek(&2).is_none(),
-            "key 2 is the least recently used after key 1's update, so it is the one evicted"
+            cache.keys_by_recency(),
+            [4, 1, 3],
+            "key 1 was just written, so it is the most recently used and survives; 2 goes"
         );
     }
 
     #[test]
-    fn peek_does_not_refresh_recency() {
-        let mut cache = filled(2, &[1, 2]);
-        cache.peek(&1);
-        cache.put(3, "v3".to_string());
-        assert!(
-            cache.peek(&1).is_none(),
-            "peek is not a use; key 1 stays the LRU"
-        );
-    }
-
-    #[test]
-    fn a_miss_changes_nothing() {
+    fn peek_and_a_miss_do_not_change_recency() {
         let mut cache = filled(3, &[1, 2, 3]);
+        cache.peek(&1);
         assert_eq!(cache.get(&9), None);
-        assert_eq!(cache.keys_by_recency(), vec![3, 2, 1]);
-        assert_eq!(cache.len(), 3);
-    }
-
-    #[test]
-    fn keeps_the_list_in_recency_order() {
-        let mut cache = filled(4, &[1, 2, 3, 4]);
-        assert_eq!(cache.keys_by_recency(), vec![4, 3, 2, 1]);
-        cache.get(&2);
         assert_eq!(
             cache.keys_by_recency(),
-            vec![2, 4, 3, 1],
-            "a get moves the key to the front"
-        );
-        cache.get(&1);
-        assert_eq!(
-            cache.keys_by_recency(),
-            vec![1, 2, 4, 3],
-            "the tail can move to the front"
-        );
-        cache.get(&1);
-        assert_eq!(
-            cache.keys_by_recency(),
-            vec![1, 2, 4, 3],
-            "the head stays at the front"
-        );
-        cache.put(4, "v4b".to_string());
-        assert_eq!(
-            cache.keys_by_recency(),
-            vec![4, 1, 2, 3],
-            "an update moves to the front"
-        );
-        cache.put(5, "v5".to_string());
-        assert_eq!(
-            cache.keys_by_recency(),
-            vec![5, 4, 1, 2],
-            "key 3 was the tail: evicted"
+            [3, 2, 1],
+            "peek is not a use; a miss changes nothing"
         );
     }
 
@@ -496,11 +303,10 @@ mod tests {
             "key 1 was evicted: its map entry must go too, or it points at key 3's node"
         );
         assert_eq!(cache.get(&3), Some(&"v3".to_string()));
-        assert_eq!(cache.get(&2), Some(&"v2".to_string()));
         assert_eq!(
             cache.slab.len(),
             2,
-            "evicted nodes must be removed from the slab, or memory grows forever"
+            "evicted nodes leave the slab, or memory grows"
         );
     }
 
@@ -512,11 +318,10 @@ mod tests {
             Some((1, "v1".to_string())),
             "key 1 was written first and never used since: it is the tail"
         );
-        assert_eq!(cache.len(), 2, "the evicted key leaves the map");
-        assert_eq!(cache.evictions(), 1, "each eviction is counted");
+        assert_eq!((cache.len(), cache.evictions()), (2, 1), "(len, evictions)");
         assert_eq!(
             cache.keys_by_recency(),
-            vec![3, 2],
+            [3, 2],
             "the evicted node leaves the list"
         );
         let mut empty: LruCache<u32, String> = LruCache::new(3);
@@ -533,30 +338,25 @@ mod tests {
         assert_eq!(
             cache.get(&1),
             None,
-            "key 2 needed the only slot, so key 1 was evicted"
+            "key 2 needed the only slot: key 1 was evicted"
         );
         assert_eq!(cache.get(&2), Some(&"v2".to_string()));
-        assert_eq!(
-            (cache.len(), cache.evictions()),
-            (1, 1),
-            "(len, evictions) after two puts into a capacity-1 cache"
-        );
+        assert_eq!((cache.len(), cache.evictions()), (1, 1), "(len, evictions)");
     }
 
     #[test]
     fn capacity_zero_stores_nothing() {
-        let mut cache: LruCache<u32, String> = LruCache::new(0);
+        let mut cache = filled(0, &[1]);
         assert_eq!(cache.put(1, "v1".to_string()), None);
         assert_eq!(
             cache.get(&1),
             None,
             "a capacity-0 cache is caching switched off"
         );
-        assert_eq!(cache.len(), 0);
         assert_eq!(
-            cache.evictions(),
-            0,
-            "nothing was stored, so nothing was evicted"
+            (cache.len(), cache.evictions()),
+            (0, 0),
+            "nothing stored or evicted"
         );
     }
 
@@ -586,74 +386,68 @@ mod tests {
         );
     }
 
-    /// A deliberately simple O(n) LRU: a Vec ordered from most to least recently used.
-    struct Reference {
-        capacity: usize,
-        entries: Vec<(u64, u64)>,
-        evictions: u64,
+    /// A deliberately simple O(n) LRU: (key, value) pairs from most to least recently used.
+    fn reference_get(entries: &mut Vec<(u64, u64)>, key: u64) -> Option<u64> {
+        let e = entries.remove(entries.iter().position(|e| e.0 == key)?);
+        entries.insert(0, e);
+        Some(e.1)
     }
 
-    impl Reference {
-        fn get(&mut self, key: u64) -> Option<u64> {
-            let i = self.entries.iter().position(|e| e.0 == key)?;
-            let e = self.entries.remove(i);
-            self.entries.insert(0, e);
-            Some(e.1)
-        }
-
-        fn put(&mut self, key: u64, value: u64) -> Option<u64> {
-            if let Some(i) = self.entries.iter().position(|e| e.0 == key) {
-                let old = self.entries.remove(i).1;
-                self.entries.insert(0, (key, value));
-                return Some(old);
-            }
-            if self.capacity == 0 {
-                return None;
-            }
-            if self.entries.len() == self.capacity {
-                self.entries.pop();
-                self.evictions += 1;
-            }
-            self.entries.insert(0, (key, value));
-            None
-        }
-    }
-
+    /// Random operations on small caches (capacity 0 to 6, a few more keys than fit), checked
+    /// against the reference after every single operation.
     #[test]
-    fn long_random_workload_matches_a_simple_reference_lru() {
-        for capacity in [1, 2, 5, 16] {
+    fn random_operations_match_a_simple_reference_lru_after_every_step() {
+        sdlings_kit::property::for_seeds(200, |rng| {
+            let capacity = rng.random_range(0..=6usize);
+            let key_space = rng.random_range(1..=capacity as u64 * 2 + 2);
             let mut cache = LruCache::new(capacity);
-            let mut reference = Reference {
-                capacity,
-                entries: Vec::new(),
-                evictions: 0,
-            };
-            let mut keys = ZipfKeys::new(40, 0.8, capacity as u64);
-            for step in 0..4_000u64 {
-                let key = keys.next_key();
-                if step % 3 == 0 {
-                    assert_eq!(
-                        cache.put(key, step),
-                        reference.put(key, step),
-                        "capacity {capacity}, step {step}: put({key}) returned the wrong old value"
-                    );
-                } else {
-                    assert_eq!(
-                        cache.get(&key).copied(),
-                        reference.get(key),
-                        "capacity {capacity}, step {step}: get({key}) disagrees with a plain LRU"
-                    );
+            let (mut entries, mut evictions, mut log) = (Vec::new(), 0, Vec::new());
+            for step in 0..60u64 {
+                let key = rng.random_range(0..key_space);
+                match rng.random_range(0..10) {
+                    0..4 => {
+                        log.push(format!("put({key})"));
+                        let old = reference_get(&mut entries, key);
+                        if old.is_some() {
+                            entries[0].1 = step;
+                        } else if capacity > 0 {
+                            if entries.len() == capacity {
+                                entries.pop();
+                                evictions += 1;
+                            }
+                            entries.insert(0, (key, step));
+                        }
+                        assert_eq!(cache.put(key, step), old, "capacity {capacity}, {log:?}");
+                    }
+                    4..9 => {
+                        log.push(format!("get({key})"));
+                        let expected = reference_get(&mut entries, key);
+                        assert_eq!(
+                            cache.get(&key).copied(),
+                            expected,
+                            "capacity {capacity}, {log:?}"
+                        );
+                    }
+                    _ => {
+                        log.push("evict_lru()".to_string());
+                        let expected = entries.pop();
+                        evictions += u64::from(expected.is_some());
+                        assert_eq!(cache.evict_lru(), expected, "capacity {capacity}, {log:?}");
+                    }
                 }
+                let keys: Vec<u64> = entries.iter().map(|e| e.0).collect();
+                assert_eq!(
+                    (
+                        cache.keys_by_recency(),
+                        cache.evictions(),
+                        cache.len(),
+                        cache.slab.len()
+                    ),
+                    (keys.clone(), evictions, keys.len(), keys.len()),
+                    "capacity {capacity}, after {log:?}: (keys from most to least recently \
+                     used, evictions, len, nodes in the slab)"
+                );
             }
-            let expected: Vec<u64> = reference.entries.iter().map(|e| e.0).collect();
-            assert_eq!(cache.keys_by_recency(), expected, "capacity {capacity}");
-            assert_eq!(
-                cache.evictions(),
-                reference.evictions,
-                "capacity {capacity}"
-            );
-            assert_eq!(cache.len(), expected.len(), "capacity {capacity}");
-            assert_eq!(cache.slab.len(), expected.len(), "no leaked slab nodes");
-        }
+        });
     }
 }

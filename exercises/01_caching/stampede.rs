@@ -13,153 +13,19 @@
 // after an error, not after a panicking loader, not when the caller that started the load gives
 // up (its future is dropped, e.g. by a timeout), which must not fail the others either.
 //
-// Lab: raise CONCURRENCY → the naive baseline's database loads grow linearly with it, yours stay
-// at one per key. Change KEYS to see the loads follow the number of distinct keys instead.
+// The slow database (`SlowDb`) and the `Loader` trait are given, in `sdlings_kit::caching::stampede`.
+//
+// Lab (runs once the tests pass): raise CONCURRENCY → the naive baseline's database loads grow
+// linearly with it, yours stay at one per key. Change KEYS to see the loads follow the number of
+// distinct keys instead.
 
-use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rand::RngExt;
-use sdlings_kit::lab::{Table, bar_chart, millis, nearest_rank, percent};
-use sdlings_kit::workload::{ZipfKeys, seeded_rng};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
+use sdlings_kit::caching::stampede::{self, Key, LoadError, Loader, Value};
 
-pub type Key = u64;
-pub type Value = String;
-
-/// Why a load failed. `Clone`, because one failed load is reported to every caller waiting on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError(pub String);
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "load failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for LoadError {}
-
-/// Where values come from on a miss: a database query, an RPC, a page render.
-pub trait Loader: Send + Sync + 'static {
-    fn load(&self, key: Key) -> impl Future<Output = Result<Value, LoadError>> + Send;
-}
-
-/// The "slow database" behind the cache. Every `load` takes `latency` of tokio time (so tests
-/// and the lab run on paused, virtual time: instant and exactly repeatable) plus `contention`
-/// for each query already running — a real database slows down as concurrent queries pile up.
-/// It counts every query, and can be told to fail or panic on the next load of a key.
-#[derive(Debug)]
-pub struct SlowDb {
-    latency: Duration,
-    contention: Duration,
-    calls: AtomicU64,
-    calls_per_key: Mutex<HashMap<Key, u64>>,
-    running: AtomicU64,
-    peak_running: AtomicU64,
-    faults: Mutex<HashMap<Key, VecDeque<Fault>>>,
-}
-
-#[derive(Debug)]
-enum Fault {
-    Fail(String),
-    Panic,
-}
-
-impl SlowDb {
-    pub fn new(latency: Duration) -> Self {
-        SlowDb {
-            latency,
-            contention: Duration::ZERO,
-            calls: AtomicU64::new(0),
-            calls_per_key: Mutex::new(HashMap::new()),
-            running: AtomicU64::new(0),
-            peak_running: AtomicU64::new(0),
-            faults: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Each query already running adds `per_running_query` to a new query's latency.
-    pub fn with_contention(mut self, per_running_query: Duration) -> Self {
-        self.contention = per_running_query;
-        self
-    }
-
-    /// The next load of `key` fails with `error` (faults queue up, one per load).
-    pub fn fail_next(&self, key: Key, error: &str) {
-        self.push_fault(key, Fault::Fail(error.to_string()));
-    }
-
-    /// The next load of `key` panics, as buggy code sometimes does.
-    pub fn panic_next(&self, key: Key) {
-        self.push_fault(key, Fault::Panic);
-    }
-
-    /// Queries started so far, all keys.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    /// Queries started so far for `key`.
-    pub fn calls_for(&self, key: Key) -> u64 {
-        let per_key = self.calls_per_key.lock().expect("not poisoned");
-        per_key.get(&key).copied().unwrap_or(0)
-    }
-
-    /// The most queries that were ever running at the same time.
-    pub fn peak_concurrency(&self) -> u64 {
-        self.peak_running.load(Ordering::SeqCst)
-    }
-
-    fn push_fault(&self, key: Key, fault: Fault) {
-        let mut faults = self.faults.lock().expect("not poisoned");
-        faults.entry(key).or_default().push_back(fault);
-    }
-}
-
-/// Counts a query as running until it is dropped (finished, failed, panicked or cancelled).
-struct Running<'a>(&'a AtomicU64);
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Loader for SlowDb {
-    async fn load(&self, key: Key) -> Result<Value, LoadError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        *self
-            .calls_per_key
-            .lock()
-            .expect("not poisoned")
-            .entry(key)
-            .or_default() += 1;
-        let fault = {
-            let mut faults = self.faults.lock().expect("not poisoned");
-            faults.get_mut(&key).and_then(VecDeque::pop_front)
-        };
-        let already_running = self.running.fetch_add(1, Ordering::SeqCst);
-        self.peak_running
-            .fetch_max(already_running + 1, Ordering::SeqCst);
-        let _running = Running(&self.running);
-        let slowdown = self.contention * u32::try_from(already_running).unwrap_or(u32::MAX);
-        tokio::time::sleep(self.latency + slowdown).await;
-        match fault {
-            None => Ok(format!("row {key}")),
-            Some(Fault::Fail(error)) => Err(LoadError(error)),
-            Some(Fault::Panic) => panic!("SlowDb: the query for key {key} panicked"),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Your part.
-// ---------------------------------------------------------------------------------------------
+// ---- Your part -------------------------------------------------------------------------------
 
 /// A cache that loads each missing key once, however many callers ask for it at the same time.
 pub struct CoalescingCache<L: Loader> {
@@ -191,173 +57,42 @@ impl<L: Loader> CoalescingCache<L> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Lab: a burst of requests on a cold cache (just deployed, or just flushed). Times are tokio's
-// paused virtual time: the lab runs in a blink, and the figures are the same on every run.
-// ---------------------------------------------------------------------------------------------
+// ---- Lab -------------------------------------------------------------------------------------
 
 /// Requests arriving during the burst.
 const CONCURRENCY: usize = 1_000;
 /// Distinct keys they ask for (Zipf-skewed: a few are hot).
 const KEYS: usize = 10;
-/// How long the burst lasts: every request arrives within this window.
-const ARRIVAL_WINDOW: Duration = Duration::from_millis(10);
-/// One query on an idle database.
-const DB_LATENCY: Duration = Duration::from_millis(20);
-/// Extra latency per query already running: a database under a herd slows down for everyone.
-const DB_CONTENTION: Duration = Duration::from_micros(200);
-const SEED: u64 = 11;
 
-/// BASELINE FOR COMPARISON, NOT AN ANSWER: the naive check-then-load cache. Each miss runs its
-/// own load, so every request that arrives before the first load finishes goes to the database.
-struct NaiveCache<L: Loader> {
-    loader: Arc<L>,
-    values: Mutex<HashMap<Key, Value>>,
+fn main() {
+    let knobs = stampede::Knobs {
+        concurrency: CONCURRENCY,
+        keys: KEYS,
+        arrival_window: Duration::from_millis(10),
+        db_latency: Duration::from_millis(20),
+        // A database under a herd slows down for everyone: this much per query already running.
+        db_contention: Duration::from_micros(200),
+        seed: 11,
+    };
+    stampede::run_lab(&knobs, CoalescingCache::new);
 }
 
-/// What the lab needs from a cache.
-trait LabCache: Send + Sync + 'static {
-    fn lookup(&self, key: Key) -> impl Future<Output = Result<Value, LoadError>> + Send;
-}
-
-impl<L: Loader> LabCache for NaiveCache<L> {
-    async fn lookup(&self, key: Key) -> Result<Value, LoadError> {
-        if let Some(value) = self.values.lock().expect("not poisoned").get(&key) {
-            return Ok(value.clone());
-        }
-        let value = self.loader.load(key).await?;
-        let mut values = self.values.lock().expect("not poisoned");
-        values.insert(key, value.clone());
-        Ok(value)
-    }
-}
-
-impl<L: Loader> LabCache for CoalescingCache<L> {
+/// The lab drives the cache through this trait (in the kit).
+impl<L: Loader> stampede::LabCache for CoalescingCache<L> {
     fn lookup(&self, key: Key) -> impl Future<Output = Result<Value, LoadError>> + Send {
         self.get(key)
     }
 }
 
-struct Report {
-    requests: u64,
-    loads: u64,
-    peak_queries: u64,
-    /// Each request's latency, sorted.
-    latencies: Vec<Duration>,
-}
-
-impl Report {
-    fn latency_quantile(&self, q: f64) -> Duration {
-        nearest_rank(&self.latencies, q).expect("at least one request")
-    }
-}
-
-/// Replays the same seeded burst of `concurrency` requests against a fresh cache.
-async fn burst<C: LabCache>(make: impl FnOnce(Arc<SlowDb>) -> C, concurrency: usize) -> Report {
-    let db = Arc::new(SlowDb::new(DB_LATENCY).with_contention(DB_CONTENTION));
-    let cache = Arc::new(make(Arc::clone(&db)));
-    let mut keys = ZipfKeys::new(KEYS, 1.0, SEED);
-    // A different seed from the keys', or arrival times would be correlated with the keys.
-    let mut rng = seeded_rng(SEED + 1);
-    let window = ARRIVAL_WINDOW.as_micros() as u64;
-    let start = Instant::now();
-    let mut requests = JoinSet::new();
-    for _ in 0..concurrency {
-        let key = keys.next_key();
-        let arrival = start + Duration::from_micros(rng.random_range(0..window));
-        let cache = Arc::clone(&cache);
-        requests.spawn(async move {
-            tokio::time::sleep_until(arrival).await;
-            let began = Instant::now();
-            cache
-                .lookup(key)
-                .await
-                .expect("the lab's database never fails");
-            began.elapsed()
-        });
-    }
-    let mut latencies: Vec<Duration> = requests.join_all().await.into_iter().collect();
-    latencies.sort();
-    Report {
-        requests: concurrency as u64,
-        loads: db.calls(),
-        peak_queries: db.peak_concurrency(),
-        latencies,
-    }
-}
-
-fn main() {
-    let runtime = sdlings_kit::lab::simulated_runtime();
-    runtime.block_on(async {
-        println!(
-            "{CONCURRENCY} requests for {KEYS} keys arrive within {} on a cold cache; \
-             the database takes {} per query, +{} per query already running.\n",
-            millis(ARRIVAL_WINDOW),
-            millis(DB_LATENCY),
-            millis(DB_CONTENTION),
-        );
-        let naive = burst(
-            |db| NaiveCache {
-                loader: db,
-                values: Mutex::new(HashMap::new()),
-            },
-            CONCURRENCY,
-        )
-        .await;
-        let coalescing = burst(CoalescingCache::new, CONCURRENCY).await;
-
-        let mut table = Table::new(&[
-            "cache",
-            "requests",
-            "DB loads",
-            "loads saved",
-            "peak DB queries",
-            "p50",
-            "p99",
-            "max",
-        ]);
-        for (name, r) in [
-            ("naive (baseline)", &naive),
-            ("coalescing (yours)", &coalescing),
-        ] {
-            let saved = r.requests - r.loads;
-            table.row(&[
-                name.to_string(),
-                r.requests.to_string(),
-                r.loads.to_string(),
-                format!("{saved} ({})", percent(saved, r.requests)),
-                r.peak_queries.to_string(),
-                millis(r.latency_quantile(0.5)),
-                millis(r.latency_quantile(0.99)),
-                millis(*r.latencies.last().expect("at least one request")),
-            ]);
-        }
-        table.print();
-
-        println!("\nDatabase loads as the burst grows:\n");
-        let mut chart = Vec::new();
-        for concurrency in [10, 100, CONCURRENCY] {
-            let naive = burst(
-                |db| NaiveCache {
-                    loader: db,
-                    values: Mutex::new(HashMap::new()),
-                },
-                concurrency,
-            )
-            .await;
-            let coalescing = burst(CoalescingCache::new, concurrency).await;
-            chart.push((format!("naive, {concurrency} requests"), naive.loads as f64));
-            chart.push((
-                format!("coalescing, {concurrency} requests"),
-                coalescing.loads as f64,
-            ));
-        }
-        println!("{}", bar_chart(&chart, 50));
-    });
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use sdlings_kit::caching::stampede::SlowDb;
+    use sdlings_kit::caching::within;
+    use tokio::task::JoinSet;
+    use tokio::time::Instant;
+
     use super::*;
 
     const LATENCY: Duration = Duration::from_millis(100);
@@ -366,19 +101,6 @@ mod tests {
         let db = Arc::new(SlowDb::new(LATENCY));
         let cache = Arc::new(CoalescingCache::new(Arc::clone(&db)));
         (db, cache)
-    }
-
-    /// Awaits `fut`, failing the test if it is still waiting after a minute. Under paused time
-    /// that minute passes instantly once every task is blocked, so a stuck key fails fast.
-    async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-        tokio::time::timeout(Duration::from_secs(60), fut)
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{what} was still waiting after a minute: is the key stuck on an in-flight \
-                     load that nobody will ever finish?"
-                )
-            })
     }
 
     /// Starts one concurrent `get` per key in `keys`, in that order.
@@ -563,6 +285,80 @@ mod tests {
             }
         }
         assert_eq!((db.calls_for(1), db.calls_for(2)), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_caller_joining_a_failing_load_gets_the_same_error() {
+        let (db, cache) = setup();
+        db.fail_next(1, "disk full");
+        let early = spawn_gets(&cache, [1; 5]);
+        tokio::time::sleep(LATENCY / 2).await; // the failing load is half done
+        let late = spawn_gets(&cache, [1; 5]);
+        for (_, result) in results(early).await.into_iter().chain(results(late).await) {
+            assert_eq!(
+                result,
+                Err(LoadError("disk full".to_string())),
+                "callers that arrived before and during the failing load all share its error"
+            );
+        }
+        assert_eq!(db.calls(), 1, "one load, shared by all ten callers");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_failure_the_next_herd_is_coalesced_into_one_retry() {
+        let (db, cache) = setup();
+        db.fail_next(1, "connection reset");
+        results(spawn_gets(&cache, [1; 10])).await;
+        let out = results(spawn_gets(&cache, [1; 10])).await;
+        for (_, result) in out {
+            assert_eq!(result, row(1), "the retry succeeded, for every caller");
+        }
+        assert_eq!(
+            db.calls(),
+            2,
+            "the failed load, then exactly one retry for the ten callers that came after it"
+        );
+    }
+
+    /// A loader whose latency depends on the key: key 1 is very slow, the others are quick.
+    struct OneSlowKey {
+        calls: AtomicU64,
+    }
+
+    impl Loader for OneSlowKey {
+        async fn load(&self, key: Key) -> Result<Value, LoadError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let latency = if key == 1 { 100 * LATENCY } else { LATENCY };
+            tokio::time::sleep(latency).await;
+            Ok(format!("row {key}"))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_load_on_one_key_does_not_hold_up_another_key() {
+        let db = Arc::new(OneSlowKey {
+            calls: AtomicU64::new(0),
+        });
+        let cache = Arc::new(CoalescingCache::new(Arc::clone(&db)));
+        let start = Instant::now();
+        let slow = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move { cache.get(1).await })
+        };
+        tokio::time::sleep(LATENCY / 10).await; // key 1's slow load is running
+        let quick = within("get(2) during key 1's slow load", cache.get(2)).await;
+        assert_eq!(quick, row(2));
+        assert_eq!(
+            start.elapsed(),
+            LATENCY / 10 + LATENCY,
+            "key 2 needs one quick load; it must not wait for key 1's slow one (a lock held \
+             across a load, or one queue for all keys, makes every key as slow as the slowest)"
+        );
+        let quick_again = within("a second get(2)", cache.get(2)).await;
+        assert_eq!(quick_again, row(2), "key 2 is now cached");
+        assert!(!slow.is_finished(), "key 1's load is still running");
+        assert_eq!(within("get(1)", slow).await.expect("no panic"), row(1));
+        assert_eq!(db.calls.load(Ordering::SeqCst), 2, "one load per key");
     }
 
     // --- never stuck ---

@@ -21,11 +21,8 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::Duration;
 
+use sdlings_kit::caching::ttl;
 use sdlings_kit::clock::{Clock, ManualClock};
-use sdlings_kit::lab::{Table, percent};
-use sdlings_kit::workload::{ZipfKeys, seeded_rng};
-
-use rand::RngExt;
 
 struct Entry<V> {
     value: V,
@@ -99,98 +96,46 @@ impl<K: Hash + Eq, V, C: Clock> TtlCache<K, V, C> {
 const TTLS: [u64; 6] = [0, 1, 5, 15, 60, 300];
 /// Each key's value in the database changes once per this many seconds.
 const UPDATE_EVERY: u64 = 30;
-const KEY_SPACE: usize = 1_000;
-const SKEW: f64 = 1.0;
-const REQUESTS: usize = 100_000;
-/// Requests arrive every 0..2×MEAN_GAP_MS milliseconds (seeded), so 100k requests ≈ 17 minutes.
-const MEAN_GAP_MS: u64 = 10;
 /// How often the active sweep (`purge_expired`) runs. Make it huge to watch dead entries pile up.
 const PURGE_EVERY: Duration = Duration::from_secs(1);
-const SEED: u64 = 7;
-
-/// What the cache stores: which version of the row was loaded, and when.
-#[derive(Clone, Copy)]
-struct Loaded {
-    version: u64,
-    loaded_at: Duration,
-}
 
 fn main() {
-    println!(
-        "TTL cache in front of a database: {REQUESTS} reads over {KEY_SPACE} keys (skew \
-         {SKEW:.1}); each row changes every {UPDATE_EVERY} s\n"
-    );
-    // Each key changes on its own schedule: a seeded phase shift per key.
-    let mut rng = seeded_rng(SEED);
-    let period = Duration::from_secs(UPDATE_EVERY).as_nanos();
-    let phases: Vec<u128> = (0..KEY_SPACE)
-        .map(|_| rng.random_range(0..period))
-        .collect();
-    let db_version = |key: u64, now: Duration| (now.as_nanos() + phases[key as usize]) / period;
+    let knobs = ttl::Knobs {
+        ttls: TTLS.to_vec(),
+        update_every: UPDATE_EVERY,
+        key_space: 1_000,
+        skew: 1.0,
+        requests: 100_000,
+        mean_gap_ms: 10,
+        purge_every: PURGE_EVERY,
+        seed: 7,
+    };
+    ttl::run(&knobs, TtlCache::new);
+}
 
-    let mut table = Table::new(&[
-        "TTL",
-        "hit rate",
-        "DB loads",
-        "stale reads",
-        "oldest value served",
-        "peak entries held",
-    ]);
-    for &ttl in &TTLS {
-        let clock = ManualClock::new();
-        let mut cache: TtlCache<u64, Loaded, _> =
-            TtlCache::new(clock.clone(), Duration::from_secs(ttl));
-        let mut keys = ZipfKeys::new(KEY_SPACE, SKEW, SEED);
-        let mut gaps = seeded_rng(SEED + 1);
-        let (mut hits, mut loads, mut stale) = (0u64, 0u64, 0u64);
-        let mut oldest = Duration::ZERO;
-        let mut next_purge = PURGE_EVERY;
-        let mut peak_held = 0;
-        for _ in 0..REQUESTS {
-            clock.advance(Duration::from_millis(gaps.random_range(0..2 * MEAN_GAP_MS)));
-            let now = clock.now();
-            if now >= next_purge {
-                cache.purge_expired();
-                next_purge += PURGE_EVERY;
-            }
-            let key = keys.next_key();
-            let current = db_version(key, now) as u64;
-            match cache.get(&key).copied() {
-                Some(served) => {
-                    hits += 1;
-                    oldest = oldest.max(now - served.loaded_at);
-                    if served.version != current {
-                        stale += 1;
-                    }
-                }
-                None => {
-                    loads += 1;
-                    let row = Loaded {
-                        version: current,
-                        loaded_at: now,
-                    };
-                    cache.put(key, row);
-                }
-            }
-            peak_held = peak_held.max(cache.stored_entries());
-        }
-        table.row(&[
-            format!("{ttl} s"),
-            percent(hits, REQUESTS as u64),
-            loads.to_string(),
-            percent(stale, REQUESTS as u64),
-            format!("{:.1} s", oldest.as_secs_f64()),
-            peak_held.to_string(),
-        ]);
+/// The lab drives the cache through this trait (in the kit).
+impl ttl::LabCache for TtlCache<u64, ttl::Loaded, ManualClock> {
+    fn lookup(&mut self, key: u64) -> Option<ttl::Loaded> {
+        self.get(&key).copied()
     }
-    table.print();
-    println!(
-        "\nstale reads: served a version the database had already replaced (share of all reads)"
-    );
+
+    fn store(&mut self, key: u64, row: ttl::Loaded) {
+        self.put(key, row);
+    }
+
+    fn purge(&mut self) {
+        self.purge_expired();
+    }
+
+    fn entries_held(&self) -> usize {
+        self.stored_entries()
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+
     use super::*;
 
     const SEC: Duration = Duration::from_secs(1);
@@ -202,35 +147,18 @@ mod tests {
     }
 
     #[test]
-    fn get_returns_a_fresh_entry() {
-        let (clock, mut cache) = cache(10 * SEC);
-        cache.put("a", 1);
-        clock.advance(3 * SEC);
-        assert_eq!(
-            cache.get(&"a"),
-            Some(&1),
-            "3 s into a 10 s TTL the entry is live"
-        );
-        assert_eq!(cache.get(&"missing"), None);
-    }
-
-    #[test]
-    fn entry_expires_exactly_at_write_time_plus_ttl() {
+    fn get_serves_an_entry_until_exactly_write_time_plus_ttl() {
         let (clock, mut cache) = cache(10 * SEC);
         clock.advance(2 * SEC);
         cache.put("a", 1); // written at t = 2 s, expires at t = 12 s
+        assert_eq!(cache.get(&"missing"), None);
         clock.set(12 * SEC - NANO);
-        assert_eq!(
-            cache.get(&"a"),
-            Some(&1),
-            "one nanosecond before t + ttl the entry is still live"
-        );
+        assert_eq!(cache.get(&"a"), Some(&1), "1 ns before t + ttl it is live");
         clock.set(12 * SEC);
         assert_eq!(
             cache.get(&"a"),
             None,
-            "at exactly t + ttl the entry is expired (live means now < t + ttl, so compare with \
-             >= when checking expiry)"
+            "at exactly t + ttl the entry is expired: live means now < t + ttl"
         );
     }
 
@@ -242,21 +170,17 @@ mod tests {
         cache.put("default", 3);
         clock.advance(5 * SEC);
         assert_eq!(cache.get(&"short"), None, "a 2 s TTL is over after 5 s");
-        assert_eq!(
-            cache.get(&"default"),
-            Some(&3),
-            "the 10 s default is not over"
-        );
+        assert_eq!(cache.get(&"default"), Some(&3), "the 10 s default is not");
         clock.advance(10 * SEC);
         assert_eq!(
             cache.get(&"default"),
             None,
-            "the 10 s default is over after 15 s"
+            "the 10 s default is over at 15 s"
         );
         assert_eq!(
             cache.get(&"long"),
             Some(&2),
-            "a 60 s TTL is not over after 15 s"
+            "a 60 s TTL is not over at 15 s"
         );
     }
 
@@ -266,26 +190,21 @@ mod tests {
         cache.put("a", 1);
         clock.advance(8 * SEC);
         cache.put("a", 2); // now expires at t = 18 s, not 10 s
-        clock.advance(4 * SEC);
+        clock.set(12 * SEC);
         assert_eq!(
             cache.get(&"a"),
             Some(&2),
-            "at t = 12 s the rewrite from t = 8 s is live: a rewrite restarts the TTL"
+            "a rewrite at 8 s restarts the TTL"
         );
         clock.set(18 * SEC);
         assert_eq!(cache.get(&"a"), None, "the rewrite expires at 8 s + 10 s");
-    }
-
-    #[test]
-    fn a_shorter_ttl_on_rewrite_replaces_the_longer_one() {
-        let (clock, mut cache) = cache(10 * SEC);
-        cache.put_with_ttl("a", 1, 60 * SEC);
-        cache.put_with_ttl("a", 2, SEC);
+        cache.put_with_ttl("b", 1, 60 * SEC);
+        cache.put_with_ttl("b", 2, SEC);
         clock.advance(SEC);
         assert_eq!(
-            cache.get(&"a"),
+            cache.get(&"b"),
             None,
-            "the rewrite's 1 s TTL wins over the old 60 s"
+            "a rewrite's shorter TTL replaces the longer one"
         );
     }
 
@@ -295,14 +214,14 @@ mod tests {
         cache.put("a", 1);
         for second in 1..10 {
             clock.set(second * SEC);
-            assert_eq!(cache.get(&"a"), Some(&1), "live at t = {second:?} s");
+            assert_eq!(cache.get(&"a"), Some(&1), "live at t = {second} s");
         }
         clock.set(10 * SEC);
         assert_eq!(
             cache.get(&"a"),
             None,
-            "reads at 1..9 s must not push the deadline: a hot key must still be refreshed from \
-             the source once per TTL, or it could be served stale forever"
+            "reads at 1..9 s must not push the deadline: a hot key must still be refreshed \
+             from the source once per TTL, or it could be served stale forever"
         );
     }
 
@@ -313,13 +232,13 @@ mod tests {
         assert_eq!(
             cache.get(&"a"),
             None,
-            "written at t with ttl 0, expired at t"
+            "written at t with ttl 0: expired at t"
         );
         assert_eq!(cache.len(), 0, "an entry with ttl 0 is never live");
     }
 
     #[test]
-    fn len_counts_only_live_entries() {
+    fn len_counts_only_live_entries_and_removes_nothing() {
         let (clock, mut cache) = cache(10 * SEC);
         cache.put_with_ttl("a", 1, 5 * SEC);
         cache.put_with_ttl("b", 2, 10 * SEC);
@@ -328,11 +247,7 @@ mod tests {
         clock.set(5 * SEC);
         assert_eq!(cache.len(), 2, "at t = 5 s, \"a\" (ttl 5 s) has expired");
         clock.set(10 * SEC);
-        assert_eq!(
-            cache.len(),
-            1,
-            "at t = 10 s only \"c\" is live; expired entries still in memory do not count"
-        );
+        assert_eq!(cache.len(), 1, "at t = 10 s only \"c\" is live");
         assert_eq!(cache.stored_entries(), 3, "len must not remove anything");
         clock.set(20 * SEC);
         assert!(cache.is_empty(), "at t = 20 s nothing is live");
@@ -363,7 +278,7 @@ mod tests {
         assert_eq!(
             cache.purge_expired(),
             2,
-            "at t = 10 s \"a\" (expired at 5 s) and \"b\" (expired at exactly 10 s) go"
+            "at t = 10 s \"a\" (expired at 5 s) and \"b\" (at exactly 10 s) go"
         );
         assert_eq!(
             cache.stored_entries(),
@@ -371,28 +286,7 @@ mod tests {
             "only the live entry is left in memory"
         );
         assert_eq!(cache.get(&"c"), Some(&3), "purge must keep live entries");
-        assert_eq!(
-            cache.purge_expired(),
-            0,
-            "a second purge finds nothing to remove"
-        );
-    }
-
-    #[test]
-    fn keys_never_read_again_are_freed_only_by_a_purge() {
-        let (clock, mut cache) = cache(SEC);
-        for key in ["a", "b", "c", "d"] {
-            cache.put(key, 0);
-        }
-        clock.advance(SEC);
-        assert_eq!(cache.len(), 0, "all four expired at t = 1 s");
-        assert_eq!(
-            cache.stored_entries(),
-            4,
-            "nothing read them, so nothing removed them yet"
-        );
-        cache.purge_expired();
-        assert_eq!(cache.stored_entries(), 0, "the sweep frees their memory");
+        assert_eq!(cache.purge_expired(), 0, "a second purge finds nothing");
     }
 
     #[test]
@@ -400,8 +294,6 @@ mod tests {
         let (clock, mut cache) = cache(10 * SEC);
         cache.put("a", 1);
         assert_eq!(cache.ttl_remaining(&"a"), Some(10 * SEC), "just written");
-        clock.advance(3 * SEC);
-        assert_eq!(cache.ttl_remaining(&"a"), Some(7 * SEC), "3 s later");
         clock.set(10 * SEC - NANO);
         assert_eq!(
             cache.ttl_remaining(&"a"),
@@ -429,5 +321,105 @@ mod tests {
             0,
             "a never-expiring entry is not purged"
         );
+    }
+
+    /// A deliberately simple model: each key's value and deadline in u128 nanoseconds (nothing
+    /// overflows), compared with the clock on every question.
+    #[derive(Default)]
+    struct Reference(HashMap<u32, (u32, u128)>);
+
+    impl Reference {
+        fn get(&mut self, now: u128, key: u32) -> Option<u32> {
+            let (value, deadline) = *self.0.get(&key)?;
+            if deadline <= now {
+                self.0.remove(&key);
+                return None;
+            }
+            Some(value)
+        }
+
+        fn ttl_remaining(&self, now: u128, key: u32) -> Option<Duration> {
+            let (_, deadline) = *self.0.get(&key)?;
+            (deadline > now).then(|| Duration::from_nanos((deadline - now) as u64))
+        }
+
+        fn live(&self, now: u128) -> usize {
+            self.0.values().filter(|e| e.1 > now).count()
+        }
+    }
+
+    /// Random writes (TTL 0, 1 ns, ms, s), reads, sweeps and clock moves — many landing exactly
+    /// on a deadline, 1 ns before or 1 ns after — checked against the model after every step.
+    #[test]
+    fn random_operations_match_a_simple_model_at_every_step() {
+        fn random_ttl(rng: &mut impl RngExt) -> Duration {
+            match rng.random_range(0..6) {
+                0 => Duration::ZERO,
+                1 => NANO,
+                2 => SEC * rng.random_range(1..5),
+                _ => Duration::from_millis(rng.random_range(1..4_000)),
+            }
+        }
+        sdlings_kit::property::for_seeds(200, |rng| {
+            let default_ttl = random_ttl(rng);
+            let clock = ManualClock::new();
+            let mut cache = TtlCache::new(clock.clone(), default_ttl);
+            let mut model = Reference::default();
+            let mut log = vec![format!("default ttl {default_ttl:?}")];
+            for step in 0..80u32 {
+                let (now, key) = (clock.now().as_nanos(), rng.random_range(0..5));
+                match rng.random_range(0..12) {
+                    0..=3 => {
+                        let ttl = if step % 2 == 0 {
+                            default_ttl
+                        } else {
+                            random_ttl(rng)
+                        };
+                        log.push(format!("put_with_ttl({key}, {ttl:?})"));
+                        match ttl == default_ttl {
+                            true => cache.put(key, step),
+                            false => cache.put_with_ttl(key, step, ttl),
+                        }
+                        model.0.insert(key, (step, now + ttl.as_nanos()));
+                    }
+                    4..=6 => {
+                        log.push(format!("get({key})"));
+                        let expected = model.get(now, key);
+                        assert_eq!(cache.get(&key).copied(), expected, "after {log:?}");
+                    }
+                    7 => {
+                        log.push(format!("ttl_remaining({key})"));
+                        let expected = model.ttl_remaining(now, key);
+                        assert_eq!(cache.ttl_remaining(&key), expected, "after {log:?}");
+                    }
+                    8 => {
+                        log.push("purge_expired()".to_string());
+                        let before = model.0.len();
+                        model.0.retain(|_, e| e.1 > now);
+                        let removed = before - model.0.len();
+                        assert_eq!(cache.purge_expired(), removed, "after {log:?}: removed");
+                    }
+                    _ => {
+                        // Move the clock to a deadline exactly, 1 ns around it, or a bit on.
+                        let deadlines: Vec<u128> = model.0.values().map(|e| e.1).collect();
+                        let target = match deadlines.get(rng.random_range(0..=deadlines.len())) {
+                            Some(&d) => (d + rng.random_range(0..3)).saturating_sub(1),
+                            None => now + rng.random_range(0..2_000_000_000u128),
+                        };
+                        if target > now && target < now + 1_000 * SEC.as_nanos() {
+                            log.push(format!("clock to {target} ns"));
+                            clock.set(Duration::from_nanos(target as u64));
+                        }
+                    }
+                }
+                let now = clock.now().as_nanos();
+                assert_eq!(
+                    (cache.len(), cache.stored_entries()),
+                    (model.live(now), model.0.len()),
+                    "after {log:?}: (len: live entries, stored_entries: get and purge remove \
+                     expired entries, nothing else removes anything)"
+                );
+            }
+        });
     }
 }

@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use sdlings_kit::lab::{Table, bar_chart};
+use sdlings_kit::latency::{self, SheetFigures};
 
 /// What you assume about the service. Every estimate is only as good as these: write them down.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,88 +145,39 @@ fn assumptions(dau: u64) -> Assumptions {
     }
 }
 
-fn millions(users: u64) -> String {
-    format!("{}M", users / 1_000_000)
-}
-
-fn rate(qps: f64) -> String {
-    if qps >= 100.0 {
-        format!("{qps:.0} /s")
-    } else {
-        format!("{qps:.1} /s")
+/// The sheet for `dau` daily users, with the other assumptions above.
+fn sheet(dau: u64) -> SheetFigures {
+    let e = estimate(&assumptions(dau));
+    SheetFigures {
+        daily_active_users: dau,
+        average_qps: e.average_qps,
+        peak_qps: e.peak_qps,
+        peak_write_qps: e.peak_write_qps,
+        peak_read_qps: e.peak_read_qps,
+        peak_in_flight: e.peak_in_flight,
+        storage_per_year: si(e.storage_bytes_per_year, "B"),
+        egress_at_peak: si(e.peak_egress_bits_per_sec, "bps"),
+        servers: e.servers_needed,
     }
 }
 
 fn main() {
-    let e = estimate(&assumptions(DAU));
     println!(
         "URL shortener: {} daily users × {REQUESTS_PER_USER_PER_DAY} requests, {READS_PER_WRITE} \
          reads per write, {PAYLOAD_BYTES} B per link, {RESPONSE_BYTES} B per redirect, peak \
          {PEAK_TO_AVERAGE}× average, {REPLICATION} replicas, {LATENCY:?} per request, \
          {SERVER_CAPACITY_QPS} req/s per server planned at {:.0}%\n",
-        millions(DAU),
+        latency::millions(DAU),
         TARGET_UTILISATION * 100.0
     );
-    let mut sheet = Table::new(&["estimate", "value", "from"]);
-    for (name, value, from) in [
-        (
-            "average QPS",
-            rate(e.average_qps),
-            "DAU × requests/user/day ÷ 86 400",
-        ),
-        ("peak QPS", rate(e.peak_qps), "average × peak factor"),
-        (
-            "  of which writes",
-            rate(e.peak_write_qps),
-            "peak ÷ (1 + reads/write)",
-        ),
-        ("  of which reads", rate(e.peak_read_qps), "peak − writes"),
-        (
-            "in flight at peak",
-            format!("{:.0}", e.peak_in_flight),
-            "Little's law: peak QPS × latency",
-        ),
-        (
-            "storage per year",
-            si(e.storage_bytes_per_year, "B"),
-            "average writes × bytes × replicas × 365 d",
-        ),
-        (
-            "egress at peak",
-            si(e.peak_egress_bits_per_sec, "bps"),
-            "peak reads × response bytes × 8",
-        ),
-        (
-            "servers",
-            e.servers_needed.to_string(),
-            "peak QPS ÷ (capacity × utilisation), rounded up",
-        ),
-    ] {
-        sheet.row(&[name, value.as_str(), from]);
-    }
-    sheet.print();
-
-    println!("\nThe same service as it grows:\n");
-    let mut growth = Table::new(&["DAU", "peak QPS", "in flight", "servers", "storage/year"]);
-    let mut bars = Vec::new();
-    for factor in [1, 10, 100] {
-        let dau = DAU / 10 * factor;
-        let e = estimate(&assumptions(dau));
-        growth.row(&[
-            millions(dau),
-            rate(e.peak_qps),
-            format!("{:.0}", e.peak_in_flight),
-            e.servers_needed.to_string(),
-            si(e.storage_bytes_per_year, "B"),
-        ]);
-        bars.push((format!("{} DAU", millions(dau)), e.servers_needed as f64));
-    }
-    growth.print();
-    println!("\nservers needed\n{}", bar_chart(&bars, 40));
+    latency::print_estimate_sheet(&sheet(DAU));
+    latency::print_growth(&[1, 10, 100].map(|factor| sheet(DAU / 10 * factor)));
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+
     use super::*;
 
     fn assert_close(actual: f64, expected: f64, what: &str) {
@@ -376,36 +327,6 @@ mod tests {
     }
 
     #[test]
-    fn servers_and_concurrency_are_sized_for_the_peak_not_the_average() {
-        let mut a = example();
-        a.peak_to_average = 5.0;
-        let e = estimate(&a);
-        assert_close(
-            e.peak_qps,
-            5_000.0,
-            "the peak factor multiplies the average",
-        );
-        assert_close(e.peak_in_flight, 100.0, "Little's law at the peak rate");
-        assert_eq!(
-            e.servers_needed, 21,
-            "5000 / 240 = 20.8: sized for the busiest second; sized for the average (1000 / 240) \
-             you would buy 5 and fall over every evening"
-        );
-    }
-
-    #[test]
-    fn storage_grows_at_the_average_write_rate_not_the_peak() {
-        let mut a = example();
-        a.peak_to_average = 10.0;
-        assert_close(
-            estimate(&a).storage_bytes_per_year,
-            4_730_400_000_000.0,
-            "the peak factor changes how fast you must write, not how much is written in a \
-             day: the disk fills at the average rate",
-        );
-    }
-
-    #[test]
     fn the_read_write_ratio_splits_the_traffic() {
         let mut a = example();
         a.reads_per_write = 0.0;
@@ -440,5 +361,110 @@ mod tests {
             "2700 reads/s × 125 kB = 337.5 MB/s = 2.7 Gbps: network links are sold in bits",
         );
         assert_eq!(si(e.peak_egress_bits_per_sec, "bps"), "2.7 Gbps");
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_target_utilisation_of_zero_is_a_bug_and_panics() {
+        // Planning to use none of each server would need infinitely many servers.
+        servers_needed(1_000.0, 400.0, 0.0);
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_target_utilisation_above_one_is_a_bug_and_panics() {
+        // 120% of a server's capacity is a plan to overload every server.
+        servers_needed(1_000.0, 400.0, 1.2);
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_server_that_handles_nothing_is_a_bug_and_panics() {
+        servers_needed(1_000.0, 0.0, 0.5);
+    }
+
+    #[test]
+    fn every_estimate_follows_from_the_assumptions_for_any_service() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let a = Assumptions {
+                daily_active_users: rng.random_range(0..2_000_000_000),
+                requests_per_user_per_day: rng.random_range(0.1..200.0),
+                reads_per_write: [0.0, 1.0, rng.random_range(0.0..1_000.0)][rng.random_range(0..3)],
+                peak_to_average: rng.random_range(1.0..10.0),
+                bytes_per_write: rng.random_range(1..5_000_000),
+                bytes_per_read: rng.random_range(1..5_000_000),
+                replication_factor: rng.random_range(1..=5),
+                latency: Duration::from_micros(rng.random_range(1..5_000_000)),
+                server_capacity_qps: rng.random_range(10.0..100_000.0),
+                target_utilisation: [1.0, rng.random_range(0.05..1.0)][rng.random_range(0..2)],
+            };
+            let e = estimate(&a);
+            let requests_per_day = a.daily_active_users as f64 * a.requests_per_user_per_day;
+            assert_close(e.average_qps, requests_per_day / 86_400.0, "average QPS");
+            assert_close(
+                e.peak_qps,
+                e.average_qps * a.peak_to_average,
+                "peak = average × factor",
+            );
+            assert_close(
+                e.peak_write_qps * (1.0 + a.reads_per_write),
+                e.peak_qps,
+                &format!(
+                    "{} reads per write: one request in {} is a write",
+                    a.reads_per_write,
+                    1.0 + a.reads_per_write
+                ),
+            );
+            assert_close(
+                e.peak_write_qps + e.peak_read_qps,
+                e.peak_qps,
+                "reads + writes = all requests",
+            );
+            assert_close(
+                e.average_write_qps * a.peak_to_average,
+                e.peak_write_qps,
+                "writes peak by the same factor",
+            );
+            assert_close(
+                e.peak_in_flight,
+                e.peak_qps * a.latency.as_secs_f64(),
+                &format!(
+                    "Little's law at the PEAK rate (the busiest second needs the most \
+                     connections), latency {:?} in seconds",
+                    a.latency
+                ),
+            );
+            assert_close(
+                e.storage_bytes_per_year,
+                e.average_write_qps
+                    * a.bytes_per_write as f64
+                    * f64::from(a.replication_factor)
+                    * 86_400.0
+                    * 365.0,
+                &format!(
+                    "365 days of AVERAGE writes × bytes × {} replicas: the peak factor changes how \
+                     fast you must write, not how much a day brings, so the disk fills at the \
+                     average rate",
+                    a.replication_factor
+                ),
+            );
+            assert_close(
+                e.peak_egress_bits_per_sec,
+                e.peak_read_qps * a.bytes_per_read as f64 * 8.0,
+                "egress: peak reads × response bytes × 8 bits",
+            );
+            let usable = a.server_capacity_qps * a.target_utilisation;
+            let servers = e.servers_needed as f64;
+            assert!(
+                servers * usable >= e.peak_qps * (1.0 - 1e-9)
+                    && (servers - 1.0) * usable < e.peak_qps * (1.0 + 1e-9),
+                "{servers} servers for a peak of {} req/s at {} req/s × {} utilisation: the \
+                 fewest servers whose usable capacity covers the PEAK (sized for the average, \
+                 the fleet falls over every evening)",
+                e.peak_qps,
+                a.server_capacity_qps,
+                a.target_utilisation
+            );
+        });
     }
 }

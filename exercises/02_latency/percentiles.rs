@@ -8,9 +8,11 @@
 //
 // So p0 is the minimum, p100 the maximum, and the answer is always a latency that some request
 // really had, never an interpolation between two samples. No samples gives `None` (a quiet minute
-// is not a crash). A p outside 0..=100 is a bug in the caller and panics. Mind floating point:
-// `p / 100.0 * n` turns p99.9 of 1000 samples into 999.0000000000001, and ceil makes that rank
-// 1000; compute p × n first, then divide.
+// is not a crash). A p outside 0..=100 (or NaN) is a bug in the caller and panics. Mind floating
+// point: p is a decimal like 99.9 or 16.1 that binary floating point cannot hold exactly, so
+// p × n / 100 can land a hair above the whole number it should be (p16.1 of 1000 gives
+// 161.00000000000003), and a bare ceiling then picks the next rank. The tests try fractional p
+// of every size, with n from 1 to a million.
 //
 // Why it matters: SLOs are written on percentiles ("p99 under 300 ms") because a latency
 // distribution is skewed, often with several humps (cache hit, cache miss, timeout), and its mean
@@ -20,31 +22,10 @@
 // Lab: raise MISS_RATE or TIMEOUT_RATE. The mean climbs while p50 does not move, and almost no
 // request has a latency anywhere near the mean; with TIMEOUT_RATE above 1%, p99 jumps to 1 s.
 
-use rand::RngExt;
-use sdlings_kit::lab::{Table, bar_chart, percent};
-use sdlings_kit::workload::seeded_rng;
+use sdlings_kit::latency;
+pub use sdlings_kit::latency::assert_valid_percentile;
 
-/// Panics unless `p` is a percentile, 0 to 100 inclusive (NaN is not). Call it first in anything
-/// that takes a percentile: asking for p150 is a bug, even when there is no data to answer with.
-pub fn assert_valid_percentile(p: f64) {
-    assert!(
-        (0.0..=100.0).contains(&p),
-        "a percentile must be within 0..=100, got {p}"
-    );
-}
-
-/// A latency dashboard's view of one batch of samples, all in microseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    pub count: usize,
-    pub mean: f64,
-    pub min: u64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-}
+// ---- Your part -------------------------------------------------------------------------------
 
 /// A batch of latency samples in microseconds, sorted once.
 #[derive(Debug, Clone)]
@@ -52,32 +33,6 @@ pub struct Samples {
     /// The samples, ascending.
     sorted: Vec<u64>,
 }
-
-impl Samples {
-    pub fn len(&self) -> usize {
-        self.sorted.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
-    }
-
-    /// Everything a dashboard shows, or `None` when there are no samples.
-    pub fn summary(&self) -> Option<Summary> {
-        Some(Summary {
-            count: self.len(),
-            mean: self.mean()?,
-            min: self.percentile(0.0)?,
-            p50: self.percentile(50.0)?,
-            p90: self.percentile(90.0)?,
-            p99: self.percentile(99.0)?,
-            p999: self.percentile(99.9)?,
-            max: self.percentile(100.0)?,
-        })
-    }
-}
-
-// ---- Your part -------------------------------------------------------------------------------
 
 /// The 1-based nearest rank of the `p`-th percentile among `n` sorted samples:
 /// `ceil(p × n / 100)`, but at least 1. For `n == 0` there is no rank: returns 0.
@@ -105,95 +60,78 @@ impl Samples {
     }
 }
 
-// ---- Lab -------------------------------------------------------------------------------------
+// ---- Given: what a dashboard reads from your code ----------------------------------------------
 
-/// Requests in the sample.
-const SAMPLES: usize = 100_000;
-/// Share of requests that miss the cache and query the database (40–120 ms).
+/// A latency dashboard's view of one batch of samples, all in microseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub count: usize,
+    pub mean: f64,
+    pub min: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl Samples {
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// Everything a dashboard shows, or `None` when there are no samples.
+    pub fn summary(&self) -> Option<Summary> {
+        Some(Summary {
+            count: self.len(),
+            mean: self.mean()?,
+            min: self.percentile(0.0)?,
+            p50: self.percentile(50.0)?,
+            p90: self.percentile(90.0)?,
+            p99: self.percentile(99.0)?,
+            p999: self.percentile(99.9)?,
+            max: self.percentile(100.0)?,
+        })
+    }
+}
+
+// ---- Lab: a cached service, 100 000 requests ---------------------------------------------------
+
+/// Share of requests that miss the cache and query the database (40–120 ms); hits take 0.6–1.8 ms.
 const MISS_RATE: f64 = 0.08;
 /// Share of requests whose database call times out after 1 s.
 const TIMEOUT_RATE: f64 = 0.002;
-/// Cache hits take 0.6–1.8 ms.
-const HIT_LATENCY_US: std::ops::Range<u64> = 600..1_800;
-const MISS_LATENCY_US: std::ops::Range<u64> = 40_000..120_000;
-const TIMEOUT_US: u64 = 1_000_000;
+const SAMPLES: usize = 100_000;
 const SEED: u64 = 7;
 
-fn ms(us: f64) -> String {
-    format!("{:.1} ms", us / 1000.0)
-}
-
 fn main() {
-    let mut rng = seeded_rng(SEED);
-    let raw: Vec<u64> = (0..SAMPLES)
-        .map(|_| {
-            let roll: f64 = rng.random();
-            if roll < TIMEOUT_RATE {
-                TIMEOUT_US
-            } else if roll < TIMEOUT_RATE + MISS_RATE {
-                rng.random_range(MISS_LATENCY_US)
-            } else {
-                rng.random_range(HIT_LATENCY_US)
-            }
-        })
-        .collect();
-    let samples = Samples::new(&raw);
-    let s = samples.summary().expect("the lab has samples");
-
+    let raw = latency::cached_service_latencies(SAMPLES, MISS_RATE, TIMEOUT_RATE, SEED);
+    let s = Samples::new(&raw).summary().expect("the lab has samples");
     println!(
         "{SAMPLES} requests to a cached service: {:.1}% cache misses (40-120 ms), {:.1}% \
          timeouts (1 s), the rest cache hits (0.6-1.8 ms)\n",
         MISS_RATE * 100.0,
         TIMEOUT_RATE * 100.0
     );
-    let near_mean = raw
-        .iter()
-        .filter(|&&v| (v as f64 - s.mean).abs() <= 0.25 * s.mean)
-        .count();
-    let above_mean = raw.iter().filter(|&&v| v as f64 > s.mean).count();
-    let mut table = Table::new(&["statistic", "value"]);
-    table
-        .row(&["mean".to_string(), ms(s.mean)])
-        .row(&["min".to_string(), ms(s.min as f64)])
-        .row(&["p50".to_string(), ms(s.p50 as f64)])
-        .row(&["p90".to_string(), ms(s.p90 as f64)])
-        .row(&["p99".to_string(), ms(s.p99 as f64)])
-        .row(&["p99.9".to_string(), ms(s.p999 as f64)])
-        .row(&["max".to_string(), ms(s.max as f64)])
-        .row(&[
-            "requests within ±25% of the mean".to_string(),
-            percent(near_mean as u64, SAMPLES as u64),
-        ])
-        .row(&[
-            "requests slower than the mean".to_string(),
-            percent(above_mean as u64, SAMPLES as u64),
-        ]);
-    table.print();
-
-    let bands: [(&str, u64, u64); 6] = [
-        ("< 2 ms", 0, 2_000),
-        ("2-10 ms", 2_000, 10_000),
-        ("10-40 ms", 10_000, 40_000),
-        ("40-120 ms", 40_000, 120_000),
-        ("120-999 ms", 120_000, 1_000_000),
-        (">= 1 s", 1_000_000, u64::MAX),
+    let figures = [
+        ("min", s.min),
+        ("p50", s.p50),
+        ("p90", s.p90),
+        ("p99", s.p99),
+        ("p99.9", s.p999),
+        ("max", s.max),
     ];
-    let bars: Vec<(&str, f64)> = bands
-        .iter()
-        .map(|&(label, lo, hi)| {
-            let n = raw.iter().filter(|&&v| v >= lo && v < hi).count();
-            (label, n as f64)
-        })
-        .collect();
-    println!(
-        "\nrequests per latency band: how many are anywhere near the mean of {}?\n{}",
-        ms(s.mean),
-        bar_chart(&bars, 50)
-    );
+    latency::print_mean_vs_percentiles(&raw, s.mean, &figures);
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+
     use super::*;
 
     /// 10, 20, ..., 100, shuffled.
@@ -214,30 +152,17 @@ mod tests {
             (99.0, 1000, 990),
             (100.0, 7, 7),
             (50.0, 1, 1),
+            (0.0, 10, 1),
+            (0.001, 10, 1),
+            (0.0, 1, 1),
         ] {
             assert_eq!(
                 nearest_rank(p, n),
                 rank,
-                "p{p} of {n} samples: ceil({p} × {n} / 100) = {rank} (rounding up, never down, \
-                 and counting from 1)"
+                "p{p} of {n} samples: rank {rank} = ceil({p} × {n} / 100), rounding up, never \
+                 down; ranks count from 1, so p0 (ceil gives 0) is rank 1, the smallest sample"
             );
         }
-    }
-
-    #[test]
-    fn nearest_rank_of_p0_is_the_first_sample_and_of_no_samples_is_zero() {
-        assert_eq!(
-            nearest_rank(0.0, 10),
-            1,
-            "ceil(0) is 0, but ranks start at 1: p0 is the smallest sample"
-        );
-        assert_eq!(nearest_rank(0.001, 10), 1);
-        assert_eq!(nearest_rank(0.0, 1), 1);
-        assert_eq!(
-            nearest_rank(50.0, 0),
-            0,
-            "with no samples there is no rank to return"
-        );
     }
 
     #[test]
@@ -276,24 +201,16 @@ mod tests {
             (90.0, 90),
             (95.0, 100),
             (99.0, 100),
+            (0.0, 10),
+            (100.0, 100),
         ] {
             assert_eq!(
                 s.percentile(p),
                 Some(expected),
-                "p{p} of 10, 20, ..., 100 is the sample at rank ceil({p} × 10 / 100)"
+                "p{p} of 10, 20, ..., 100 is the sample at rank ceil({p} × 10 / 100), at least 1 \
+                 (p0 is the smallest sample, p100 the largest: rank n, index n - 1)"
             );
         }
-    }
-
-    #[test]
-    fn p0_is_the_minimum_and_p100_the_maximum() {
-        let s = Samples::new(&tens());
-        assert_eq!(s.percentile(0.0), Some(10), "p0 is the smallest sample");
-        assert_eq!(
-            s.percentile(100.0),
-            Some(100),
-            "p100 is the largest sample (rank n, index n - 1)"
-        );
     }
 
     #[test]
@@ -334,27 +251,12 @@ mod tests {
     }
 
     #[test]
-    fn repeated_latencies_count_once_each() {
-        let s = Samples::new(&[5, 9, 5, 5]);
-        assert_eq!(
-            s.percentile(75.0),
-            Some(5),
-            "sorted 5, 5, 5, 9: rank 3 is 5"
-        );
-        assert_eq!(s.percentile(76.0), Some(9), "rank ceil(3.04) = 4 is 9");
-    }
-
-    #[test]
-    fn a_single_sample_is_every_percentile() {
-        let s = Samples::new(&[42]);
-        for p in [0.0, 1.0, 50.0, 99.9, 100.0] {
-            assert_eq!(s.percentile(p), Some(42), "p{p} of one sample");
-        }
-        assert_eq!(s.mean(), Some(42.0));
-    }
-
-    #[test]
     fn no_samples_means_no_percentile_and_no_mean_instead_of_a_panic() {
+        assert_eq!(
+            nearest_rank(50.0, 0),
+            0,
+            "with no samples there is no rank to return"
+        );
         let s = Samples::new(&[]);
         assert!(s.is_empty());
         assert_eq!(
@@ -380,25 +282,27 @@ mod tests {
 
     #[test]
     #[should_panic(expected = "0..=100")]
+    fn a_nan_percentile_is_a_bug_and_panics() {
+        // NaN fails every comparison, so a check written as `p < 0.0 || p > 100.0` lets it
+        // through; ask whether p is inside the range instead.
+        Samples::new(&tens()).percentile(f64::NAN);
+    }
+
+    #[test]
+    #[should_panic(expected = "0..=100")]
     fn an_invalid_percentile_panics_even_with_no_samples() {
         Samples::new(&[]).percentile(-1.0);
     }
 
     #[test]
-    fn mean_is_the_exact_average_not_an_integer_division() {
-        let s = Samples::new(&[1, 2, 3, 4]);
+    fn mean_is_the_exact_average_without_integer_division_or_overflow() {
         assert_eq!(
-            s.mean(),
+            Samples::new(&[1, 2, 3, 4]).mean(),
             Some(2.5),
             "(1 + 2 + 3 + 4) / 4 = 2.5: divide as floating point"
         );
-    }
-
-    #[test]
-    fn mean_of_huge_latencies_does_not_overflow() {
-        let s = Samples::new(&[u64::MAX, u64::MAX, u64::MAX]);
         assert_eq!(
-            s.mean(),
+            Samples::new(&[u64::MAX, u64::MAX, u64::MAX]).mean(),
             Some(u64::MAX as f64),
             "summing three u64::MAX in a u64 overflows; sum in a wider type (u128 or f64)"
         );
@@ -449,29 +353,84 @@ mod tests {
         );
     }
 
-    /// Nearest rank in integer arithmetic, for p given in hundredths (p99.9 = 9990).
-    fn reference(samples: &[u64], p_hundredths: u64) -> u64 {
-        let mut sorted = samples.to_vec();
-        sorted.sort();
-        let n = sorted.len() as u64;
-        let rank = (p_hundredths * n).div_ceil(10_000).max(1);
-        sorted[(rank - 1) as usize]
+    /// A percentile with 0 to 3 decimals, the way people write them (p0, p50, p99.9, p16.125),
+    /// returned with its exact value as a fraction: `units / scale`.
+    fn random_decimal_p(rng: &mut rand::rngs::StdRng) -> (f64, u64, u64) {
+        let scale = 10u64.pow(rng.random_range(0..=3));
+        let units = match rng.random_range(0..10) {
+            0 => 0,
+            1 => 100 * scale,
+            _ => rng.random_range(0..=100 * scale),
+        };
+        (units as f64 / scale as f64, units, scale)
+    }
+
+    /// Nearest rank in exact integer arithmetic: ceil(units × n / (100 × scale)), at least 1.
+    fn reference_rank(units: u64, scale: u64, n: u64) -> u64 {
+        (units * n).div_ceil(100 * scale).max(1)
     }
 
     #[test]
-    fn matches_a_reference_nearest_rank_on_random_samples() {
-        let mut rng = seeded_rng(3);
-        for n in [1usize, 2, 3, 10, 99, 100, 101, 1_000, 4_321] {
-            let raw: Vec<u64> = (0..n).map(|_| rng.random_range(0..50_000)).collect();
+    fn nearest_rank_is_exact_for_fractional_p_and_any_number_of_samples() {
+        sdlings_kit::property::for_seeds(2_000, |rng| {
+            let n: u64 = match rng.random_range(0..4) {
+                0 => rng.random_range(1..=3),
+                1 => [
+                    10, 100, 200, 500, 1_000, 2_000, 10_000, 50_000, 100_000, 1_000_000,
+                ][rng.random_range(0..10)],
+                _ => 10f64.powf(rng.random_range(0.0..6.0)) as u64,
+            };
+            let (_, mut units, scale) = random_decimal_p(rng);
+            // Half the cases sit right at a rank boundary, where rounding errors bite: the
+            // largest p (at this many decimals) still at rank r, or the smallest one above it.
+            let boundary = 100 * scale;
+            let r = rng.random_range(1..=n);
+            match rng.random_range(0..4) {
+                0 => units = r * boundary / n,
+                1 => units = ((r - 1) * boundary / n + 1).min(boundary),
+                _ => {}
+            }
+            let p = units as f64 / scale as f64;
+            assert_eq!(
+                nearest_rank(p, n as usize) as u64,
+                reference_rank(units, scale, n),
+                "p{p} of {n} samples: the rank is ceil({p} × {n} / 100) counted exactly; \
+                 floating point puts p × n / 100 a hair above or below a whole number, and a \
+                 bare ceil or floor then picks the wrong rank"
+            );
+        });
+    }
+
+    #[test]
+    fn percentile_and_mean_match_a_reference_on_small_unsorted_batches() {
+        sdlings_kit::property::for_seeds(400, |rng| {
+            let n = match rng.random_range(0..4) {
+                0 => 1,
+                1 => 2,
+                _ => rng.random_range(3..=40),
+            };
+            // Few distinct values (many duplicates), everyday latencies, or huge ones.
+            let top = [4, 1_000_000, u64::MAX][rng.random_range(0..3)];
+            let raw: Vec<u64> = (0..n).map(|_| rng.random_range(0..=top)).collect();
+            let mut sorted = raw.clone();
+            sorted.sort_unstable();
             let s = Samples::new(&raw);
-            for p_hundredths in (0..=10_000).step_by(100).chain([9_950, 9_990, 9_999]) {
-                let p = p_hundredths as f64 / 100.0;
+            assert_eq!(s.len(), n, "every sample is kept");
+            for _ in 0..5 {
+                let (p, units, scale) = random_decimal_p(rng);
+                let rank = reference_rank(units, scale, n as u64);
                 assert_eq!(
                     s.percentile(p),
-                    Some(reference(&raw, p_hundredths)),
-                    "p{p} of {n} random samples"
+                    Some(sorted[rank as usize - 1]),
+                    "p{p} of {raw:?}: sorted {sorted:?}, rank {rank}"
                 );
             }
-        }
+            let exact_mean = raw.iter().map(|&v| v as u128).sum::<u128>() as f64 / n as f64;
+            let mean = s.mean().expect("samples");
+            assert!(
+                (mean - exact_mean).abs() <= 1e-12 * exact_mean,
+                "mean of {raw:?}: expected {exact_mean}, got {mean}"
+            );
+        });
     }
 }

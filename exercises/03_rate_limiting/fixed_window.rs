@@ -21,7 +21,8 @@
 use std::time::Duration;
 
 use sdlings_kit::clock::{Clock, ManualClock};
-use sdlings_kit::lab::{Table, bar_chart};
+use sdlings_kit::lab::Table;
+use sdlings_kit::rate_limiting;
 
 pub struct FixedWindow<C: Clock> {
     clock: C,
@@ -34,7 +35,8 @@ pub struct FixedWindow<C: Clock> {
 }
 
 impl<C: Clock> FixedWindow<C> {
-    /// A limiter admitting `limit` requests per `window`.
+    /// A limiter admitting `limit` requests per `window`. A limit of 0 admits nothing (a
+    /// blocked client), also at the start of every new window.
     pub fn new(limit: u32, window: Duration, clock: C) -> Self {
         assert!(!window.is_zero(), "a rate-limit window must not be empty");
         FixedWindow {
@@ -44,14 +46,6 @@ impl<C: Clock> FixedWindow<C> {
             window_start: Duration::ZERO,
             count: 0,
         }
-    }
-
-    pub fn limit(&self) -> u32 {
-        self.limit
-    }
-
-    pub fn window(&self) -> Duration {
-        self.window
     }
 
     // ---- Your part -------------------------------------------------------------------------
@@ -74,51 +68,15 @@ const WINDOW: Duration = Duration::from_secs(1);
 const BURST_SPREAD: Duration = Duration::from_millis(50);
 /// Requests the client fires during the burst.
 const REQUESTS_PER_BURST: u32 = 40;
-/// The timeline shows two windows, in bars of a tenth of a window each.
-const BARS: u32 = 20;
-
-/// The most timestamps of `times` (sorted) that fall in any half-open span `[t, t + span)`.
-fn worst_span(times: &[Duration], span: Duration) -> usize {
-    let mut worst = 0;
-    let mut first = 0;
-    for (last, &t) in times.iter().enumerate() {
-        while times[first] + span <= t {
-            first += 1;
-        }
-        worst = worst.max(last - first + 1);
-    }
-    worst
-}
-
-/// Replays `arrivals` (sorted) against a fresh limiter; returns the admitted times.
-fn replay(arrivals: &[Duration]) -> Vec<Duration> {
-    let clock = ManualClock::new();
-    let mut limiter = FixedWindow::new(LIMIT, WINDOW, clock.clone());
-    let mut admitted = Vec::new();
-    for &t in arrivals {
-        clock.set(t);
-        if limiter.try_acquire() {
-            admitted.push(t);
-        }
-    }
-    admitted
-}
 
 fn main() {
-    assert!(
-        BURST_SPREAD <= WINDOW,
-        "the burst must fit around the boundary"
-    );
-    // The attack: REQUESTS_PER_BURST requests evenly spread over [w - spread, w + spread).
-    let spread = BURST_SPREAD * 2;
-    let burst: Vec<Duration> = (0..REQUESTS_PER_BURST)
-        .map(|i| WINDOW - BURST_SPREAD + spread * i / REQUESTS_PER_BURST)
-        .collect();
-    // For comparison, the same number of requests spread evenly over two windows.
-    let steady: Vec<Duration> = (0..REQUESTS_PER_BURST)
-        .map(|i| WINDOW * 2 * i / REQUESTS_PER_BURST)
-        .collect();
-
+    let burst = rate_limiting::boundary_burst(WINDOW, BURST_SPREAD, REQUESTS_PER_BURST);
+    let steady = rate_limiting::evenly(REQUESTS_PER_BURST, WINDOW * 2);
+    let replay = |arrivals: &[Duration]| {
+        let clock = ManualClock::new();
+        let mut limiter = FixedWindow::new(LIMIT, WINDOW, clock.clone());
+        rate_limiting::replay(arrivals, &clock, || limiter.try_acquire())
+    };
     println!(
         "Fixed window: {LIMIT} requests per {WINDOW:?}. Two clients send {REQUESTS_PER_BURST} \
          requests each: one evenly over two windows, one within ±{BURST_SPREAD:?} of the \
@@ -126,14 +84,14 @@ fn main() {
     );
     let mut table = Table::new(&[
         "client",
-        "requests sent",
+        "sent",
         "admitted",
         "worst 1-window span",
         "vs limit",
     ]);
     for (name, arrivals) in [("steady", &steady), ("boundary burst", &burst)] {
         let admitted = replay(arrivals);
-        let worst = worst_span(&admitted, WINDOW);
+        let worst = rate_limiting::worst_span(&admitted, WINDOW);
         table.row(&[
             name.to_string(),
             arrivals.len().to_string(),
@@ -143,39 +101,25 @@ fn main() {
         ]);
     }
     table.print();
-
     let admitted = replay(&burst);
-    let bar = WINDOW / (BARS / 2);
-    println!("\nboundary burst: admitted requests per {bar:?} (| marks the start of a window)");
-    let mut per_bar = vec![0u32; BARS as usize];
-    for t in &admitted {
-        per_bar[(t.as_nanos() / bar.as_nanos()) as usize] += 1;
-    }
-    let bars: Vec<(String, f64)> = per_bar
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let start = bar * i as u32;
-            let mark = if (i as u32).is_multiple_of(BARS / 2) {
-                "|"
-            } else {
-                " "
-            };
-            (format!("{mark}{:.2}s", start.as_secs_f64()), f64::from(n))
-        })
-        .collect();
-    println!("{}", bar_chart(&bars, 40));
-    let worst = worst_span(&admitted, WINDOW);
-    if worst > LIMIT as usize {
-        println!(
-            "\nEach window admitted at most {LIMIT}, yet {worst} requests got through within \
-             one window's length: the end of one window plus the start of the next."
-        );
-    }
+    println!("\nboundary burst: admitted per 100 ms (| marks the start of a window)");
+    println!(
+        "{}",
+        rate_limiting::timeline(&admitted, WINDOW / 10, 20, WINDOW)
+    );
+    println!(
+        "\nEach window admitted at most {LIMIT}, yet {} got through within one window's length: \
+         the end of one window plus the start of the next.",
+        rate_limiting::worst_span(&admitted, WINDOW)
+    );
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
+    use rand::RngExt;
+
     use super::*;
 
     const LIMIT: u32 = 3;
@@ -213,19 +157,6 @@ mod tests {
     }
 
     #[test]
-    fn keeps_rejecting_until_the_window_ends() {
-        let (clock, mut limiter) = limiter();
-        assert_eq!(admitted(&mut limiter, LIMIT), LIMIT);
-        for t in [1, 500, 999] {
-            clock.set(ms(t));
-            assert!(
-                !limiter.try_acquire(),
-                "at {t} ms the window [0 ms, 1000 ms) is still full, so the request is rejected"
-            );
-        }
-    }
-
-    #[test]
     fn a_new_window_starts_exactly_at_the_boundary() {
         let (clock, mut limiter) = limiter();
         assert_eq!(admitted(&mut limiter, LIMIT), LIMIT);
@@ -235,20 +166,6 @@ mod tests {
             "at exactly 1000 ms the window [1000 ms, 2000 ms) begins and has room: a request at \
              the boundary belongs to the new window (compare with `>=`, not `>`)"
         );
-    }
-
-    #[test]
-    fn the_count_resets_in_every_new_window() {
-        let (clock, mut limiter) = limiter();
-        for window in 0..5u32 {
-            clock.set(WINDOW * window + ms(10));
-            assert_eq!(
-                admitted(&mut limiter, LIMIT + 2),
-                LIMIT,
-                "window {window} must admit exactly {LIMIT} of {} requests",
-                LIMIT + 2
-            );
-        }
     }
 
     #[test]
@@ -333,5 +250,101 @@ mod tests {
             "a fixed window admits {LIMIT} at 999 ms and {LIMIT} more at 1000 ms: 2×limit \
              within 1 ms. That is the algorithm's contract (and its weakness), not a bug"
         );
+    }
+
+    #[test]
+    fn a_limit_of_zero_admits_nothing_in_any_window() {
+        let clock = ManualClock::new();
+        let mut limiter = FixedWindow::new(0, WINDOW, clock.clone());
+        for t in [0, 1, 999, 1_000, 1_001, 7_000, 3_600_000] {
+            clock.set(ms(t));
+            assert!(
+                !limiter.try_acquire(),
+                "a limit of 0 admits nothing, also as the first request of a new window (at \
+                 {t} ms)"
+            );
+        }
+    }
+
+    #[test]
+    fn short_windows_end_exactly_on_their_boundaries() {
+        let clock = ManualClock::new();
+        let mut limiter = FixedWindow::new(1, ms(100), clock.clone());
+        for k in 0..50u64 {
+            clock.set(ms(100 * k));
+            assert!(
+                limiter.try_acquire(),
+                "{} ms is exactly the start of window {k} of 100 ms, which is empty: the \
+                 window number is an exact integer division of the time by the window (a \
+                 division of f64 seconds gives 2.9999… for 300 ms / 100 ms)",
+                100 * k
+            );
+            clock.set(ms(100 * k + 99));
+            assert!(
+                !limiter.try_acquire(),
+                "{} ms is still in window {k} of 100 ms, which already admitted its 1 request",
+                100 * k + 99
+            );
+        }
+    }
+
+    #[test]
+    fn an_hourly_quota_of_a_thousand_resets_on_the_hour() {
+        let clock = ManualClock::new();
+        let hour = Duration::from_secs(3600);
+        let mut limiter = FixedWindow::new(1000, hour, clock.clone());
+        for i in 0..1000u64 {
+            clock.set(Duration::from_secs(3 * i));
+            assert!(
+                limiter.try_acquire(),
+                "request {} of 1000 in the first hour is within the quota",
+                i + 1
+            );
+        }
+        clock.set(Duration::from_secs(3599));
+        assert!(
+            !limiter.try_acquire(),
+            "the 1001st request of the hour [0 s, 3600 s) is over the quota"
+        );
+        clock.set(hour);
+        assert_eq!(
+            admitted(&mut limiter, 1001),
+            1000,
+            "at 3600 s a new hour begins with a fresh quota of 1000"
+        );
+    }
+
+    #[test]
+    fn matches_a_count_per_window_number_for_any_window_and_limit() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let window = rate_limiting::random_window(rng);
+            let limit = rate_limiting::random_limit(rng, 20);
+            // The limiter may be created at any time, not only at the clock's epoch.
+            let clock = ManualClock::new();
+            let mut t = Duration::from_nanos(rng.random_range(0..=3 * window.as_nanos() as u64));
+            clock.set(t);
+            let mut limiter = FixedWindow::new(limit, window, clock.clone());
+            // The reference: requests admitted per window number, window k = [k·w, (k+1)·w).
+            let mut per_window: HashMap<u128, u32> = HashMap::new();
+            for i in 0..80 {
+                clock.set(t);
+                let k = t.as_nanos() / window.as_nanos();
+                let count = per_window.entry(k).or_default();
+                let expected = *count < limit;
+                *count += u32::from(expected);
+                assert_eq!(
+                    limiter.try_acquire(),
+                    expected,
+                    "window {window:?}, limit {limit}: request {i} at {t:?} falls in window \
+                     number {k} = [{:?}, {:?}), which had admitted {} before it, so it must \
+                     be {}",
+                    window * k as u32,
+                    window * (k as u32 + 1),
+                    *count - u32::from(expected),
+                    if expected { "admitted" } else { "rejected" }
+                );
+                t = rate_limiting::next_arrival(rng, t, window);
+            }
+        });
     }
 }

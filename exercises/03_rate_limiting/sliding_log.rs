@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use sdlings_kit::clock::{Clock, ManualClock};
 use sdlings_kit::lab::Table;
+use sdlings_kit::rate_limiting;
 
 pub struct SlidingLog<C: Clock> {
     clock: C,
@@ -33,7 +34,8 @@ pub struct SlidingLog<C: Clock> {
 }
 
 impl<C: Clock> SlidingLog<C> {
-    /// A limiter admitting at most `limit` requests in any window of length `window`.
+    /// A limiter admitting at most `limit` requests in any window of length `window`. A limit
+    /// of 0 admits nothing.
     pub fn new(limit: u32, window: Duration, clock: C) -> Self {
         assert!(!window.is_zero(), "a rate-limit window must not be empty");
         SlidingLog {
@@ -42,10 +44,6 @@ impl<C: Clock> SlidingLog<C> {
             window,
             log: VecDeque::with_capacity(limit as usize),
         }
-    }
-
-    pub fn limit(&self) -> u32 {
-        self.limit
     }
 
     /// Timestamps held in memory right now.
@@ -103,54 +101,34 @@ impl FixedWindowBaseline {
     }
 }
 
-/// The most timestamps of `times` (sorted) that fall in any half-open span `[t, t + span)`.
-fn worst_span(times: &[Duration], span: Duration) -> usize {
-    let mut worst = 0;
-    let mut first = 0;
-    for (last, &t) in times.iter().enumerate() {
-        while times[first] + span <= t {
-            first += 1;
-        }
-        worst = worst.max(last - first + 1);
-    }
-    worst
-}
-
 fn main() {
-    assert!(
-        BURST_SPREAD <= WINDOW,
-        "the burst must fit around the boundary"
-    );
-    let spread = BURST_SPREAD * 2;
-    let mut arrivals: Vec<Duration> = (0..REQUESTS_PER_BURST)
-        .map(|i| WINDOW - BURST_SPREAD + spread * i / REQUESTS_PER_BURST)
-        .collect();
     let end = WINDOW * 3;
-    let mut t = WINDOW + BURST_SPREAD;
-    while t < end {
-        arrivals.push(t);
-        t += Duration::from_secs(1) / STEADY_RPS;
-    }
+    let mut arrivals = rate_limiting::boundary_burst(WINDOW, BURST_SPREAD, REQUESTS_PER_BURST);
+    let gap = Duration::from_secs(1) / STEADY_RPS;
+    arrivals.extend(
+        (0..)
+            .map(|i| WINDOW + BURST_SPREAD + gap * i)
+            .take_while(|&t| t < end),
+    );
 
     let clock = ManualClock::new();
     let mut log = SlidingLog::new(LIMIT, WINDOW, clock.clone());
+    let mut peak_log = 0;
+    let by_log = rate_limiting::replay(&arrivals, &clock, || {
+        let admitted = log.try_acquire();
+        peak_log = peak_log.max(log.log_len());
+        admitted
+    });
     let mut fixed = FixedWindowBaseline {
         limit: LIMIT,
         window_index: 0,
         count: 0,
     };
-    let (mut by_log, mut by_fixed) = (Vec::new(), Vec::new());
-    let mut peak_log = 0;
-    for &t in &arrivals {
-        clock.set(t);
-        if log.try_acquire() {
-            by_log.push(t);
-        }
-        peak_log = peak_log.max(log.log_len());
-        if fixed.try_acquire(t) {
-            by_fixed.push(t);
-        }
-    }
+    let by_fixed: Vec<Duration> = arrivals
+        .iter()
+        .copied()
+        .filter(|&t| fixed.try_acquire(t))
+        .collect();
 
     println!(
         "{LIMIT} requests per {WINDOW:?}. A client fires {REQUESTS_PER_BURST} requests within \
@@ -168,7 +146,7 @@ fn main() {
         "fixed window".to_string(),
         arrivals.len().to_string(),
         by_fixed.len().to_string(),
-        worst_span(&by_fixed, WINDOW).to_string(),
+        rate_limiting::worst_span(&by_fixed, WINDOW).to_string(),
         "1 counter".to_string(),
         format!("{} B", std::mem::size_of::<FixedWindowBaseline>()),
     ]);
@@ -176,42 +154,25 @@ fn main() {
         "sliding log (yours)".to_string(),
         arrivals.len().to_string(),
         by_log.len().to_string(),
-        worst_span(&by_log, WINDOW).to_string(),
+        rate_limiting::worst_span(&by_log, WINDOW).to_string(),
         format!("≤ {peak_log} timestamps"),
         format!("{} B", peak_log * BYTES_PER_TIMESTAMP),
     ]);
     table.print();
-
-    let bar = WINDOW / 10;
-    println!("\nadmitted per {bar:?} (| starts a window)\n");
-    let bars = (end.as_nanos() / bar.as_nanos()) as usize;
-    let per_bar = |times: &[Duration]| {
-        let mut counts = vec![0u32; bars];
-        for t in times {
-            counts[(t.as_nanos() / bar.as_nanos()) as usize] += 1;
-        }
-        counts
-    };
-    let (fixed_bars, log_bars) = (per_bar(&by_fixed), per_bar(&by_log));
-    let width = LIMIT as usize;
-    println!(
-        "        {:<w$}sliding log (yours)",
-        "fixed window",
-        w = width + 6
+    println!("\nadmitted per 100 ms (| starts a window)\n");
+    let names = ["fixed window", "sliding log (yours)"];
+    let bars = (end.as_nanos() / (WINDOW / 10).as_nanos()) as usize;
+    let chart = rate_limiting::two_timelines(
+        names,
+        [&by_fixed, &by_log],
+        WINDOW / 10,
+        bars,
+        WINDOW,
+        LIMIT as usize,
     );
-    for i in 0..bars {
-        let mark = if i % 10 == 0 { '|' } else { ' ' };
-        let start = bar * i as u32;
-        let (f, l) = (fixed_bars[i] as usize, log_bars[i] as usize);
-        println!(
-            "{mark}{:>4.1}s  {:<width$} {f:>3}  {:<width$} {l:>3}",
-            start.as_secs_f64(),
-            "#".repeat(f.min(width)),
-            "#".repeat(l.min(width)),
-        );
-    }
+    println!("{chart}");
     println!(
-        "\nAt LIMIT = 10 000 per hour a busy client would hold up to {} KiB of timestamps in the \
+        "At LIMIT = 10 000 per hour a busy client would hold up to {} KiB of timestamps in the \
          sliding log; the fixed window holds one counter whatever the limit.",
         10_000 * BYTES_PER_TIMESTAMP / 1024
     );
@@ -219,6 +180,8 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+
     use super::*;
 
     const LIMIT: u32 = 3;
@@ -368,48 +331,100 @@ mod tests {
     }
 
     #[test]
-    fn the_log_never_holds_more_than_limit_timestamps() {
-        let (clock, mut limiter) = limiter();
-        // Twenty windows of a client sending every 50 ms: far more than the limit.
-        for step in 0..400 {
-            clock.set(ms(50 * step));
-            limiter.try_acquire();
-            assert!(
-                limiter.log_len() <= LIMIT as usize,
-                "after {} ms the log holds {} timestamps; it only ever needs the last {LIMIT} \
-                 admitted ones (are old timestamps removed, or only skipped?)",
-                50 * step,
-                limiter.log_len()
-            );
-        }
-    }
-
-    #[test]
-    fn old_timestamps_are_removed_not_just_ignored() {
-        let (clock, mut limiter) = limiter();
-        assert_eq!(admitted(&mut limiter, LIMIT), LIMIT);
-        clock.set(ms(10_000));
-        assert!(limiter.try_acquire());
-        assert_eq!(
-            limiter.log_len(),
-            1,
-            "after a long idle gap only the new request is in the last second: the {LIMIT} old \
-             timestamps must be gone from memory"
-        );
-    }
-
-    #[test]
-    fn steady_traffic_at_the_limit_is_fully_admitted() {
+    fn a_limit_of_zero_admits_nothing() {
         let clock = ManualClock::new();
-        let mut limiter = SlidingLog::new(4, WINDOW, clock.clone());
-        for step in 0..40 {
-            clock.set(ms(250 * step));
+        let mut limiter = SlidingLog::new(0, WINDOW, clock.clone());
+        for t in [0, 1, 1_000, 60_000] {
+            clock.set(ms(t));
             assert!(
-                limiter.try_acquire(),
-                "one request every 250 ms is exactly 4 per second: each request at {} ms frees \
-                 the slot of the one from exactly one second earlier",
-                250 * step
+                !limiter.try_acquire(),
+                "a limit of 0 admits nothing (at {t} ms)"
             );
         }
+        assert_eq!(limiter.log_len(), 0, "nothing admitted, nothing recorded");
+    }
+
+    #[test]
+    fn a_limit_of_one_frees_its_slot_one_window_after_each_admitted_request() {
+        let clock = ManualClock::new();
+        let window = Duration::from_secs(7);
+        let mut limiter = SlidingLog::new(1, window, clock.clone());
+        assert!(limiter.try_acquire(), "the first request is admitted");
+        clock.set(ms(10));
+        assert!(
+            !limiter.try_acquire(),
+            "at 10 ms the request from 0 ms is still inside the 7 s window"
+        );
+        clock.set(ms(6_999));
+        assert!(!limiter.try_acquire(), "6999 ms: still inside");
+        clock.set(ms(7_000));
+        assert!(
+            limiter.try_acquire(),
+            "at 7000 ms the request from 0 ms has left the 7 s window"
+        );
+        clock.set(ms(13_999));
+        assert!(
+            !limiter.try_acquire(),
+            "the slot is now held by the request from 7000 ms (the rejected ones at 10 ms and \
+             6999 ms hold nothing) until 14 000 ms"
+        );
+        clock.set(ms(14_000));
+        assert!(limiter.try_acquire(), "14 000 ms frees it again");
+    }
+
+    #[test]
+    fn matches_a_count_of_admitted_requests_in_the_last_window_for_any_window_and_limit() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let window = rate_limiting::random_window(rng);
+            let limit = rate_limiting::random_limit(rng, 12);
+            let clock = ManualClock::new();
+            let mut limiter = SlidingLog::new(limit, window, clock.clone());
+            // The reference: every admitted time; the last window is (now − window, now].
+            let mut accepted: Vec<Duration> = Vec::new();
+            let mut t = Duration::ZERO;
+            for i in 0..80 {
+                clock.set(t);
+                let in_window: Vec<Duration> = accepted
+                    .iter()
+                    .copied()
+                    .filter(|&a| a + window > t)
+                    .collect();
+                let expected = in_window.len() < limit as usize;
+                assert_eq!(
+                    limiter.try_acquire(),
+                    expected,
+                    "window {window:?}, limit {limit}: request {i} at {t:?} finds {} admitted \
+                     requests in ({t:?} − {window:?}, {t:?}], at {in_window:?}, so it must be {}",
+                    in_window.len(),
+                    if expected { "admitted" } else { "rejected" }
+                );
+                if expected {
+                    accepted.push(t);
+                }
+                let mut held: Vec<Duration> = accepted
+                    .iter()
+                    .copied()
+                    .filter(|&a| a + window > t)
+                    .collect();
+                held.sort();
+                assert_eq!(
+                    Vec::from(limiter.log.clone()),
+                    held,
+                    "window {window:?}, limit {limit}: after the request at {t:?} the log must \
+                     hold exactly the admitted times still in the window, oldest first"
+                );
+                // Next arrival: the same instant, soon after, exactly when the oldest admitted
+                // request leaves the window (or a nanosecond either side), or after a long idle.
+                let oldest_leaves = held.first().map(|&a| a + window);
+                t = match (rng.random_range(0..8), oldest_leaves) {
+                    (0 | 1, _) => t,
+                    (2 | 3, _) => t + window / rng.random_range(2..20),
+                    (4, Some(leaves)) => leaves,
+                    (5, Some(leaves)) => leaves - Duration::from_nanos(1),
+                    (6, Some(leaves)) => leaves + Duration::from_nanos(1),
+                    _ => t + window * rng.random_range(1..4),
+                };
+            }
+        });
     }
 }

@@ -22,10 +22,9 @@
 
 use std::time::Duration;
 
-use rand::RngExt;
 use sdlings_kit::clock::{Clock, ManualClock};
 use sdlings_kit::lab::{Table, percent};
-use sdlings_kit::workload::seeded_rng;
+use sdlings_kit::rate_limiting;
 
 pub struct SlidingWindowCounter<C: Clock> {
     clock: C,
@@ -40,7 +39,8 @@ pub struct SlidingWindowCounter<C: Clock> {
 }
 
 impl<C: Clock> SlidingWindowCounter<C> {
-    /// A limiter admitting about `limit` requests in any window of length `window`.
+    /// A limiter admitting about `limit` requests in any window of length `window`. A limit of
+    /// 0 admits nothing.
     pub fn new(limit: u32, window: Duration, clock: C) -> Self {
         assert!(!window.is_zero(), "a rate-limit window must not be empty");
         SlidingWindowCounter {
@@ -51,10 +51,6 @@ impl<C: Clock> SlidingWindowCounter<C> {
             current_count: 0,
             previous_count: 0,
         }
-    }
-
-    pub fn limit(&self) -> u32 {
-        self.limit
     }
 
     /// The number of the window containing `now`.
@@ -129,73 +125,6 @@ impl History {
     }
 }
 
-/// The most timestamps of `times` (sorted) that fall in any half-open span `[t, t + span)`.
-fn worst_span(times: &[Duration], span: Duration) -> usize {
-    let mut worst = 0;
-    let mut first = 0;
-    for (last, &t) in times.iter().enumerate() {
-        while times[first] + span <= t {
-            first += 1;
-        }
-        worst = worst.max(last - first + 1);
-    }
-    worst
-}
-
-/// Arrival times for each traffic pattern, sorted.
-fn patterns() -> Vec<(&'static str, Vec<Duration>)> {
-    let mean_gap = WINDOW.as_secs_f64() / (f64::from(LIMIT) * LOAD);
-    let mut rng = seeded_rng(SEED);
-    let mut arrivals = |gap: &mut dyn FnMut(&mut rand::rngs::StdRng) -> f64| {
-        let mut times = Vec::new();
-        let mut t = 0.0;
-        loop {
-            t += gap(&mut rng);
-            if t >= DURATION.as_secs_f64() {
-                return times;
-            }
-            times.push(Duration::from_secs_f64(t));
-        }
-    };
-    // Uniform gaps around the mean: smooth traffic.
-    let steady = arrivals(&mut |rng| rng.random_range(0.0..2.0 * mean_gap));
-    // Exponential gaps (a Poisson process): how independent users' requests arrive.
-    let poisson = arrivals(&mut |rng| -mean_gap * (1.0 - rng.random_range(0.0..1.0_f64)).ln());
-    // Bursty: mostly tight clusters, now and then a long pause; the same average rate.
-    let bursty = arrivals(&mut |rng| {
-        if rng.random_range(0.0..1.0) < 0.9 {
-            rng.random_range(0.0..0.2 * mean_gap)
-        } else {
-            rng.random_range(0.0..18.0 * mean_gap)
-        }
-    });
-    // Twice the limit packed in the first (or last) fifth of every window, then silence.
-    let packed = |at_end: bool| {
-        let mut times = Vec::new();
-        let windows = (DURATION.as_nanos() / WINDOW.as_nanos()) as u32;
-        let fifth = WINDOW / 5;
-        for w in 0..windows {
-            let start = WINDOW * w
-                + if at_end {
-                    WINDOW - fifth
-                } else {
-                    Duration::ZERO
-                };
-            for i in 0..2 * LIMIT {
-                times.push(start + fifth * i / (2 * LIMIT));
-            }
-        }
-        times
-    };
-    vec![
-        ("steady", steady),
-        ("poisson", poisson),
-        ("bursty", bursty),
-        ("front-loaded", packed(false)),
-        ("back-loaded", packed(true)),
-    ]
-}
-
 fn main() {
     println!(
         "{LIMIT} requests per {WINDOW:?}; each pattern runs for {DURATION:?} of simulated time \
@@ -210,7 +139,7 @@ fn main() {
         "admitted over the limit",
         "worst span (counter)",
     ]);
-    for (name, arrivals) in patterns() {
+    for (name, arrivals) in rate_limiting::traffic_patterns(LIMIT, WINDOW, DURATION, LOAD, SEED) {
         let clock = ManualClock::new();
         let mut counter = SlidingWindowCounter::new(LIMIT, WINDOW, clock.clone());
         let mut exact = History::default();
@@ -235,7 +164,7 @@ fn main() {
             judged.admitted.len().to_string(),
             format!("{:+.1}%", (c - e) * 100.0 / e.max(1.0)),
             format!("{over} ({})", percent(over, total)),
-            worst_span(&judged.admitted, WINDOW).to_string(),
+            rate_limiting::worst_span(&judged.admitted, WINDOW).to_string(),
         ]);
     }
     table.print();
@@ -255,6 +184,8 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+
     use super::*;
 
     const LIMIT: u32 = 10;
@@ -442,16 +373,102 @@ mod tests {
     }
 
     #[test]
-    fn steady_traffic_below_the_limit_is_fully_admitted() {
-        let (clock, mut limiter) = limiter();
-        for step in 0..40 {
-            clock.set(ms(125 * step));
+    fn a_limit_of_zero_admits_nothing() {
+        let clock = ManualClock::new();
+        let mut limiter = SlidingWindowCounter::new(0, WINDOW, clock.clone());
+        for t in [0, 1, 1_000, 2_500, 60_000] {
+            clock.set(ms(t));
             assert!(
-                limiter.try_acquire(),
-                "one request every 125 ms is 8 per second, under the limit of {LIMIT}, and must \
-                 always be admitted (request at {} ms)",
-                125 * step
+                !limiter.try_acquire(),
+                "a limit of 0 admits nothing (at {t} ms)"
             );
         }
+    }
+
+    #[test]
+    fn a_seven_second_window_weights_the_previous_one_by_what_remains_of_it() {
+        let clock = ManualClock::new();
+        let window = Duration::from_secs(7);
+        let mut limiter = SlidingWindowCounter::new(4, window, clock.clone());
+        clock.set(ms(6_000));
+        assert_eq!(
+            admitted(&mut limiter, 4),
+            4,
+            "window 0 = [0 s, 7 s) admits 4"
+        );
+        clock.set(ms(8_750));
+        assert_eq!(
+            admitted(&mut limiter, 4),
+            1,
+            "at 8.75 s, 1.75 s into window 1, the sliding window (1.75 s, 8.75 s] still covers \
+             75% of window 0: its 4 requests weigh 3, so exactly 1 more fits"
+        );
+        clock.set(ms(12_250));
+        assert_eq!(
+            admitted(&mut limiter, 4),
+            2,
+            "at 12.25 s, 5.25 s into window 1, only 25% of window 0 remains: its 4 requests              weigh 1, plus the 1 admitted in window 1 makes 2, so 2 more fit"
+        );
+    }
+
+    #[test]
+    fn matches_the_weighted_count_of_the_admitted_history_for_any_window_and_limit() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let window = rate_limiting::random_window(rng);
+            let limit = rate_limiting::random_limit(rng, 30);
+            let clock = ManualClock::new();
+            let mut limiter = SlidingWindowCounter::new(limit, window, clock.clone());
+            let w = window.as_nanos() as i128;
+            // The reference: every admitted time, and the estimate recomputed from it in exact
+            // integer nanoseconds. Window k = [k·w, (k+1)·w).
+            let mut accepted: Vec<Duration> = Vec::new();
+            let mut t = Duration::ZERO;
+            for i in 0..80 {
+                clock.set(t);
+                let k = t.as_nanos() as i128 / w;
+                let elapsed = t.as_nanos() as i128 - k * w;
+                let in_window = |j: i128| {
+                    accepted
+                        .iter()
+                        .filter(|a| a.as_nanos() as i128 / w == j)
+                        .count()
+                };
+                let (previous, current) = (in_window(k - 1) as i128, in_window(k) as i128);
+                // estimate + 1 <= limit, multiplied through by w:
+                let left = previous * (w - elapsed) + current * w + w;
+                let right = i128::from(limit) * w;
+                let actual = limiter.try_acquire();
+                // Within a millionth of a request of the limit, floating point may go either way.
+                if (left - right).abs() > w / 1_000_000 {
+                    let expected = left <= right;
+                    assert_eq!(
+                        actual,
+                        expected,
+                        "window {window:?}, limit {limit}: request {i} at {t:?} is {:.3} of the \
+                         way into window {k}; window {} admitted {previous} and window {k} \
+                         {current}, so the estimate is {previous} × {:.3} + {current} = {:.3}, \
+                         and the request must be {}",
+                        elapsed as f64 / w as f64,
+                        k - 1,
+                        1.0 - elapsed as f64 / w as f64,
+                        (previous * (w - elapsed) + current * w) as f64 / w as f64,
+                        if expected { "admitted" } else { "rejected" }
+                    );
+                }
+                if actual {
+                    accepted.push(t);
+                }
+                let next_boundary = Duration::from_nanos(((k + 1) * w) as u64);
+                t = match rng.random_range(0..9) {
+                    0 | 1 => t,
+                    2 | 3 => t + window / rng.random_range(3..20),
+                    4 => next_boundary,
+                    5 => next_boundary + Duration::from_nanos(1),
+                    6 => next_boundary + window / rng.random_range(2..8),
+                    7 => next_boundary + window + window / rng.random_range(2..8),
+                    _ => t + window * rng.random_range(2..6),
+                };
+            }
+        });
     }
 }

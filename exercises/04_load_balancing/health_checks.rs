@@ -21,28 +21,11 @@
 // detection window (about FALL x CHECK_INTERVAL). Turn CHECK_INTERVAL and FALL up: fewer probes,
 // more failures. FALL = 1 ejects fastest, and also on any single blip.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use sdlings_kit::backend::{self, Backend, Behaviour};
+use sdlings_kit::balancing::{BackendId, Balancer, HealthChecked, HealthLab, Probe, Transition};
 use sdlings_kit::clock::{Clock, SystemClock};
-use sdlings_kit::lab::{Table, bar_chart, quantile};
-
-/// Backends are numbered 0..n in the order they were configured.
-pub type BackendId = usize;
-
-/// What every balancer in this topic offers. `pick` chooses a backend for the next request, or
-/// `None` when no backend can take it.
-pub trait Balancer {
-    fn pick(&mut self) -> Option<BackendId>;
-    fn on_start(&mut self, _id: BackendId) {}
-    fn on_finish(&mut self, _id: BackendId) {}
-}
-
-/// One health probe of one backend, e.g. `GET /health` with a short timeout: `true` if it passed.
-pub trait Probe {
-    fn check(&mut self, id: BackendId) -> bool;
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthConfig {
@@ -52,13 +35,6 @@ pub struct HealthConfig {
     pub fall: u32,
     /// Consecutive successful probes that readmit an ejected backend (at least 1).
     pub rise: u32,
-}
-
-/// A change of state, reported by `record` when it happens (and only then).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transition {
-    Ejected,
-    Readmitted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +56,30 @@ pub struct HealthCheckedPool {
     /// Round robin cursor: the index where the next pick starts looking.
     next: usize,
 }
+
+// ---- Your part -------------------------------------------------------------------------------
+
+impl HealthCheckedPool {
+    /// The backends due for a probe now (`now >= next_probe`), in id order. Schedules each of them
+    /// for `now + interval`.
+    pub fn due(&mut self) -> Vec<BackendId> {
+        todo!("the backends due for a probe; schedule their next one")
+    }
+
+    /// Records one probe result for `id` and returns the transition it caused, if any.
+    pub fn record(&mut self, id: BackendId, ok: bool) -> Option<Transition> {
+        todo!("update backend {id}'s streaks with ok = {ok}; eject or readmit")
+    }
+}
+
+impl Balancer for HealthCheckedPool {
+    /// Round robin over the healthy backends; `None` if every backend is ejected.
+    fn pick(&mut self) -> Option<BackendId> {
+        todo!("round robin over the healthy backends")
+    }
+}
+
+// ---- Given: construction, inspection and the checker round --------------------------------
 
 impl HealthCheckedPool {
     /// Backends `0..backends`, all healthy, all due for a first probe now.
@@ -131,261 +131,55 @@ impl HealthCheckedPool {
     }
 }
 
-// ---- Your part -------------------------------------------------------------------------------
-
-impl HealthCheckedPool {
-    /// The backends due for a probe now (`now >= next_probe`), in id order. Schedules each of them
-    /// for `now + interval`.
-    pub fn due(&mut self) -> Vec<BackendId> {
-        todo!("the backends due for a probe; schedule their next one")
+impl HealthChecked for HealthCheckedPool {
+    fn due(&mut self) -> Vec<BackendId> {
+        HealthCheckedPool::due(self) // yours, above
     }
-
-    /// Records one probe result for `id` and returns the transition it caused, if any.
-    pub fn record(&mut self, id: BackendId, ok: bool) -> Option<Transition> {
-        todo!("update backend {id}'s streaks with ok = {ok}; eject or readmit")
-    }
-}
-
-impl Balancer for HealthCheckedPool {
-    /// Round robin over the healthy backends; `None` if every backend is ejected.
-    fn pick(&mut self) -> Option<BackendId> {
-        todo!("round robin over the healthy backends")
+    fn record(&mut self, id: BackendId, ok: bool) -> Option<Transition> {
+        HealthCheckedPool::record(self, id, ok) // yours, above
     }
 }
 
 // ---- Lab --------------------------------------------------------------------------------------
-// Real HTTP servers on 127.0.0.1. Requests arrive every REQUEST_EVERY; each goes to the backend
-// your pool picks (GET /work). A checker task probes GET /health on the schedule your `due()`
-// gives and feeds the results to `record()`. The same scenario runs twice: without health checks
-// (nobody calls the checker) and with yours.
+// Real HTTP servers on 127.0.0.1; a checker task probes GET /health on the schedule your `due()`
+// gives and feeds `record()`. sdlings_kit::balancing runs it without checks, then with yours.
 
 const BACKENDS: usize = 4;
-const REQUESTS: usize = 400;
-const REQUEST_EVERY: Duration = Duration::from_millis(2);
-/// Backend 3 crashes when this request is sent (connections refused from then on).
-const CRASH_AT_REQUEST: usize = 100;
-const CRASHING: BackendId = 3;
-/// Backend 1 answers 503 to everything, /health included, between these requests.
-const FAILING_FROM_REQUEST: usize = 200;
-const FAILING_UNTIL_REQUEST: usize = 320;
-const FAILING: BackendId = 1;
 /// The health checker's knobs. Try 10 ms / 100 ms, FALL 1, RISE 5.
 const CHECK_INTERVAL: Duration = Duration::from_millis(25);
 const FALL: u32 = 3;
 const RISE: u32 = 2;
-const PROBE_TIMEOUT: Duration = Duration::from_millis(50);
-const LATENCY: Duration = Duration::from_millis(2);
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(1);
 
-struct Sample {
-    seq: usize,
-    backend: Option<BackendId>,
-    latency: Duration,
-    ok: bool,
-}
-
-struct RunReport {
-    samples: Vec<Sample>,
-    /// (ms since start, backend, transition)
-    transitions: Vec<(u128, BackendId, Transition)>,
-}
-
-async fn scenario(health_checks: bool) -> RunReport {
-    let fleet: Arc<Vec<Backend>> = Arc::new(
-        backend::start_fleet(BACKENDS, LATENCY)
-            .await
-            .expect("start the backends on 127.0.0.1"),
-    );
+fn main() {
+    let lab = HealthLab {
+        backends: BACKENDS,
+        requests: 400,
+        request_every: Duration::from_millis(2),
+        crashing: 3,
+        crash_at_request: 100,
+        failing: 1,
+        failing_from: 200,
+        failing_until: 320,
+        check_interval: CHECK_INTERVAL,
+        fall: FALL,
+        rise: RISE,
+        probe_timeout: Duration::from_millis(50),
+        latency: Duration::from_millis(2),
+        client_timeout: Duration::from_secs(1),
+    };
     let config = HealthConfig {
         interval: CHECK_INTERVAL,
         fall: FALL,
         rise: RISE,
     };
-    let pool = Arc::new(Mutex::new(HealthCheckedPool::new(
-        BACKENDS,
-        config,
-        Arc::new(SystemClock::new()),
-    )));
-    let started = Instant::now();
-    let transitions = Arc::new(Mutex::new(Vec::new()));
-    let done = Arc::new(tokio::sync::Notify::new());
-
-    // The checker: wakes up often, probes whatever `due()` says, records the results.
-    let checker = health_checks.then(|| {
-        let (pool, fleet, transitions, done) = (
-            Arc::clone(&pool),
-            Arc::clone(&fleet),
-            Arc::clone(&transitions),
-            Arc::clone(&done),
-        );
-        tokio::spawn(async move {
-            loop {
-                let due = pool.lock().expect("not poisoned").due();
-                let mut probes = tokio::task::JoinSet::new();
-                for id in due {
-                    let addr = fleet[id].addr();
-                    probes.spawn(async move {
-                        let result = backend::get(addr, "/health", PROBE_TIMEOUT).await;
-                        (id, matches!(result, Ok(r) if r.status == 200))
-                    });
-                }
-                for (id, ok) in probes.join_all().await {
-                    if let Some(t) = pool.lock().expect("not poisoned").record(id, ok) {
-                        let at = started.elapsed().as_millis();
-                        transitions.lock().expect("not poisoned").push((at, id, t));
-                    }
-                }
-                tokio::select! {
-                    _ = done.notified() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(2)) => {}
-                }
-            }
-        })
-    });
-
-    let mut requests = tokio::task::JoinSet::new();
-    for seq in 0..REQUESTS {
-        tokio::time::sleep_until((started + REQUEST_EVERY * seq as u32).into()).await;
-        if seq == CRASH_AT_REQUEST {
-            fleet[CRASHING].crash();
-        }
-        if seq == FAILING_FROM_REQUEST {
-            fleet[FAILING].set_behaviour(Behaviour::Failing { latency: LATENCY });
-        }
-        if seq == FAILING_UNTIL_REQUEST {
-            fleet[FAILING].set_behaviour(Behaviour::Healthy { latency: LATENCY });
-        }
-        let picked = pool.lock().expect("not poisoned").pick();
-        let fleet = Arc::clone(&fleet);
-        requests.spawn(async move {
-            let began = Instant::now();
-            let ok = match picked {
-                Some(id) => matches!(
-                    backend::get(fleet[id].addr(), "/work", CLIENT_TIMEOUT).await,
-                    Ok(r) if r.status == 200
-                ),
-                None => false,
-            };
-            Sample {
-                seq,
-                backend: picked,
-                latency: began.elapsed(),
-                ok,
-            }
-        });
-    }
-    let samples = requests.join_all().await;
-    done.notify_one();
-    if let Some(checker) = checker {
-        let _ = checker.await;
-    }
-    let transitions = transitions.lock().expect("not poisoned").clone();
-    RunReport {
-        samples,
-        transitions,
-    }
-}
-
-fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
-        let ms = |seq: usize| (REQUEST_EVERY * seq as u32).as_millis();
-        println!(
-            "{BACKENDS} backends on 127.0.0.1, a request every {REQUEST_EVERY:?} ({REQUESTS} in \
-             all).\nbackend-{CRASHING} crashes at t={} ms; backend-{FAILING} answers 503 from \
-             t={} ms to t={} ms.\nChecker: every {CHECK_INTERVAL:?}, eject after {FALL} failures, \
-             readmit after {RISE} successes.\n",
-            ms(CRASH_AT_REQUEST),
-            ms(FAILING_FROM_REQUEST),
-            ms(FAILING_UNTIL_REQUEST),
-        );
-        let mut per_backend = Table::new(&["run / backend", "requests", "errors", "p50", "p99"]);
-        let mut summary = Table::new(&[
-            "run",
-            "requests",
-            "failed",
-            &format!("failed on backend-{CRASHING}"),
-            &format!("failed on backend-{FAILING}"),
-        ]);
-        let mut bars = Vec::new();
-        for (name, checks) in [("no checks", false), ("your checks", true)] {
-            let report = scenario(checks).await;
-            for id in 0..BACKENDS {
-                let mine: Vec<&Sample> = report
-                    .samples
-                    .iter()
-                    .filter(|s| s.backend == Some(id))
-                    .collect();
-                let mut latencies: Vec<Duration> = mine.iter().map(|s| s.latency).collect();
-                per_backend.row(&[
-                    format!("{name} / backend-{id}"),
-                    mine.len().to_string(),
-                    mine.iter().filter(|s| !s.ok).count().to_string(),
-                    quantile(&mut latencies, 0.5),
-                    quantile(&mut latencies, 0.99),
-                ]);
-                if checks {
-                    bars.push((format!("backend-{id}"), mine.len() as f64));
-                }
-            }
-            let failed_on = |id| {
-                report
-                    .samples
-                    .iter()
-                    .filter(|s| s.backend == Some(id) && !s.ok)
-                    .count()
-            };
-            summary.row(&[
-                name.to_string(),
-                report.samples.len().to_string(),
-                report.samples.iter().filter(|s| !s.ok).count().to_string(),
-                failed_on(CRASHING).to_string(),
-                failed_on(FAILING).to_string(),
-            ]);
-            if checks {
-                println!("health transitions (your checker):");
-                for (at, id, t) in &report.transitions {
-                    println!("  t={at:>4} ms  backend-{id}  {t:?}");
-                }
-                let after_crash = report
-                    .samples
-                    .iter()
-                    .filter(|s| s.seq >= CRASH_AT_REQUEST && s.backend == Some(CRASHING))
-                    .count();
-                let ejected_at = report
-                    .transitions
-                    .iter()
-                    .find(|(_, id, t)| *id == CRASHING && *t == Transition::Ejected)
-                    .map_or("never".to_string(), |(at, _, _)| {
-                        format!(
-                            "{} ms after the crash",
-                            at.saturating_sub(ms(CRASH_AT_REQUEST))
-                        )
-                    });
-                println!(
-                    "  backend-{CRASHING} ejected {ejected_at}; requests sent to it in between: \
-                     {after_crash}\n"
-                );
-            }
-        }
-        per_backend.print();
-        println!();
-        summary.print();
-        println!(
-            "\nrequests per backend, with your checks\n{}",
-            bar_chart(&bars, 40)
-        );
-    });
+    lab.run(|| HealthCheckedPool::new(BACKENDS, config, Arc::new(SystemClock::new())));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sdlings_kit::balancing::ScriptedProbe;
     use sdlings_kit::clock::ManualClock;
-    use std::collections::HashMap;
 
     const INTERVAL: Duration = Duration::from_secs(2);
 
@@ -414,17 +208,6 @@ mod tests {
             .enumerate()
             .filter_map(|(i, c)| pool.record(id, c == 'S').map(|t| (i, t)))
             .collect()
-    }
-
-    #[test]
-    fn a_single_failed_probe_does_not_eject() {
-        let (mut pool, _) = pool(2, 3, 2);
-        assert_eq!(pool.record(0, false), None);
-        assert!(
-            pool.is_healthy(0),
-            "one failed probe out of fall = 3 proves little (a lost packet, a GC pause): the \
-             backend must stay in rotation"
-        );
     }
 
     #[test]
@@ -461,35 +244,6 @@ mod tests {
     }
 
     #[test]
-    fn an_ejected_backend_needs_rise_consecutive_successes() {
-        let (mut pool, _) = pool(1, 2, 3);
-        feed(&mut pool, 0, "FF");
-        assert!(!pool.is_healthy(0));
-        assert_eq!(
-            feed(&mut pool, 0, "SS"),
-            vec![],
-            "two successes are not enough with rise = 3: a backend that just came back may still \
-             be warming up or flapping"
-        );
-        assert!(!pool.is_healthy(0));
-        assert_eq!(feed(&mut pool, 0, "S"), vec![(0, Transition::Readmitted)]);
-        assert!(pool.is_healthy(0));
-    }
-
-    #[test]
-    fn a_failure_while_ejected_resets_the_success_streak() {
-        let (mut pool, _) = pool(1, 1, 3);
-        feed(&mut pool, 0, "F");
-        assert_eq!(
-            feed(&mut pool, 0, "SSFSS"),
-            vec![],
-            "S S F S S: never 3 successes in a row, so it stays ejected"
-        );
-        assert!(!pool.is_healthy(0));
-        assert_eq!(feed(&mut pool, 0, "S"), vec![(0, Transition::Readmitted)]);
-    }
-
-    #[test]
     fn each_transition_starts_the_streaks_afresh() {
         let (mut pool, _) = pool(1, 3, 2);
         assert_eq!(feed(&mut pool, 0, "FFF"), vec![(2, Transition::Ejected)]);
@@ -516,19 +270,6 @@ mod tests {
                 successes: 0,
                 next_probe: Duration::ZERO,
             }
-        );
-    }
-
-    #[test]
-    fn fall_and_rise_of_one_flip_on_every_change() {
-        let (mut pool, _) = pool(1, 1, 1);
-        assert_eq!(
-            feed(&mut pool, 0, "SFFSSF"),
-            vec![
-                (1, Transition::Ejected),
-                (3, Transition::Readmitted),
-                (5, Transition::Ejected)
-            ]
         );
     }
 
@@ -620,35 +361,26 @@ mod tests {
         assert_eq!(pool.pick(), Some(1));
     }
 
-    /// A fake fleet for `tick`: each backend is dead during the given time ranges.
-    struct ScriptedProbe {
-        clock: ManualClock,
-        dead: HashMap<BackendId, Vec<(Duration, Duration)>>,
-        probes: Vec<(Duration, BackendId)>,
-    }
-
-    impl Probe for ScriptedProbe {
-        fn check(&mut self, id: BackendId) -> bool {
-            let now = self.clock.now();
-            self.probes.push((now, id));
-            let dead = self.dead.get(&id).is_some_and(|ranges| {
-                ranges
-                    .iter()
-                    .any(|&(from, until)| now >= from && now < until)
-            });
-            !dead
-        }
+    #[test]
+    fn an_empty_pool_has_nothing_due_and_nothing_to_pick() {
+        let (mut pool, clock) = pool(0, 3, 2);
+        assert_eq!(pool.due(), Vec::<BackendId>::new());
+        assert_eq!(
+            pool.pick(),
+            None,
+            "no backends at all: None, not a division by zero"
+        );
+        clock.advance(INTERVAL);
+        assert_eq!(pool.due(), Vec::<BackendId>::new());
     }
 
     #[test]
     fn a_dead_backend_is_ejected_after_fall_probes_and_readmitted_after_rise() {
         let secs = Duration::from_secs;
         let (mut pool, clock) = pool(3, 3, 2);
-        let mut probe = ScriptedProbe {
-            clock: clock.clone(),
-            dead: HashMap::from([(2, vec![(secs(9), secs(29))])]),
-            probes: Vec::new(),
-        };
+        // Backend 2's probes fail from 9 s to 29 s.
+        let mut probe =
+            ScriptedProbe::new(Arc::new(clock.clone()), [(2, vec![(secs(9), secs(29))])]);
         let mut log = Vec::new();
         let mut routed_to_2_while_dead = 0;
         // The checker wakes up every 500 ms; a request arrives every 100 ms.
@@ -683,6 +415,95 @@ mod tests {
             routed_to_2_while_dead, 16,
             "requests still reach the dead backend during the detection window (9 s to 14 s: \
              a third of 50 requests), and none after the ejection"
+        );
+    }
+
+    #[test]
+    fn random_probe_results_match_a_reference_model_of_rise_and_fall() {
+        // The reference keeps every result since the last transition: a healthy backend is
+        // ejected when the last `fall` of them are all failures, an ejected one readmitted when
+        // the last `rise` are all successes. Results are drawn so that backends flap.
+        use rand::RngExt;
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let fall = rng.random_range(1..=4);
+            let rise = rng.random_range(1..=4);
+            let (mut pool, _) = pool(2, fall, rise);
+            let mut healthy = true;
+            let mut since_transition: Vec<bool> = Vec::new();
+            let mut fed = String::new();
+            let p_ok = rng.random_range(2..=8);
+            for step in 0..60 {
+                let ok = rng.random_range(0..10) < p_ok;
+                fed.push(if ok { 'S' } else { 'F' });
+                since_transition.push(ok);
+                let (needed, wanted) = if healthy { (fall, false) } else { (rise, true) };
+                let needed = needed as usize;
+                let flips = since_transition.len() >= needed
+                    && since_transition[since_transition.len() - needed..]
+                        .iter()
+                        .all(|&r| r == wanted);
+                let expected = flips.then(|| {
+                    healthy = !healthy;
+                    since_transition.clear();
+                    if healthy {
+                        Transition::Readmitted
+                    } else {
+                        Transition::Ejected
+                    }
+                });
+                let got = pool.record(1, ok);
+                assert_eq!(
+                    got, expected,
+                    "fall = {fall}, rise = {rise}, results fed to backend 1 so far: {fed} (step \
+                     {step}): a healthy backend is ejected by `fall` failures in a row, an \
+                     ejected one readmitted by `rise` successes in a row, counting only results \
+                     since the last transition"
+                );
+                assert_eq!(pool.is_healthy(1), healthy, "after {fed}");
+                assert!(
+                    pool.is_healthy(0),
+                    "backend 0 was never probed: still healthy"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn due_reschedules_only_the_backends_it_returns() {
+        let (mut pool, clock) = pool(3, 3, 2);
+        pool.due();
+        // Stagger the schedule: backend 1 is due half an interval earlier than the others.
+        pool.backends[1].next_probe = INTERVAL / 2;
+        clock.advance(INTERVAL / 2);
+        assert_eq!(
+            pool.due(),
+            vec![1],
+            "only backend 1 is due half an interval in"
+        );
+        assert_eq!(
+            pool.health(0).next_probe,
+            INTERVAL,
+            "backend 0 keeps its own schedule"
+        );
+        clock.advance(INTERVAL / 2);
+        assert_eq!(
+            pool.due(),
+            vec![0, 2],
+            "backends 0 and 2 are due one interval in; backend 1 was just probed"
+        );
+        assert_eq!(pool.health(1).next_probe, INTERVAL / 2 + INTERVAL);
+    }
+
+    #[test]
+    fn the_first_pick_after_an_ejection_goes_on_from_where_the_rotation_was() {
+        let (mut pool, _) = pool(4, 1, 1);
+        assert_eq!(pool.pick(), Some(0));
+        assert_eq!(pool.pick(), Some(1));
+        feed(&mut pool, 2, "F");
+        assert_eq!(
+            (0..4).map(|_| pool.pick()).collect::<Vec<_>>(),
+            [3, 0, 1, 3].map(Some).to_vec(),
+            "backend 2 (next in turn) was ejected: the rotation goes on with 3, not back to 0"
         );
     }
 }

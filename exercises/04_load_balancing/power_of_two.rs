@@ -9,8 +9,8 @@
 // random candidates keep instances with the same stale view from agreeing.
 //
 // Build `sample_two` (two *distinct* backends, uniformly at random, drawn from the seeded
-// `self.rng` so runs are repeatable) and `pick` (the less loaded of the two; on a tie the first
-// sampled, so ties are random, not biased to low ids). One backend: return it without sampling.
+// `self.rng` so runs are repeatable) and `pick` (the less loaded of the two `sample_two` gives;
+// on a tie the first sampled, so ties are random, not biased to low ids). One backend: return it without sampling.
 // No backends: `None`. Envoy's LEAST_REQUEST policy (its default policy is ROUND_ROBIN),
 // HAProxy's `balance random(2)` and nginx's `random two least_conn` all work this way.
 //
@@ -20,49 +20,17 @@
 // power of two degrades but stays ahead of the full scan; with very old reports even random
 // catches up. Stale load information is dangerous, and randomness limits the damage.
 
+#[allow(unused_imports)] // the trait that gives `self.rng` its methods
 use rand::RngExt;
 use rand::rngs::StdRng;
-use sdlings_kit::lab::{Table, bar_chart};
+use sdlings_kit::balancing::{BackendId, Balancer, ObserveLoad, StaleReportsLab};
 use sdlings_kit::workload::seeded_rng;
-
-/// Backends are numbered 0..n in the order they were configured.
-pub type BackendId = usize;
-
-/// What every balancer in this topic offers. `pick` chooses a backend for the next request, or
-/// `None` when no backend can take it. The caller reports `on_start(id)` when it sends a request
-/// to the backend it picked, and `on_finish(id)` when the request is over.
-pub trait Balancer {
-    fn pick(&mut self) -> Option<BackendId>;
-    fn on_start(&mut self, _id: BackendId) {}
-    fn on_finish(&mut self, _id: BackendId) {}
-}
 
 pub struct PowerOfTwo {
     /// This balancer's view of the requests in flight on each backend (index = `BackendId`).
     active: Vec<u64>,
     /// The only source of randomness: seeded, so the same seed gives the same picks.
     rng: StdRng,
-}
-
-impl PowerOfTwo {
-    /// Balances over backends `0..backends`; `seed` makes its random choices repeatable.
-    pub fn new(backends: usize, seed: u64) -> Self {
-        PowerOfTwo {
-            active: vec![0; backends],
-            rng: seeded_rng(seed),
-        }
-    }
-
-    /// This balancer's idea of the requests in flight on `id`.
-    pub fn active(&self, id: BackendId) -> u64 {
-        self.active[id]
-    }
-
-    /// Replaces the whole load view with a load report (from a metrics feed or a control plane)
-    /// that can be out of date. Requests started afterwards are counted on top of it.
-    pub fn observe(&mut self, loads: &[u64]) {
-        self.active.copy_from_slice(loads);
-    }
 }
 
 // ---- Your part -------------------------------------------------------------------------------
@@ -76,8 +44,9 @@ impl PowerOfTwo {
 }
 
 impl Balancer for PowerOfTwo {
-    /// The less loaded of two randomly sampled backends (the first sampled on a tie); the only
-    /// backend if there is one; `None` if there are none.
+    /// The less loaded of the two backends drawn by one call of `sample_two` (its only source of
+    /// randomness; the first drawn wins a tie); the only backend if there is one, without
+    /// sampling; `None` if there are none.
     fn pick(&mut self) -> Option<BackendId> {
         todo!("the less loaded of two random backends")
     }
@@ -92,11 +61,34 @@ impl Balancer for PowerOfTwo {
     }
 }
 
+// ---- Given: construction and inspection ----------------------------------------------------
+
+impl PowerOfTwo {
+    /// Balances over backends `0..backends`; `seed` makes its random choices repeatable.
+    pub fn new(backends: usize, seed: u64) -> Self {
+        PowerOfTwo {
+            active: vec![0; backends],
+            rng: seeded_rng(seed),
+        }
+    }
+
+    /// This balancer's idea of the requests in flight on `id`.
+    pub fn active(&self, id: BackendId) -> u64 {
+        self.active[id]
+    }
+}
+
+impl ObserveLoad for PowerOfTwo {
+    /// Replaces the whole load view with a load report (from a metrics feed or a control plane)
+    /// that can be out of date. Requests started afterwards are counted on top of it.
+    fn observe(&mut self, loads: &[u64]) {
+        self.active.copy_from_slice(loads);
+    }
+}
+
 // ---- Lab --------------------------------------------------------------------------------------
-// A tick-based simulation of a busy tier: BALANCERS proxy instances (think: one Envoy sidecar per
-// client pod) share BACKENDS backends. Every tick ARRIVALS_PER_TICK requests arrive, spread over
-// the instances; each request keeps its backend busy for 5 to 15 ticks. Every REFRESH_EVERY ticks
-// each instance receives a fresh load report; in between it only adds the requests it sent itself.
+// BALANCERS proxy instances share BACKENDS backends; each request lasts 5 to 15 ticks; every
+// REFRESH_EVERY ticks each instance gets a fresh load report (sdlings_kit::balancing runs it).
 
 const BACKENDS: usize = 50;
 const BALANCERS: usize = 20;
@@ -106,174 +98,16 @@ const TICKS: u32 = 2_000;
 const REFRESH_EVERY: u32 = 2;
 const SEED: u64 = 5;
 
-/// BASELINE FOR COMPARISON: uniformly random, ignores load.
-struct Random {
-    backends: usize,
-    rng: StdRng,
-}
-
-impl Balancer for Random {
-    fn pick(&mut self) -> Option<BackendId> {
-        (self.backends > 0).then(|| self.rng.random_range(0..self.backends))
-    }
-}
-
-/// BASELINE FOR COMPARISON: least connections with a full scan over the (possibly stale) view.
-struct FullScan {
-    view: Vec<u64>,
-}
-
-impl Balancer for FullScan {
-    fn pick(&mut self) -> Option<BackendId> {
-        (0..self.view.len()).min_by_key(|&id| self.view[id])
-    }
-    fn on_start(&mut self, id: BackendId) {
-        self.view[id] += 1;
-    }
-}
-
-/// What the lab needs from each algorithm: a balancer, and a way to load a report into it.
-trait LabBalancer: Balancer {
-    fn observe_report(&mut self, loads: &[u64]);
-}
-
-impl LabBalancer for PowerOfTwo {
-    fn observe_report(&mut self, loads: &[u64]) {
-        self.observe(loads);
-    }
-}
-
-impl LabBalancer for FullScan {
-    fn observe_report(&mut self, loads: &[u64]) {
-        self.view.copy_from_slice(loads);
-    }
-}
-
-impl LabBalancer for Random {
-    fn observe_report(&mut self, _loads: &[u64]) {}
-}
-
-struct Outcome {
-    /// The busiest backend's in-flight count, averaged over ticks.
-    mean_busiest: f64,
-    /// The most requests ever in flight on one backend.
-    peak: u64,
-    /// The busiest backend's excess over the average, averaged over ticks.
-    mean_excess: f64,
-    /// Requests sent to each backend.
-    sent: Vec<u64>,
-}
-
-fn simulate(mut balancers: Vec<Box<dyn LabBalancer>>) -> Outcome {
-    // The same arrivals and service times for every algorithm.
-    let mut rng = seeded_rng(SEED);
-    let mut in_flight = vec![0u64; BACKENDS];
-    // finishing[t % 16]: the backends whose requests finish at tick t.
-    let mut finishing: Vec<Vec<BackendId>> = vec![Vec::new(); 16];
-    let mut sent = vec![0u64; BACKENDS];
-    let (mut busiest_sum, mut excess_sum, mut peak) = (0.0, 0.0, 0);
-    for tick in 0..TICKS {
-        for id in std::mem::take(&mut finishing[tick as usize % 16]) {
-            in_flight[id] -= 1;
-        }
-        if tick % REFRESH_EVERY == 0 {
-            for balancer in &mut balancers {
-                balancer.observe_report(&in_flight);
-            }
-        }
-        for arrival in 0..ARRIVALS_PER_TICK {
-            let balancer = &mut balancers[arrival % BALANCERS];
-            let id = balancer.pick().expect("there are backends");
-            balancer.on_start(id);
-            in_flight[id] += 1;
-            sent[id] += 1;
-            let done = tick + rng.random_range(5..=15);
-            finishing[done as usize % 16].push(id);
-        }
-        let busiest = *in_flight.iter().max().expect("backends");
-        let average = in_flight.iter().sum::<u64>() as f64 / BACKENDS as f64;
-        peak = peak.max(busiest);
-        busiest_sum += busiest as f64;
-        excess_sum += busiest as f64 - average;
-    }
-    Outcome {
-        mean_busiest: busiest_sum / f64::from(TICKS),
-        peak,
-        mean_excess: excess_sum / f64::from(TICKS),
-        sent,
-    }
-}
-
 fn main() {
-    println!(
-        "{BALANCERS} balancer instances, {BACKENDS} backends, {ARRIVALS_PER_TICK} requests per \
-         tick lasting 5-15 ticks (about {} in flight per backend); load report every \
-         {REFRESH_EVERY} ticks.\n",
-        ARRIVALS_PER_TICK * 10 / BACKENDS
-    );
-    let random = simulate(
-        (0..BALANCERS)
-            .map(|i| {
-                Box::new(Random {
-                    backends: BACKENDS,
-                    rng: seeded_rng(SEED + 100 + i as u64),
-                }) as Box<dyn LabBalancer>
-            })
-            .collect(),
-    );
-    let full_scan = simulate(
-        (0..BALANCERS)
-            .map(|_| {
-                Box::new(FullScan {
-                    view: vec![0; BACKENDS],
-                }) as Box<dyn LabBalancer>
-            })
-            .collect(),
-    );
-    let two = simulate(
-        (0..BALANCERS)
-            .map(|i| Box::new(PowerOfTwo::new(BACKENDS, SEED + 200 + i as u64)) as _)
-            .collect(),
-    );
-
-    let mut table = Table::new(&[
-        "algorithm",
-        "backends looked at per pick",
-        "busiest backend (mean)",
-        "excess over average (mean)",
-        "peak in flight",
-    ]);
-    for (name, looks, outcome) in [
-        ("random", "0".to_string(), &random),
-        ("least conns (full scan)", BACKENDS.to_string(), &full_scan),
-        ("power of two (yours)", "2".to_string(), &two),
-    ] {
-        table.row(&[
-            name.to_string(),
-            looks,
-            format!("{:.1}", outcome.mean_busiest),
-            format!("{:.1}", outcome.mean_excess),
-            outcome.peak.to_string(),
-        ]);
-    }
-    table.print();
-    let bars: Vec<(String, f64)> = [
-        ("random", &random),
-        ("least conns (full scan)", &full_scan),
-        ("power of two (yours)", &two),
-    ]
-    .iter()
-    .map(|(name, o)| (name.to_string(), (o.mean_excess * 10.0).round() / 10.0))
-    .collect();
-    println!(
-        "\nbusiest backend's excess over the average, in requests in flight (lower is better)\n{}",
-        bar_chart(&bars, 40)
-    );
-    let (min, max) = (
-        two.sent.iter().min().expect("backends"),
-        two.sent.iter().max().expect("backends"),
-    );
-    println!("\npower of two: requests per backend between {min} and {max}");
+    let lab = StaleReportsLab {
+        backends: BACKENDS,
+        balancers: BALANCERS,
+        arrivals_per_tick: ARRIVALS_PER_TICK,
+        ticks: TICKS,
+        refresh_every: REFRESH_EVERY,
+        seed: SEED,
+    };
+    lab.run(|seed| Box::new(PowerOfTwo::new(BACKENDS, seed)));
 }
 
 #[cfg(test)]
@@ -317,44 +151,6 @@ mod tests {
     }
 
     #[test]
-    fn sample_two_never_returns_the_same_backend_twice() {
-        for n in [2, 3, 7] {
-            let mut lb = PowerOfTwo::new(n, 1);
-            for _ in 0..5_000 {
-                let (a, b) = lb.sample_two();
-                assert!(a < n && b < n, "({a}, {b}) out of range for {n} backends");
-                assert_ne!(
-                    a, b,
-                    "sampled backend {a} twice: comparing a backend with itself wastes the \
-                     second choice (and with 2 backends, picks the busy one half the time)"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn sample_two_makes_every_pair_and_every_order_equally_likely() {
-        let mut lb = PowerOfTwo::new(4, 7);
-        let mut pairs = [[0u32; 4]; 4];
-        for _ in 0..24_000 {
-            let (a, b) = lb.sample_two();
-            pairs[a][b] += 1;
-        }
-        for (a, row) in pairs.iter().enumerate() {
-            for (b, &count) in row.iter().enumerate() {
-                if a == b {
-                    continue;
-                }
-                assert!(
-                    (1_600..=2_400).contains(&count),
-                    "the ordered pair ({a}, {b}) came up {count} times in 24000 samples; each \
-                     of the 12 ordered pairs should come up about 2000 times (all {pairs:?})"
-                );
-            }
-        }
-    }
-
-    #[test]
     fn picks_the_less_loaded_of_the_two() {
         let mut lb = PowerOfTwo::new(2, 3);
         load(&mut lb, 0, 5);
@@ -364,32 +160,6 @@ mod tests {
                 Some(1),
                 "with two backends both are always sampled, so the idle one (1) must always \
                  win against the busy one (0, with 5 in flight)"
-            );
-        }
-    }
-
-    #[test]
-    fn the_most_loaded_backend_never_wins_and_the_least_wins_most() {
-        let mut lb = PowerOfTwo::new(4, 11);
-        for id in 0..4 {
-            load(&mut lb, id, id as u64); // in flight: [0, 1, 2, 3]
-        }
-        let mut wins = [0u32; 4];
-        for _ in 0..12_000 {
-            wins[lb.pick().unwrap()] += 1;
-        }
-        assert_eq!(
-            wins[3], 0,
-            "backend 3 is the busiest: it loses every comparison and must never be picked"
-        );
-        // Backend i wins when sampled with a busier one: 3 of the 6 pairs contain 0, 2 have 1
-        // as the less loaded, 1 has 2: shares 1/2, 1/3, 1/6.
-        for (id, expected) in [(0, 6_000), (1, 4_000), (2, 2_000)] {
-            assert!(
-                (expected * 85 / 100..=expected * 115 / 100).contains(&wins[id]),
-                "backend {id} won {} of 12000 picks, expected about {expected} (the less loaded \
-                 of two uniform random distinct backends): {wins:?}",
-                wins[id]
             );
         }
     }
@@ -444,5 +214,65 @@ mod tests {
             "with two choices per request the loads should stay close to 100 (random picking \
              strays by 20 or more), got min {min}, max {max}: {loads:?}"
         );
+    }
+
+    #[test]
+    fn pick_takes_the_less_loaded_of_the_pair_sample_two_draws() {
+        // A twin balancer with the same seed, which only calls `sample_two`, tells which pair
+        // `pick` draws: the busier of the two must never win, and a tie goes to the first drawn.
+        use rand::RngExt;
+        sdlings_kit::property::for_seeds(200, |rng| {
+            let n = rng.random_range(2..=8);
+            let loads: Vec<u64> = (0..n).map(|_| rng.random_range(0..4)).collect();
+            let seed = rng.random();
+            let mut lb = PowerOfTwo::new(n, seed);
+            let mut twin = PowerOfTwo::new(n, seed);
+            lb.observe(&loads);
+            for step in 0..40 {
+                let (a, b) = twin.sample_two();
+                let expected = if lb.active(a) <= lb.active(b) { a } else { b };
+                let got = lb.pick();
+                assert_eq!(
+                    got,
+                    Some(expected),
+                    "step {step}: {n} backends, in flight {:?}; pick drew backends {a} (load {}) \
+                     and {b} (load {}) with sample_two, so it must return {expected}: the less \
+                     loaded one, the first drawn on a tie",
+                    (0..n).map(|id| lb.active(id)).collect::<Vec<_>>(),
+                    lb.active(a),
+                    lb.active(b)
+                );
+                if rng.random_range(0..2) == 0 {
+                    lb.on_start(expected);
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn sample_two_is_uniform_over_ordered_pairs_for_every_pool_size() {
+        for n in 2..=6 {
+            let mut lb = PowerOfTwo::new(n, 100 + n as u64);
+            let pairs = n * (n - 1);
+            let per_pair = 1_500;
+            let mut counts = vec![vec![0u32; n]; n];
+            for _ in 0..pairs * per_pair {
+                let (a, b) = lb.sample_two();
+                assert!(a < n && b < n && a != b, "({a}, {b}) with {n} backends");
+                counts[a][b] += 1;
+            }
+            for (a, row) in counts.iter().enumerate() {
+                for (b, &count) in row.iter().enumerate() {
+                    if a != b {
+                        assert!(
+                            (1_250..=1_750).contains(&count),
+                            "{n} backends: the ordered pair ({a}, {b}) came up {count} times, \
+                             expected about {per_pair}: every backend must be as likely as any \
+                             other in either place (all counts {counts:?})"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -18,21 +18,7 @@
 // Random picking is fair on average too, but compare the peaks: within a short window it hands
 // some backend nearly twice its share, which round robin never does.
 
-use rand::RngExt;
-use sdlings_kit::lab::{Table, bar_chart};
-use sdlings_kit::workload::seeded_rng;
-
-/// Backends are identified by a number (think: an index into the fleet's address list).
-pub type BackendId = usize;
-
-/// What every balancer in this topic offers. `pick` chooses a backend for the next request, or
-/// `None` when no backend can take it. `on_start`/`on_finish` report a request starting and
-/// finishing on a backend, for balancers that count connections (round robin does not).
-pub trait Balancer {
-    fn pick(&mut self) -> Option<BackendId>;
-    fn on_start(&mut self, _id: BackendId) {}
-    fn on_finish(&mut self, _id: BackendId) {}
-}
+use sdlings_kit::balancing::{BackendId, Balancer, EndpointChurnLab, Pool};
 
 /// One member of the pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,62 +37,9 @@ pub struct RoundRobin {
     next: usize,
 }
 
+// ---- Your part -------------------------------------------------------------------------------
+
 impl RoundRobin {
-    /// A pool of the given backends, all available, in this rotation order.
-    pub fn new(ids: impl IntoIterator<Item = BackendId>) -> Self {
-        let mut rr = RoundRobin {
-            members: Vec::new(),
-            next: 0,
-        };
-        for id in ids {
-            rr.add(id);
-        }
-        rr
-    }
-
-    /// Adds a backend at the end of the rotation (available). Adding one that is already in the
-    /// pool changes nothing. Returns whether it was added.
-    pub fn add(&mut self, id: BackendId) -> bool {
-        if self.contains(id) {
-            return false;
-        }
-        self.members.push(Member {
-            id,
-            available: true,
-        });
-        true
-    }
-
-    /// Marks a member available or not. Returns `false` if `id` is not in the pool.
-    pub fn set_available(&mut self, id: BackendId, available: bool) -> bool {
-        match self.members.iter_mut().find(|m| m.id == id) {
-            Some(member) => {
-                member.available = available;
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub fn contains(&self, id: BackendId) -> bool {
-        self.members.iter().any(|m| m.id == id)
-    }
-
-    /// The pool's backends, in rotation order.
-    pub fn ids(&self) -> Vec<BackendId> {
-        self.members.iter().map(|m| m.id).collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    // ---- Your part -------------------------------------------------------------------------
-
     /// Takes `id` out of the pool for good. The rotation carries on where it was: the backend
     /// that would have come next (if it is not the one removed) still comes next. Returns
     /// `false`, changing nothing, if `id` is not in the pool.
@@ -123,11 +56,77 @@ impl Balancer for RoundRobin {
     }
 }
 
+// ---- Given: building and changing the pool ---------------------------------------------------
+
+impl RoundRobin {
+    /// A pool of the given backends, all available, in this rotation order.
+    pub fn new(ids: impl IntoIterator<Item = BackendId>) -> Self {
+        let mut rr = RoundRobin {
+            members: Vec::new(),
+            next: 0,
+        };
+        for id in ids {
+            rr.add(id);
+        }
+        rr
+    }
+
+    pub fn contains(&self, id: BackendId) -> bool {
+        self.members.iter().any(|m| m.id == id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+impl Pool for RoundRobin {
+    /// Adds a backend at the end of the rotation (available). Adding one that is already in the
+    /// pool changes nothing. Returns whether it was added.
+    fn add(&mut self, id: BackendId) -> bool {
+        if self.contains(id) {
+            return false;
+        }
+        self.members.push(Member {
+            id,
+            available: true,
+        });
+        true
+    }
+
+    fn remove(&mut self, id: BackendId) -> bool {
+        RoundRobin::remove(self, id) // yours, above
+    }
+
+    /// Marks a member available or not. Returns `false` if `id` is not in the pool.
+    fn set_available(&mut self, id: BackendId, available: bool) -> bool {
+        match self.members.iter_mut().find(|m| m.id == id) {
+            Some(member) => {
+                member.available = available;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn ids(&self) -> Vec<BackendId> {
+        self.members.iter().map(|m| m.id).collect()
+    }
+
+    fn available_ids(&self) -> Vec<BackendId> {
+        self.members
+            .iter()
+            .filter(|m| m.available)
+            .map(|m| m.id)
+            .collect()
+    }
+}
+
 // ---- Lab --------------------------------------------------------------------------------------
-// A day in a Kubernetes-style deployment: every UPDATE_EVERY requests the endpoint list changes
-// (a pod restarts: it is removed, and re-added at the next update), and one backend is drained
-// (unavailable) for FLAP_DOWN requests out of every FLAP_PERIOD. We count, for every request,
-// which backends could have taken it, and compare each backend's load with its fair share.
 
 const BACKENDS: usize = 6;
 const REQUESTS: usize = 60_000;
@@ -141,131 +140,26 @@ const FLAP_DOWN: usize = 20;
 const WINDOW: usize = 60;
 const SEED: u64 = 7;
 
-#[derive(Default, Clone)]
-struct Stats {
-    picks: u64,
-    fair_share: f64,
-    peak_in_window: u64,
-    /// Picks among the last WINDOW requests.
-    recent: u64,
-}
-
-struct Outcome {
-    per_backend: Vec<Stats>,
-    misrouted: u64,
-    refused: u64,
-}
-
-/// Replays the same seeded day of pool changes, choosing with `choose`.
-fn run_day(mut choose: impl FnMut(&mut RoundRobin) -> Option<BackendId>) -> Outcome {
-    let rr = &mut RoundRobin::new(0..BACKENDS);
-    let mut rng = seeded_rng(SEED);
-    let mut stats = vec![Stats::default(); BACKENDS];
-    let mut history: Vec<Option<BackendId>> = Vec::with_capacity(REQUESTS);
-    let mut restarting: Option<BackendId> = None;
-    let (mut misrouted, mut refused) = (0, 0);
-    for request in 0..REQUESTS {
-        if request % UPDATE_EVERY == 0 {
-            if let Some(back) = restarting.take() {
-                rr.add(back);
-            }
-            let ids = rr.ids();
-            let victim = ids[rng.random_range(0..ids.len())];
-            rr.remove(victim);
-            restarting = Some(victim);
-        }
-        rr.set_available(FLAPPING, request % FLAP_PERIOD >= FLAP_DOWN);
-
-        let eligible: Vec<BackendId> = rr
-            .members
-            .iter()
-            .filter(|m| m.available)
-            .map(|m| m.id)
-            .collect();
-        for &id in &eligible {
-            stats[id].fair_share += 1.0 / eligible.len() as f64;
-        }
-        let picked = choose(rr);
-        match picked {
-            Some(id) if eligible.contains(&id) => {}
-            Some(_) => misrouted += 1,
-            None => refused += 1,
-        }
-        if let Some(id) = picked {
-            stats[id].picks += 1;
-            stats[id].recent += 1;
-            stats[id].peak_in_window = stats[id].peak_in_window.max(stats[id].recent);
-        }
-        history.push(picked);
-        if request >= WINDOW
-            && let Some(old) = history[request - WINDOW]
-        {
-            stats[old].recent -= 1;
-        }
-    }
-    Outcome {
-        per_backend: stats,
-        misrouted,
-        refused,
-    }
-}
-
 fn main() {
-    println!(
-        "{BACKENDS} backends, {REQUESTS} requests; a pod restarts every {UPDATE_EVERY} requests \
-         (removed, re-added at the next update); backend {FLAPPING} is drained {FLAP_DOWN} of \
-         every {FLAP_PERIOD} requests.\n"
-    );
-    let rr_outcome = run_day(|pool| pool.pick());
-    // BASELINE FOR COMPARISON: uniformly random among the available members.
-    let mut rng = seeded_rng(SEED + 1);
-    let random_outcome = run_day(|pool| {
-        let ids: Vec<BackendId> = pool
-            .members
-            .iter()
-            .filter(|m| m.available)
-            .map(|m| m.id)
-            .collect();
-        (!ids.is_empty()).then(|| ids[rng.random_range(0..ids.len())])
-    });
-
-    let mut table = Table::new(&[
-        "backend",
-        "picks",
-        "load / fair share",
-        &format!("peak in {WINDOW} (yours)"),
-        "load / fair (random)",
-        &format!("peak in {WINDOW} (random)"),
-    ]);
-    for id in 0..BACKENDS {
-        let ours = &rr_outcome.per_backend[id];
-        let theirs = &random_outcome.per_backend[id];
-        table.row(&[
-            format!("backend {id}"),
-            ours.picks.to_string(),
-            format!("{:.2}", ours.picks as f64 / ours.fair_share),
-            ours.peak_in_window.to_string(),
-            format!("{:.2}", theirs.picks as f64 / theirs.fair_share),
-            theirs.peak_in_window.to_string(),
-        ]);
-    }
-    table.print();
-    println!(
-        "\nrouted to a removed or drained backend: yours {}, random {}; refused (None): {}",
-        rr_outcome.misrouted, random_outcome.misrouted, rr_outcome.refused
-    );
-    let bars: Vec<(String, f64)> = rr_outcome
-        .per_backend
-        .iter()
-        .enumerate()
-        .map(|(id, s)| (format!("backend {id}"), s.picks as f64))
-        .collect();
-    println!("\nrequests per backend (yours)\n{}", bar_chart(&bars, 40));
+    let lab = EndpointChurnLab {
+        backends: BACKENDS,
+        requests: REQUESTS,
+        update_every: UPDATE_EVERY,
+        flapping: FLAPPING,
+        flap_period: FLAP_PERIOD,
+        flap_down: FLAP_DOWN,
+        window: WINDOW,
+        seed: SEED,
+    };
+    // A Kubernetes-like day of endpoint updates, your rotation against random picks.
+    lab.run(|ids| RoundRobin::new(ids));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
+    use sdlings_kit::workload::seeded_rng;
 
     fn picks(rr: &mut RoundRobin, n: usize) -> Vec<Option<BackendId>> {
         (0..n).map(|_| rr.pick()).collect()
@@ -379,8 +273,9 @@ mod tests {
     #[test]
     fn removing_an_unknown_backend_returns_false_and_changes_nothing() {
         let mut rr = RoundRobin::new([0, 1, 2]);
-        rr.pick();
         assert!(!rr.remove(9), "backend 9 was never in the pool");
+        rr.pick();
+        assert!(!rr.remove(9), "backend 9 is still not in the pool");
         assert_eq!(
             picks(&mut rr, 3),
             some(&[1, 2, 0]),
@@ -447,14 +342,6 @@ mod tests {
             "the cursor pointed past the end of the shrunken pool: the rotation wraps to the \
              start (and must not index out of bounds)"
         );
-    }
-
-    #[test]
-    fn removing_the_last_backend_after_it_was_picked_wraps_to_the_first() {
-        let mut rr = RoundRobin::new([0, 1, 2]);
-        assert_eq!(picks(&mut rr, 3), some(&[0, 1, 2]));
-        rr.remove(2);
-        assert_eq!(picks(&mut rr, 3), some(&[0, 1, 0]));
     }
 
     #[test]

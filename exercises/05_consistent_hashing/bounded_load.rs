@@ -25,70 +25,17 @@
 // "requests off home": the smaller c, the more requests leave their home node (a cache miss
 // there). Turn BALANCE_FACTOR (the bar chart) towards 1.0 and SKEW up to 1.5 to see both grow.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 
-use sdlings_kit::lab::{Table, bar_chart, percent};
-use sdlings_kit::workload::ZipfKeys;
+use sdlings_kit::hashing::bounded::{Knobs, LabBoundedRing, run};
+use sdlings_kit::hashing::{Point, stable_hash};
 
-// ---- Given: a stable hash --------------------------------------------------------------------
-
-/// FNV-1a, 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3). Tiny and fully
-/// specified, so every client, in every language and every version, computes the same value.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// The SplitMix64 finaliser: every input bit affects every output bit, so keys that differ in
-/// one character ("user:41", "user:42") land far apart.
-pub fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The hash this whole topic uses: FNV-1a, then the SplitMix64 finaliser. Not std's
-/// `DefaultHasher`, whose output may change between Rust releases: every client must place a
-/// key on the same node, today and after the next upgrade.
-pub fn stable_hash(data: impl AsRef<[u8]>) -> u64 {
-    mix64(fnv1a64(data.as_ref()))
-}
-
-// ---- Given: a ring with virtual nodes --------------------------------------------------------
-
-/// Points each node puts on the ring, at `stable_hash("{node}#{index}")` as in `virtual_nodes`.
-pub const VNODES_PER_NODE: usize = 8;
-
-/// One virtual node's place on the ring.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Point {
-    pub position: u64,
-    /// The physical node this virtual node belongs to.
-    pub node: String,
-}
+// ---- Your part -------------------------------------------------------------------------------
 
 /// `BoundedRing::new` was given a balance factor that is not a number >= 1.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct InvalidBalanceFactor(pub f64);
-
-impl fmt::Display for InvalidBalanceFactor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "balance factor {} is invalid: it must be a finite number >= 1",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for InvalidBalanceFactor {}
 
 #[derive(Debug, Clone)]
 pub struct BoundedRing {
@@ -101,6 +48,55 @@ pub struct BoundedRing {
     /// Sum of `loads`.
     total_load: usize,
 }
+
+impl BoundedRing {
+    /// An empty ring whose nodes may each hold at most ⌈balance_factor × average load⌉
+    /// assignments. The factor must be a finite number >= 1: anything else (0.9, NaN,
+    /// infinity) is `Err(InvalidBalanceFactor(balance_factor))`.
+    pub fn new(balance_factor: f64) -> Result<Self, InvalidBalanceFactor> {
+        todo!("reject anything that is not a finite number >= 1; otherwise an empty ring")
+    }
+
+    /// The most assignments a node may hold once the next assignment is placed:
+    /// ⌈c × (total_load + 1) / number of nodes⌉, where the `+ 1` is that next assignment and
+    /// nodes are physical nodes (not points). Computed in f64 as `(c × m / n).ceil()`, in that
+    /// order. 0 on an empty ring. (It is f64 arithmetic: 1.1 has no exact binary form, so
+    /// 1.1 × 400 / 8 comes out a hair above 55 and rounds up to 56. HAProxy takes the factor as
+    /// an integer percentage, `hash-balance-factor 110`, and stays exact.)
+    pub fn capacity(&self) -> usize {
+        todo!("ceil(c x (total_load + 1) / nodes), 0 with no nodes")
+    }
+
+    /// Places one request for `key` and records it: the node of the first point, walking
+    /// clockwise from the key's home point (included) and wrapping past the end, whose node's
+    /// load is below `capacity()`. Its load and the total grow by one. `None` on an empty ring.
+    pub fn assign(&mut self, key: &str) -> Option<String> {
+        todo!("walk clockwise from home to the first node below capacity(); record it")
+    }
+
+    /// One assignment on `node` finished: its load and the total shrink by one. Returns
+    /// `false` and changes nothing if `node` holds no assignment (idle, or not on the ring).
+    pub fn release(&mut self, node: &str) -> bool {
+        todo!("take one assignment off the node and the total, if it holds any")
+    }
+}
+
+// ---- Given -----------------------------------------------------------------------------------
+
+/// Points each node puts on the ring, at `stable_hash("{node}#{index}")` as in `virtual_nodes`.
+pub const VNODES_PER_NODE: usize = 8;
+
+impl fmt::Display for InvalidBalanceFactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "balance factor {} is invalid: it must be a finite number >= 1",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for InvalidBalanceFactor {}
 
 impl BoundedRing {
     pub fn balance_factor(&self) -> f64 {
@@ -134,12 +130,12 @@ impl BoundedRing {
             return false;
         }
         self.loads.insert(node.to_string(), 0);
-        self.points.extend((0..VNODES_PER_NODE).map(|index| Point {
-            position: stable_hash(format!("{node}#{index}")),
-            node: node.to_string(),
-        }));
+        self.points.extend(
+            (0..VNODES_PER_NODE)
+                .map(|index| Point::new(stable_hash(format!("{node}#{index}")), node)),
+        );
         self.points
-            .sort_by(|a, b| (a.position, &a.node).cmp(&(b.position, &b.node)));
+            .sort_by(|a, b| (a.position(), &a.node).cmp(&(b.position(), &b.node)));
         true
     }
 
@@ -150,45 +146,13 @@ impl BoundedRing {
             return None;
         }
         let hash = stable_hash(key);
-        let i = self.points.partition_point(|p| p.position < hash);
+        let i = self.points.partition_point(|p| p.position() < hash);
         Some(if i == self.points.len() { 0 } else { i })
     }
 
     /// The node a plain ring would send `key` to, whatever the loads.
     pub fn home(&self, key: &str) -> Option<&str> {
         self.home_index(key).map(|i| self.points[i].node.as_str())
-    }
-
-    // ---- Your part ---------------------------------------------------------------------------
-
-    /// An empty ring whose nodes may each hold at most ⌈balance_factor × average load⌉
-    /// assignments. The factor must be a finite number >= 1: anything else (0.9, NaN,
-    /// infinity) is `Err(InvalidBalanceFactor(balance_factor))`.
-    pub fn new(balance_factor: f64) -> Result<Self, InvalidBalanceFactor> {
-        todo!("reject anything that is not a finite number >= 1; otherwise an empty ring")
-    }
-
-    /// The most assignments a node may hold once the next assignment is placed:
-    /// ⌈c × (total_load + 1) / number of nodes⌉, where the `+ 1` is that next assignment and
-    /// nodes are physical nodes (not points). Computed in f64 as `(c × m / n).ceil()`, in that
-    /// order. 0 on an empty ring. (It is f64 arithmetic: 1.1 has no exact binary form, so
-    /// 1.1 × 400 / 8 comes out a hair above 55 and rounds up to 56. HAProxy takes the factor as
-    /// an integer percentage, `hash-balance-factor 110`, and stays exact.)
-    pub fn capacity(&self) -> usize {
-        todo!("ceil(c x (total_load + 1) / nodes), 0 with no nodes")
-    }
-
-    /// Places one request for `key` and records it: the node of the first point, walking
-    /// clockwise from the key's home point (included) and wrapping past the end, whose node's
-    /// load is below `capacity()`. Its load and the total grow by one. `None` on an empty ring.
-    pub fn assign(&mut self, key: &str) -> Option<String> {
-        todo!("walk clockwise from home to the first node below capacity(); record it")
-    }
-
-    /// One assignment on `node` finished: its load and the total shrink by one. Returns
-    /// `false` and changes nothing if `node` holds no assignment (idle, or not on the ring).
-    pub fn release(&mut self, node: &str) -> bool {
-        todo!("take one assignment off the node and the total, if it holds any")
     }
 }
 
@@ -209,186 +173,47 @@ const BALANCE_FACTOR: f64 = 1.25;
 /// The balance factors compared in the table.
 const COMPARED: [f64; 3] = [1.1, 1.25, 2.0];
 
-/// What one run of the workload saw.
-struct Run {
-    /// The most requests any node held at once.
-    peak: usize,
-    /// The largest (busiest node / mean) seen once IN_FLIGHT requests are open.
-    peak_ratio: f64,
-    /// (busiest node / mean), averaged over the same steps.
-    mean_ratio: f64,
-    /// Requests that did not go to their key's home node.
-    off_home: usize,
-    /// Distinct keys requested, and those served off their home at least once.
-    keys_seen: usize,
-    keys_moved: usize,
-    /// How many different nodes served the hottest key.
-    hot_key_nodes: usize,
-    /// Requests in flight per node at the end of the run, by node name.
-    final_loads: Vec<(String, usize)>,
-}
-
-/// Runs the workload. `None`: a plain ring (every request to its home, no bound); `Some(c)`:
-/// your `BoundedRing` with balance factor c.
-fn run(balance_factor: Option<f64>) -> Run {
-    let mut ring = BoundedRing::new(balance_factor.unwrap_or(1.0)).expect("a valid factor");
-    for i in 0..NODES {
-        ring.add_node(&format!("cache-{i}"));
-    }
-    // The plain ring's own bookkeeping (it uses only `home`).
-    let mut plain_loads: BTreeMap<String, usize> = BTreeMap::new();
-    let mut zipf = ZipfKeys::new(KEYS, SKEW, 42);
-    let mut open: VecDeque<String> = VecDeque::new();
-    let (mut peak, mut peak_ratio, mut ratio_sum, mut steps, mut off_home) = (0, 0.0, 0.0, 0, 0);
-    let mut seen = BTreeSet::new();
-    let mut moved = BTreeSet::new();
-    let mut hot_key_nodes = BTreeSet::new();
-    for _ in 0..REQUESTS {
-        if open.len() == IN_FLIGHT {
-            let done = open.pop_front().expect("IN_FLIGHT > 0");
-            match balance_factor {
-                Some(_) => {
-                    ring.release(&done);
-                }
-                None => *plain_loads.get_mut(&done).expect("assigned before") -= 1,
-            }
-        }
-        let k = zipf.next_key();
-        let key = format!("video:{k}");
-        let home = ring.home(&key).expect("nodes on the ring").to_string();
-        let node = match balance_factor {
-            Some(_) => ring.assign(&key).expect("a non-empty ring always assigns"),
-            None => {
-                *plain_loads.entry(home.clone()).or_default() += 1;
-                home.clone()
-            }
-        };
-        seen.insert(k);
-        if node != home {
-            off_home += 1;
-            moved.insert(k);
-        }
-        if k == 0 {
-            hot_key_nodes.insert(node.clone());
-        }
-        open.push_back(node);
-        let busiest = match balance_factor {
-            Some(_) => ring.nodes().iter().map(|n| ring.load(n)).max(),
-            None => plain_loads.values().copied().max(),
-        }
-        .unwrap_or(0);
-        peak = peak.max(busiest);
-        if open.len() == IN_FLIGHT {
-            let ratio = busiest as f64 * NODES as f64 / IN_FLIGHT as f64;
-            peak_ratio = f64::max(peak_ratio, ratio);
-            ratio_sum += ratio;
-            steps += 1;
-        }
-    }
-    let final_loads = (0..NODES)
-        .map(|i| {
-            let name = format!("cache-{i}");
-            let load = match balance_factor {
-                Some(_) => ring.load(&name),
-                None => plain_loads.get(&name).copied().unwrap_or(0),
-            };
-            (name, load)
-        })
-        .collect();
-    Run {
-        peak,
-        peak_ratio,
-        mean_ratio: ratio_sum / steps.max(1) as f64,
-        off_home,
-        keys_seen: seen.len(),
-        keys_moved: moved.len(),
-        hot_key_nodes: hot_key_nodes.len(),
-        final_loads,
-    }
-}
-
-/// The bound with IN_FLIGHT requests open: ⌈c × IN_FLIGHT / NODES⌉.
-fn bound(c: f64) -> String {
-    format!("{}", (c * IN_FLIGHT as f64 / NODES as f64).ceil())
-}
-
 fn main() {
-    println!(
-        "{REQUESTS} requests over {KEYS} keys (Zipf skew {SKEW}), {IN_FLIGHT} in flight at a \
-         time, {NODES} nodes with {VNODES_PER_NODE} vnodes each: a fair share is {} in flight \
-         per node.\n",
-        IN_FLIGHT / NODES
-    );
-    let mut table = Table::new(&[
-        "scheme",
-        "bound",
-        "busiest node (peak)",
-        "max/mean (peak)",
-        "max/mean (avg)",
-        "requests off home",
-        "keys ever moved",
-        "nodes serving key 0",
-    ]);
-    let mut runs = vec![("plain ring".to_string(), None)];
-    runs.extend(
-        COMPARED
-            .iter()
-            .map(|&c| (format!("bounded c={c}"), Some(c))),
-    );
-    if !COMPARED.contains(&BALANCE_FACTOR) {
-        runs.push((format!("bounded c={BALANCE_FACTOR}"), Some(BALANCE_FACTOR)));
-    }
-    let mut plain_final = Vec::new();
-    let mut chosen_final = Vec::new();
-    for (label, factor) in &runs {
-        let r = run(*factor);
-        table.row(&[
-            label.clone(),
-            factor.map_or("none".to_string(), bound),
-            r.peak.to_string(),
-            format!("{:.2}", r.peak_ratio),
-            format!("{:.2}", r.mean_ratio),
-            percent(r.off_home as u64, REQUESTS as u64),
-            format!(
-                "{} of {} ({})",
-                r.keys_moved,
-                r.keys_seen,
-                percent(r.keys_moved as u64, r.keys_seen as u64)
-            ),
-            r.hot_key_nodes.to_string(),
-        ]);
-        match factor {
-            None => plain_final = r.final_loads,
-            Some(c) if *c == BALANCE_FACTOR => chosen_final = r.final_loads,
-            _ => {}
-        }
-    }
-    table.print();
+    run::<BoundedRing>(Knobs {
+        nodes: NODES,
+        vnodes_per_node: VNODES_PER_NODE,
+        keys: KEYS,
+        skew: SKEW,
+        in_flight: IN_FLIGHT,
+        requests: REQUESTS,
+        balance_factor: BALANCE_FACTOR,
+        compared: COMPARED.to_vec(),
+    });
+}
 
-    let mut bars = Vec::new();
-    for ((node, plain), (_, bounded)) in plain_final.iter().zip(&chosen_final) {
-        bars.push((format!("{node} plain"), *plain as f64));
-        bars.push((format!("{node} c={BALANCE_FACTOR}"), *bounded as f64));
+impl LabBoundedRing for BoundedRing {
+    fn with_factor(balance_factor: f64) -> Self {
+        BoundedRing::new(balance_factor).expect("a valid balance factor")
     }
-    println!(
-        "\nrequests in flight per node at the end (fair share {}, bound at c={BALANCE_FACTOR}: \
-         {})\n{}\n",
-        IN_FLIGHT / NODES,
-        bound(BALANCE_FACTOR),
-        bar_chart(&bars, 40)
-    );
-    println!(
-        "The plain ring sends every request for a hot key to one node; the bound caps it and \
-         spills the excess to the next node clockwise. A smaller c evens the load more but \
-         moves more requests off their home node, where the cache is cold."
-    );
+    fn add(&mut self, node: &str) {
+        self.add_node(node);
+    }
+    fn home(&self, key: &str) -> Option<&str> {
+        BoundedRing::home(self, key)
+    }
+    fn assign(&mut self, key: &str) -> Option<String> {
+        BoundedRing::assign(self, key)
+    }
+    fn release(&mut self, node: &str) -> bool {
+        BoundedRing::release(self, node)
+    }
+    fn load(&self, node: &str) -> usize {
+        BoundedRing::load(self, node)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use rand::RngExt;
-    use sdlings_kit::workload::seeded_rng;
+    use sdlings_kit::property::for_seeds;
 
     const NODES: [&str; 4] = ["cache-a", "cache-b", "cache-c", "cache-d"];
 
@@ -413,15 +238,6 @@ mod tests {
             }
         }
         order
-    }
-
-    /// What `assign(key)` must answer now: the first node clockwise from home below capacity.
-    fn expected_node(ring: &BoundedRing, key: &str) -> String {
-        let capacity = ring.capacity();
-        clockwise_nodes(ring, key)
-            .into_iter()
-            .find(|n| ring.load(n) < capacity)
-            .expect("some node has room")
     }
 
     #[test]
@@ -507,52 +323,6 @@ mod tests {
     }
 
     #[test]
-    fn a_request_whose_home_has_room_goes_home_and_is_recorded() {
-        let mut ring = ring_of(1.25, &NODES);
-        let home = ring.home("video:7").unwrap().to_string();
-        assert_eq!(
-            ring.assign("video:7").as_deref(),
-            Some(home.as_str()),
-            "the ring is idle, so video:7 goes to its usual node, the first point clockwise"
-        );
-        assert_eq!(ring.load(&home), 1, "assign records the request on {home}");
-        assert_eq!(ring.total_load(), 1, "and in the total");
-        for node in NODES.iter().filter(|n| **n != home) {
-            assert_eq!(ring.load(node), 0, "{node} received nothing");
-        }
-    }
-
-    #[test]
-    fn a_hot_key_never_pushes_a_node_past_the_capacity() {
-        let mut ring = ring_of(1.25, &NODES);
-        for i in 1..=100 {
-            let capacity = ring.capacity();
-            let node = ring.assign("video:hot").expect("non-empty ring");
-            assert!(
-                ring.load(&node) <= capacity,
-                "request {i} for the hot key went to {node}, which now holds {} requests, over \
-                 the capacity of {capacity}: a full node must be skipped, however hot the key",
-                ring.load(&node)
-            );
-        }
-        for node in NODES {
-            assert!(
-                ring.load(node) <= 32,
-                "after 100 requests on 4 nodes with c = 1.25 no node may hold more than \
-                 ⌈1.25 × 100 / 4⌉ = 32; {node} holds {}",
-                ring.load(node)
-            );
-        }
-        let home = ring.home("video:hot").unwrap();
-        assert!(
-            ring.load(home) >= 30,
-            "the hot key's home {home} should be filled (nearly) to the bound before requests \
-             spill over; it holds {}",
-            ring.load(home)
-        );
-    }
-
-    #[test]
     fn a_full_home_overflows_to_the_next_nodes_clockwise_past_the_full_nodes_vnodes() {
         // Pick a key whose first 4 points clockwise do not belong to 4 different nodes: with
         // c = 1 the 4th request must walk past repeated vnodes of full nodes to find the last
@@ -620,33 +390,6 @@ mod tests {
     }
 
     #[test]
-    fn release_frees_capacity_so_the_next_request_goes_home_again() {
-        let mut ring = ring_of(1.0, &NODES);
-        let order = clockwise_nodes(&ring, "video:hot");
-        for _ in 0..4 {
-            ring.assign("video:hot").expect("non-empty ring");
-        }
-        let home = order[0].as_str();
-        assert!(ring.release(home), "{home} holds one request");
-        assert_eq!(ring.load(home), 0, "release takes the request off {home}");
-        assert_eq!(
-            ring.total_load(),
-            3,
-            "release takes it off the total too, or the capacity would keep growing"
-        );
-        assert_eq!(
-            ring.capacity(),
-            1,
-            "3 requests in flight on 4 nodes, c = 1: ⌈4 / 4⌉ = 1"
-        );
-        assert_eq!(
-            ring.assign("video:hot").as_deref(),
-            Some(home),
-            "{home} has room again after the release: the hot key goes home"
-        );
-    }
-
-    #[test]
     fn releasing_a_node_with_nothing_in_flight_returns_false_and_changes_nothing() {
         let mut ring = ring_of(1.25, &NODES);
         let node = ring.assign("video:1").unwrap();
@@ -660,73 +403,115 @@ mod tests {
         assert_eq!(ring.total_load(), 0);
     }
 
-    #[test]
-    fn adding_a_node_spreads_the_bound_over_more_nodes() {
-        let mut ring = ring_of(1.5, &NODES);
-        for i in 0..11 {
-            ring.assign(&format!("video:{i}")).unwrap();
-        }
-        assert_eq!(ring.capacity(), 5, "⌈1.5 × 12 / 4⌉ = ⌈4.5⌉ = 5");
-        ring.add_node("cache-e");
-        assert_eq!(
-            ring.capacity(),
-            4,
-            "a fifth node lowers the bound: ⌈1.5 × 12 / 5⌉ = ⌈3.6⌉ = 4"
-        );
+    /// The bound, as `capacity` documents it: ⌈c × (in flight + 1) / nodes⌉, in that order.
+    fn reference_capacity(c: f64, in_flight: usize, nodes: usize) -> usize {
+        (c * (in_flight + 1) as f64 / nodes as f64).ceil() as usize
     }
 
     #[test]
-    fn every_assignment_follows_the_bounded_rule_under_a_skewed_workload() {
-        let nodes: Vec<String> = (0..6).map(|i| format!("cache-{i}")).collect();
-        let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
-        let mut ring = ring_of(1.25, &names);
-        let mut zipf = ZipfKeys::new(200, 1.2, 7);
-        let mut rng = seeded_rng(11);
-        let mut open: Vec<String> = Vec::new();
-        let (mut home_hits, mut assigned) = (0, 0);
-        for step in 0..4_000 {
-            if !open.is_empty() && (open.len() >= 60 || rng.random_range(0..10) < 4) {
-                let done = open.swap_remove(rng.random_range(0..open.len()));
-                assert!(ring.release(&done), "step {step}: {done} holds a request");
-                continue;
-            }
-            let key = format!("video:{}", zipf.next_key());
-            let home = ring.home(&key).unwrap().to_string();
-            let capacity = ring.capacity();
-            let home_load = ring.load(&home);
-            let home_had_room = home_load < capacity;
-            let expected = expected_node(&ring, &key);
-            let got = ring.assign(&key).expect("non-empty ring");
-            if home_had_room {
+    fn assignments_and_releases_follow_a_reference_model_for_many_factors_and_node_counts() {
+        const FACTORS: [f64; 8] = [1.0, 1.05, 1.1, 1.25, 1.5, 2.0, 3.0, 100.0];
+        for_seeds(48, |rng| {
+            let c = FACTORS[rng.random_range(0..FACTORS.len())];
+            let count = rng.random_range(1..8);
+            let names: Vec<String> = (0..count).map(|i| format!("cache-{i}")).collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let mut ring = ring_of(c, &names);
+            // The model: loads per node, and the assignments in flight.
+            let mut loads: BTreeMap<String, usize> =
+                names.iter().map(|n| (n.to_string(), 0)).collect();
+            let mut open: Vec<String> = Vec::new();
+            let hot_keys = rng.random_range(1..20);
+            for step in 0..150 {
+                let roll = rng.random_range(0..100);
+                if roll < 2 {
+                    let joiner = format!("late-{step}");
+                    ring.add_node(&joiner);
+                    loads.insert(joiner, 0);
+                } else if roll < 35 && !open.is_empty() {
+                    let done = open.swap_remove(rng.random_range(0..open.len()));
+                    assert!(
+                        ring.release(&done),
+                        "c = {c}, step {step}: {done} holds a request, release returns true"
+                    );
+                    *loads.get_mut(&done).unwrap() -= 1;
+                } else {
+                    let key = format!("video:{}", rng.random_range(0..hot_keys));
+                    let capacity = reference_capacity(c, open.len(), loads.len());
+                    assert_eq!(
+                        ring.capacity(),
+                        capacity,
+                        "c = {c}, {} nodes, {} in flight: the capacity for the next assignment \
+                         is ⌈c × ({} + 1) / {}⌉ = {capacity}",
+                        loads.len(),
+                        open.len(),
+                        open.len(),
+                        loads.len()
+                    );
+                    let start = ring.home_index(&key).unwrap();
+                    let points = ring.points();
+                    let expected = (0..points.len())
+                        .map(|s| points[(start + s) % points.len()].node.clone())
+                        .find(|n| loads[n] < capacity)
+                        .expect("some node has room");
+                    let got = ring.assign(&key);
+                    assert_eq!(
+                        got.as_deref(),
+                        Some(expected.as_str()),
+                        "c = {c}, step {step}: {key}'s request goes to the first node with room \
+                         (load below {capacity}) walking clockwise from its home point; loads \
+                         before it: {loads:?}"
+                    );
+                    *loads.get_mut(&expected).unwrap() += 1;
+                    open.push(expected);
+                }
+                for (node, &load) in &loads {
+                    assert_eq!(
+                        ring.load(node),
+                        load,
+                        "c = {c}, step {step}: {node}'s load after the same assigns and releases"
+                    );
+                }
                 assert_eq!(
-                    got, home,
-                    "step {step}: {key}'s home {home} held {home_load} < capacity {capacity}, so \
-                     the request must stay home (moving it costs a cold cache)"
-                );
-                home_hits += 1;
-            } else {
-                assert_eq!(
-                    got, expected,
-                    "step {step}: {key}'s home {home} is full (capacity {capacity}); the first \
-                     node with room walking clockwise from it is {expected}"
+                    ring.total_load(),
+                    open.len(),
+                    "c = {c}, step {step}: total load"
                 );
             }
-            assert!(
-                ring.load(&got) <= capacity,
-                "step {step}: {got} exceeds the capacity {capacity}"
-            );
-            assigned += 1;
-            open.push(got);
-            assert_eq!(ring.total_load(), open.len(), "step {step}: total load");
+        });
+    }
+
+    #[test]
+    fn a_single_node_takes_every_request_whatever_the_factor() {
+        for c in [1.0, 1.5, 7.0] {
+            let mut ring = ring_of(c, &["solo"]);
+            for i in 0..20 {
+                assert_eq!(
+                    ring.assign(&format!("video:{}", i % 3)).as_deref(),
+                    Some("solo"),
+                    "c = {c}: one node, and its capacity ⌈c × (m + 1) / 1⌉ always has room"
+                );
+            }
+            assert_eq!(ring.load("solo"), 20);
         }
-        assert!(
-            home_hits * 10 > assigned * 6,
-            "with c = 1.25 most requests should still find room at home: {home_hits} of \
-             {assigned}"
-        );
-        assert!(
-            home_hits < assigned,
-            "test setup: the hot keys must overflow sometimes"
-        );
+    }
+
+    #[test]
+    fn with_a_factor_of_exactly_one_every_node_fills_evenly() {
+        let mut ring = ring_of(1.0, &NODES);
+        for round in 1..=5 {
+            for _ in 0..4 {
+                ring.assign("video:hot").expect("non-empty ring");
+            }
+            for node in NODES {
+                assert_eq!(
+                    ring.load(node),
+                    round,
+                    "c = 1: after {} requests for one hot key on 4 nodes the bound ⌈m / 4⌉ \
+                     forces every node to hold exactly {round}",
+                    round * 4
+                );
+            }
+        }
     }
 }

@@ -1,22 +1,19 @@
 // Jump consistent hash — a consistent hash in a few lines, no memory, no ring
 //
 // Lamping and Veach (Google, 2014) asked: if buckets are numbered 0..n and only ever added or
-// removed at the end, can a key's bucket be computed with no data structure at all? Follow one
-// key as the bucket count grows 1, 2, 3...: to stay balanced, when bucket j is added the key
-// must jump to it with probability exactly 1/(j+1), and otherwise stay put. Simulating every
-// step would be O(n); instead, draw the key's next jump directly. If the key last jumped to
-// bucket b, the chance that it is still there once there are i buckets is (b+1)/(b+2) × ... ×
-// (i-1)/i = (b+1)/i. So with r uniform in (0, 1], the key stays put for every count i up to
-// (b+1)/r, and its next jump lands on bucket floor((b+1)/r). Keep jumping until a jump lands
-// at or beyond the bucket count; the last bucket landed on is the answer. About ln(n) jumps,
-// no memory.
+// removed at the end, can a key's bucket be computed with no data structure at all? Their
+// `jump(key, n)` has the two properties that make a hash consistent: balance (each bucket gets
+// 1/n of the keys) and monotonicity (going from n to n + 1 buckets, a key either stays where it
+// is or moves to the new bucket n, so only ~1/(n+1) of the keys move, the least possible). It
+// needs no memory and about ln(n) steps: it follows the key as buckets are added one by one,
+// but skips straight to the next bucket count at which the key jumps.
 //
-// Implement `jump(key, buckets)` from that idea. To give the same answer as every other
-// implementation, the key's random stream must be the paper's: before each jump, advance the
-// key as a 64-bit LCG, key = key × 2862933555777941757 + 1 (wrapping), and take r =
-// ((key >> 33) + 1) / 2^31; compute the landing bucket in f64 as (b + 1) × (2^31 / ((key >> 33)
-// + 1)), truncated. The first jump is from "nowhere" (b = -1) to bucket 0. If `buckets` < 1,
-// panic with a message that says it needs "at least one bucket".
+// Implement `jump(key, buckets)`. Its answers must be exactly those of the paper's reference
+// code, bit for bit, as every port's are (Guava's `Hashing.consistentHash`, the Go and C++
+// ones): services written in different languages then agree on every key's shard. The key's
+// pseudo-random stream is the paper's 64-bit linear congruential generator, whose multiplier is
+// given below as `LCG_MULTIPLIER`; the hints walk through the steps. If `buckets` < 1, panic
+// with a message that says it needs "at least one bucket".
 //
 // Lab: BUCKETS shards, KEYS keys: growing one shard at a time moves ~1/(n+1) of the keys, all
 // onto the new shard; the load is even with no vnodes; lookups cost ~ln(n). Then DEAD_SHARD
@@ -24,57 +21,11 @@
 // and moves far more. That is why jump hash suits storage shards that are replicated and never
 // vanish (the paper's use case), not a fleet of cache nodes that crash at random.
 
-use std::hint::black_box;
-use std::time::Instant;
+use sdlings_kit::hashing::jump::{Knobs, run};
 
-use sdlings_kit::lab::{Table, bar_chart, percent};
-
-// ---- Given: a stable hash --------------------------------------------------------------------
-
-/// FNV-1a, 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3). Tiny and fully
-/// specified, so every client, in every language and every version, computes the same value.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// The SplitMix64 finaliser: every input bit affects every output bit, so keys that differ in
-/// one character ("user:41", "user:42") land far apart.
-pub fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The hash this whole topic uses: FNV-1a, then the SplitMix64 finaliser. Jump hash takes a
-/// 64-bit key, so string keys go through this first. (Small or sequential integers should too:
-/// key 0, for one, always lands in bucket 0.)
-pub fn stable_hash(data: impl AsRef<[u8]>) -> u64 {
-    mix64(fnv1a64(data.as_ref()))
-}
-
-/// A sharded store's routing table: shard names in bucket order. New shards are appended.
-pub struct Shards {
-    names: Vec<String>,
-}
-
-impl Shards {
-    pub fn new(names: Vec<String>) -> Self {
-        Shards { names }
-    }
-
-    /// The shard holding `key`.
-    pub fn route(&self, key: &str) -> &str {
-        let buckets = i32::try_from(self.names.len()).expect("fewer than 2^31 shards");
-        &self.names[jump(stable_hash(key), buckets) as usize]
-    }
-}
+/// The multiplier of the 64-bit linear congruential generator that drives each key's jumps in
+/// the paper's reference code.
+pub const LCG_MULTIPLIER: u64 = 2_862_933_555_777_941_757;
 
 // ---- Your part -------------------------------------------------------------------------------
 
@@ -87,105 +38,26 @@ pub fn jump(key: u64, buckets: i32) -> i32 {
 
 /// Shards at the end of the growth table (and in the load and failure tables).
 const BUCKETS: i32 = 10;
-/// Distinct keys.
+/// Distinct keys (hashed with the topic's `stable_hash` before they are jumped).
 const KEYS: usize = 100_000;
 /// The shard that dies in the failure table.
 const DEAD_SHARD: usize = 3;
 
 fn main() {
-    let hashes: Vec<u64> = (0..KEYS)
-        .map(|i| stable_hash(format!("user:{i}")))
-        .collect();
-
-    println!("Growing one shard at a time, {KEYS} keys\n");
-    let mut growth = Table::new(&[
-        "shards",
-        "moved",
-        "ideal 1/(n+1)",
-        "moved onto the new shard",
-    ]);
-    let mut current: Vec<i32> = hashes.iter().map(|&h| jump(h, 1)).collect();
-    for n in 1..BUCKETS {
-        let next: Vec<i32> = hashes.iter().map(|&h| jump(h, n + 1)).collect();
-        let moved = current.iter().zip(&next).filter(|(a, b)| a != b).count();
-        let onto_new = current
-            .iter()
-            .zip(&next)
-            .filter(|(a, b)| a != b && **b == n)
-            .count();
-        growth.row(&[
-            format!("{n} -> {}", n + 1),
-            percent(moved as u64, KEYS as u64),
-            format!("{:.1}%", 100.0 / f64::from(n + 1)),
-            percent(onto_new as u64, moved as u64),
-        ]);
-        current = next;
-    }
-    growth.print();
-
-    let mut counts = vec![0usize; BUCKETS as usize];
-    for &bucket in &current {
-        counts[bucket as usize] += 1;
-    }
-    let mean = KEYS as f64 / f64::from(BUCKETS);
-    let max = counts.iter().copied().max().unwrap_or(0) as f64;
-    let bars: Vec<(String, f64)> = counts
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| (format!("shard-{i}"), c as f64))
-        .collect();
-    println!(
-        "\nkeys per shard with {BUCKETS} shards (busiest: {:.2}x the mean; no vnodes, no \
-         memory)\n{}\n",
-        max / mean,
-        bar_chart(&bars, 40)
-    );
-
-    let names: Vec<String> = (0..BUCKETS).map(|i| format!("shard-{i}")).collect();
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("user:{i}")).collect();
-    let all = Shards::new(names.clone());
-    let without_last = Shards::new(names[..names.len() - 1].to_vec());
-    let dead = names[DEAD_SHARD.min(names.len() - 1)].clone();
-    let without_dead = Shards::new(names.iter().filter(|n| **n != dead).cloned().collect());
-    let moved = |after: &Shards| {
-        keys.iter()
-            .filter(|k| all.route(k) != after.route(k))
-            .count()
-    };
-    let mut failure = Table::new(&["shard lost", "keys moved", "ideal"]);
-    failure.row(&[
-        format!("{} (the last one)", names[names.len() - 1]),
-        percent(moved(&without_last) as u64, KEYS as u64),
-        format!("{:.1}%", 100.0 / f64::from(BUCKETS)),
-    ]);
-    failure.row(&[
-        format!("{dead} (in the middle)"),
-        percent(moved(&without_dead) as u64, KEYS as u64),
-        format!("{:.1}%", 100.0 / f64::from(BUCKETS)),
-    ]);
-    failure.print();
-    println!(
-        "\n(jump only knows bucket numbers: dropping {dead} shifts every later shard down by one)\n"
-    );
-
-    let mut cost = Table::new(&["buckets", "time per lookup (debug build)"]);
-    for buckets in [10, 1_000, 1_000_000, i32::MAX] {
-        let started = Instant::now();
-        for &h in &hashes[..20_000] {
-            black_box(jump(black_box(h), buckets));
-        }
-        let each = started.elapsed() / 20_000;
-        cost.row(&[buckets.to_string(), format!("{each:.1?}")]);
-    }
-    cost.print();
-    println!(
-        "\nThe cost grows with ln(buckets): about one more jump each time n is multiplied by e."
+    run(
+        jump,
+        Knobs {
+            buckets: BUCKETS,
+            keys: KEYS,
+            dead_shard: DEAD_SHARD,
+        },
     );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sdlings_kit::hashing::mix64;
 
     /// Well-mixed 64-bit keys (small sequential integers are poor input for any hash).
     fn keys(n: u64) -> Vec<u64> {
@@ -219,9 +91,46 @@ mod tests {
             assert_eq!(
                 jump(key, buckets),
                 expected,
-                "jump({key:#x}, {buckets}): every implementation must agree. Check the LCG \
-                 (key * 2862933555777941757 + 1, wrapping), the top 31 bits (key >> 33) + 1, \
-                 and that the candidate is computed in f64 as (b + 1) * (2^31 / ((key >> 33) + 1))"
+                "jump({key:#x}, {buckets}): every implementation must agree. Check, in the \
+                 hints' order: the generator step (wrapping) before each draw, the top 31 bits \
+                 plus one, the division in f64, the truncation, and the strict loop condition"
+            );
+        }
+    }
+
+    #[test]
+    fn matches_the_published_test_vectors_of_guava_and_go_jump() {
+        // Guava's HashingTest (testConsistentHash_linearCongruentialGeneratorCompatibility):
+        // jump(i, 100) for i in 0..20, then a few large keys and 100001 buckets.
+        let golden_100 = [
+            0, 55, 62, 8, 45, 59, 86, 97, 82, 59, 73, 37, 17, 56, 86, 21, 90, 37, 38, 83,
+        ];
+        for (key, expected) in golden_100.into_iter().enumerate() {
+            assert_eq!(
+                jump(key as u64, 100),
+                expected,
+                "jump({key}, 100): Guava's Hashing.consistentHash gives {expected}"
+            );
+        }
+        // The same Guava test, then dgryski/go-jump's jump_test.go.
+        let published: [(u64, i32, i32); 11] = [
+            (10_863_919_174_838_991, 11, 6),
+            (2_016_238_256_797_177_309, 11, 3),
+            (1_673_758_223_894_951_030, 11, 5),
+            (2, 100_001, 80_343),
+            (2_201, 100_001, 22_152),
+            (2_202, 100_001, 15_018),
+            (1, 1, 0),
+            (42, 57, 43),
+            (0xdead_10cc, 1, 0),
+            (0xdead_10cc, 666, 361),
+            (256, 1_024, 520),
+        ];
+        for (key, buckets, expected) in published {
+            assert_eq!(
+                jump(key, buckets),
+                expected,
+                "jump({key}, {buckets}): the published reference answer is {expected}"
             );
         }
     }
@@ -331,15 +240,5 @@ mod tests {
     #[should_panic(expected = "at least one bucket")]
     fn zero_buckets_is_a_caller_bug() {
         jump(42, 0);
-    }
-
-    #[test]
-    fn shards_route_string_keys_through_jump() {
-        let shards = Shards::new((0..5).map(|i| format!("shard-{i}")).collect());
-        assert_eq!(
-            shards.route("user:42"),
-            format!("shard-{}", jump(stable_hash("user:42"), 5)),
-            "the shard is names[jump(stable_hash(key), len)]"
-        );
     }
 }

@@ -24,17 +24,16 @@
 // it, abandoned requests leave the queue and C's capacity goes to live ones. Turn ARRIVAL_EVERY,
 // C_WORKERS, STALL_PROBABILITY and HOPS (work, reply) and watch success and wasted work move.
 
-use std::collections::HashMap;
-use std::fmt;
-use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rand::RngExt;
-use sdlings_kit::lab::{Table, bar_chart, percent};
-use sdlings_kit::workload::seeded_rng;
-use tokio::sync::Semaphore;
+// The chain's scaffolding (requests, statuses, the simulated network of hops) and the
+// grpc-timeout format's constants: what your code and the tests build on.
+#[allow(unused_imports)]
+use sdlings_kit::resilience::deadlines::{
+    self, GRPC_TIMEOUT, Hop, MAX_DIGITS, MAX_VALUE, Network, ParseError, Reply, Request, Status,
+    UNITS,
+};
 use tokio::time::Instant;
 
 // ---- Deadlines -------------------------------------------------------------------------------
@@ -61,361 +60,6 @@ impl Deadline {
     pub fn at(&self) -> Instant {
         self.at
     }
-}
-
-// ---- The grpc-timeout header -----------------------------------------------------------------
-//
-// Format (gRPC over HTTP/2): 1 to 8 ASCII digits, then one unit letter:
-//   H hours, M minutes, S seconds, m milliseconds, u microseconds, n nanoseconds.
-// "250m" is 250 ms, "1S" one second, "5M" five minutes. Note `S` vs `m`: case matters.
-
-/// The metadata key that carries the caller's remaining budget.
-pub const GRPC_TIMEOUT: &str = "grpc-timeout";
-/// The metadata key a client may set to tag its request in the network's log. Calls made while
-/// serving a request are tagged with the same id automatically (like tracing headers).
-pub const REQUEST_ID: &str = "x-request-id";
-
-/// The units, coarsest first.
-pub const UNITS: [(char, Duration); 6] = [
-    ('H', Duration::from_secs(3600)),
-    ('M', Duration::from_secs(60)),
-    ('S', Duration::from_secs(1)),
-    ('m', Duration::from_millis(1)),
-    ('u', Duration::from_micros(1)),
-    ('n', Duration::from_nanos(1)),
-];
-
-/// At most 8 digits: the largest value is 99 999 999 of a unit.
-pub const MAX_DIGITS: usize = 8;
-pub const MAX_VALUE: u64 = 99_999_999;
-
-/// Why a `grpc-timeout` value was rejected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParseError {
-    /// `""`.
-    Empty,
-    /// Digits without a unit: `"250"`.
-    MissingUnit,
-    /// The last character is not one of `H M S m u n`: `"5s"`, `"5x"`.
-    UnknownUnit(char),
-    /// A unit without digits: `"m"`.
-    NoDigits,
-    /// Something other than an ASCII digit before the unit: `"1.5S"`, `"+5m"`, `"-1S"`, `" 5m"`.
-    NotADigit(char),
-    /// More than 8 digits: `"123456789m"`.
-    TooManyDigits(usize),
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::Empty => write!(f, "empty grpc-timeout"),
-            ParseError::MissingUnit => write!(f, "grpc-timeout has no unit (H M S m u n)"),
-            ParseError::UnknownUnit(c) => write!(f, "grpc-timeout unit {c:?} is not H M S m u n"),
-            ParseError::NoDigits => write!(f, "grpc-timeout has no digits"),
-            ParseError::NotADigit(c) => write!(f, "grpc-timeout value contains {c:?}"),
-            ParseError::TooManyDigits(n) => write!(f, "grpc-timeout has {n} digits (at most 8)"),
-        }
-    }
-}
-
-// ---- The simulated chain ---------------------------------------------------------------------
-
-/// One service of the chain, as configured.
-#[derive(Debug, Clone)]
-pub struct Hop {
-    pub name: &'static str,
-    /// This hop's own timeout: the most it spends on a request, whatever the caller says, and
-    /// its deadline when the caller sends none.
-    pub timeout: Duration,
-    /// Local work before calling downstream (parse, authenticate, read a cache...), as this hop
-    /// expects it to take. The last hop does all its work here.
-    pub work: Duration,
-    /// Work after the downstream answered: building and sending this hop's own reply. The hop
-    /// keeps this much back from the budget it passes down.
-    pub reply: Duration,
-}
-
-/// A request as it travels between hops: its metadata (gRPC's headers).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Request {
-    pub metadata: Vec<(String, String)>,
-}
-
-impl Request {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The same request with one more metadata entry.
-    pub fn with(mut self, key: &str, value: &str) -> Self {
-        self.metadata.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    /// The value of metadata `key`, if present.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A successful answer: the hops that served it, innermost first (`["C", "B", "A"]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub served_by: Vec<&'static str>,
-}
-
-/// A failed answer, as gRPC status codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    /// The budget ran out, or could not cover the work: give up, nobody is waiting any more.
-    DeadlineExceeded,
-    /// The request was malformed (a `grpc-timeout` that does not parse).
-    InvalidArgument(ParseError),
-}
-
-/// What the network saw, for the tests and the lab. Times are since the network was created;
-/// `request` is the id of the client request it was for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// `hop` received a request carrying this `grpc-timeout` (`None`: no deadline).
-    Received {
-        request: u64,
-        hop: usize,
-        at: Duration,
-        timeout: Option<String>,
-    },
-    /// `hop` was busy from `from` to `to`; `finished` is false when the work was cut short.
-    Worked {
-        request: u64,
-        hop: usize,
-        from: Duration,
-        to: Duration,
-        finished: bool,
-    },
-    /// `hop` sent its answer.
-    Answered {
-        request: u64,
-        hop: usize,
-        at: Duration,
-        ok: bool,
-    },
-}
-
-tokio::task_local! {
-    /// The id of the client request the current hop task is serving.
-    static CURRENT_REQUEST: u64;
-}
-
-/// The hops, wired A -> B -> C (hop i calls hop i + 1), plus what the network observed.
-pub struct Network {
-    hops: Vec<Hop>,
-    /// Extra, unexpected local work per hop (a GC pause, a lock wait): the hop does not know.
-    stalls: Vec<Duration>,
-    /// The same, for one request only: (request id, hop) -> extra.
-    request_stalls: HashMap<(u64, usize), Duration>,
-    /// Per hop, the workers that do its local work (`None`: as many as needed). A request
-    /// waits in the queue for a free worker; the wait is not work, but it is time spent.
-    workers: Vec<Option<Arc<Semaphore>>>,
-    /// Each machine's wall-clock error in ms (positive: its clock is ahead).
-    skews_ms: Vec<i64>,
-    /// `false` strips `grpc-timeout` from every request, like a proxy or client library that
-    /// does not forward deadlines: each hop then falls back to its own timeout.
-    propagate: bool,
-    started: Instant,
-    events: Mutex<Vec<Event>>,
-    running: AtomicUsize,
-}
-
-impl Network {
-    pub fn new(hops: Vec<Hop>) -> Network {
-        let n = hops.len();
-        Network {
-            hops,
-            stalls: vec![Duration::ZERO; n],
-            request_stalls: HashMap::new(),
-            workers: vec![None; n],
-            skews_ms: vec![0; n],
-            propagate: true,
-            started: Instant::now(),
-            events: Mutex::new(Vec::new()),
-            running: AtomicUsize::new(0),
-        }
-    }
-
-    /// `hop`'s local work will take `extra` longer than it expects.
-    pub fn with_stall(mut self, hop: usize, extra: Duration) -> Network {
-        self.stalls[hop] = extra;
-        self
-    }
-
-    /// `hop`'s local work will take `extra` longer than it expects, for `request` only.
-    pub fn with_request_stall(mut self, request: u64, hop: usize, extra: Duration) -> Network {
-        self.request_stalls.insert((request, hop), extra);
-        self
-    }
-
-    /// `hop` has `workers` workers: at most that many requests do their local work at once.
-    pub fn with_workers(mut self, hop: usize, workers: usize) -> Network {
-        self.workers[hop] = Some(Arc::new(Semaphore::new(workers)));
-        self
-    }
-
-    /// `hop`'s wall clock is off by `ms` milliseconds (positive: ahead).
-    pub fn with_clock_skew(mut self, hop: usize, ms: i64) -> Network {
-        self.skews_ms[hop] = ms;
-        self
-    }
-
-    /// Nobody forwards `grpc-timeout`.
-    pub fn without_propagation(mut self) -> Network {
-        self.propagate = false;
-        self
-    }
-
-    pub fn hop(&self, hop: usize) -> &Hop {
-        &self.hops[hop]
-    }
-
-    /// The hop that `hop` calls, if any.
-    pub fn downstream(&self, hop: usize) -> Option<usize> {
-        (hop + 1 < self.hops.len()).then_some(hop + 1)
-    }
-
-    /// Sends `request` to `hop` and returns its answer. The hop runs as its own task, like a
-    /// server in another process: a caller that stops waiting (drops this future on a timeout)
-    /// does NOT stop it. Only the deadline the hop was given can stop its work.
-    pub fn call(
-        self: &Arc<Self>,
-        hop: usize,
-        mut request: Request,
-    ) -> impl Future<Output = Result<Reply, Status>> + Send + 'static {
-        if !self.propagate {
-            request.metadata.retain(|(key, _)| key != GRPC_TIMEOUT);
-        }
-        let id = request
-            .get(REQUEST_ID)
-            .and_then(|id| id.parse().ok())
-            .or_else(|| CURRENT_REQUEST.try_with(|id| *id).ok())
-            .unwrap_or(0);
-        let net = Arc::clone(self);
-        net.running.fetch_add(1, Ordering::SeqCst);
-        let task = tokio::spawn(CURRENT_REQUEST.scope(id, async move {
-            net.record(Event::Received {
-                request: id,
-                hop,
-                at: net.elapsed(),
-                timeout: request.get(GRPC_TIMEOUT).map(str::to_string),
-            });
-            let answer = serve(Arc::clone(&net), hop, request).await;
-            net.record(Event::Answered {
-                request: id,
-                hop,
-                at: net.elapsed(),
-                ok: answer.is_ok(),
-            });
-            net.running.fetch_sub(1, Ordering::SeqCst);
-            answer
-        }));
-        async move {
-            task.await
-                .unwrap_or_else(|e| panic!("hop {hop} panicked: {e}"))
-        }
-    }
-
-    /// `hop`'s local work: its `work`, plus any stall, on one of its workers (waiting for a free
-    /// one first, if it has a limited number). If this future is dropped before the end (a
-    /// timeout fired), the work, or the wait, stops there; cut work is logged as such.
-    pub async fn work(&self, hop: usize) {
-        let request = current_request();
-        let _worker = match &self.workers[hop] {
-            Some(workers) => Some(workers.acquire().await.expect("never closed")),
-            None => None,
-        };
-        let stall = self.stalls[hop]
-            + self
-                .request_stalls
-                .get(&(request, hop))
-                .copied()
-                .unwrap_or_default();
-        self.busy(hop, self.hops[hop].work + stall).await
-    }
-
-    /// Building and sending `hop`'s reply once downstream has answered: its `reply` time.
-    pub async fn build_reply(&self, hop: usize) {
-        self.busy(hop, self.hops[hop].reply).await
-    }
-
-    /// What `hop`'s machine believes the time of day is (a Unix time): true time plus its clock
-    /// error. Good for log lines; useless for deadlines, as the lab shows.
-    pub fn wall_clock(&self, hop: usize) -> Duration {
-        let true_time = Duration::from_secs(1_700_000_000) + self.elapsed();
-        let skew = Duration::from_millis(self.skews_ms[hop].unsigned_abs());
-        if self.skews_ms[hop] >= 0 {
-            true_time + skew
-        } else {
-            true_time - skew
-        }
-    }
-
-    /// Everything that happened so far.
-    pub fn events(&self) -> Vec<Event> {
-        self.events.lock().expect("not poisoned").clone()
-    }
-
-    /// Waits until no hop is working any more (abandoned work included).
-    pub async fn settle(&self) {
-        while self.running.load(Ordering::SeqCst) > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    fn record(&self, event: Event) {
-        self.events.lock().expect("not poisoned").push(event);
-    }
-
-    async fn busy(&self, hop: usize, length: Duration) {
-        /// Logs the work when it ends, also when it is dropped half-way.
-        struct Busy<'a> {
-            net: &'a Network,
-            request: u64,
-            hop: usize,
-            from: Duration,
-            finished: bool,
-        }
-        impl Drop for Busy<'_> {
-            fn drop(&mut self) {
-                self.net.record(Event::Worked {
-                    request: self.request,
-                    hop: self.hop,
-                    from: self.from,
-                    to: self.net.elapsed(),
-                    finished: self.finished,
-                });
-            }
-        }
-        let mut busy = Busy {
-            net: self,
-            request: current_request(),
-            hop,
-            from: self.elapsed(),
-            finished: false,
-        };
-        tokio::time::sleep(length).await;
-        busy.finished = true;
-    }
-}
-
-/// The id of the request the current hop task serves (0 outside of one).
-fn current_request() -> u64 {
-    CURRENT_REQUEST.try_with(|id| *id).unwrap_or(0)
 }
 
 // ---- Your part -------------------------------------------------------------------------------
@@ -445,12 +89,19 @@ impl Deadline {
     }
 }
 
-/// `timeout` in the `grpc-timeout` format. The rules:
-/// - in the coarsest unit in which it is a whole number, if that fits in 8 digits:
-///   250 ms -> "250m", 2 s -> "2S", 90 s -> "90S", 2 h -> "2H", 7 µs -> "7u";
-/// - otherwise in the finest unit in which it fits in 8 digits, rounding DOWN:
-///   123 456 789 ns -> "123456u". Never up: the receiver must not get more time than we have;
-/// - beyond "99999999H" (11 000 years), "99999999H". Zero may be written in any unit.
+// The `grpc-timeout` format (gRPC over HTTP/2): 1 to 8 ASCII digits, then one unit letter:
+// H hours, M minutes, S seconds, m milliseconds, u microseconds, n nanoseconds (`UNITS`).
+// "250m" is 250 ms, "1S" one second, "5M" five minutes. Note `S` vs `m`: case matters.
+
+/// `timeout` in the `grpc-timeout` format. The gRPC spec asks only for a valid value (1 to 8
+/// digits, one unit) and leaves the unit and the rounding to the sender. This hop asks more:
+/// - never MORE time than `timeout`: a budget rounded up lets the next hop work past the real
+///   deadline (gRPC's C core allows itself to round up; here we don't);
+/// - as precise as 8 digits allow: less than one unit lost, in the finest unit in which
+///   `timeout` fits in 8 digits (250 ms arrives as 250 ms; 123 456 789 ns as 123 456 µs);
+/// - beyond "99999999H" (11 000 years), "99999999H".
+/// Which unit to write is yours to choose. A readable choice, the one a person would write in a
+/// config: the coarsest unit in which the value is whole ("250m", "2S", "90S").
 pub fn encode_timeout(timeout: Duration) -> String {
     todo!("{timeout:?} as a grpc-timeout value")
 }
@@ -475,7 +126,7 @@ pub fn parse_timeout(value: &str) -> Result<Duration, ParseError> {
 ///    at the child deadline (`DeadlineExceeded`); pass a downstream error up unchanged.
 /// 5. Build the reply (`net.build_reply(hop)`), add this hop's name to `served_by`.
 pub async fn serve(net: Arc<Network>, hop: usize, request: Request) -> Result<Reply, Status> {
-    todo!("serve {request:?} at hop {hop} of {} hops", net.hops.len())
+    todo!("serve {request:?} at hop {hop} of {} hops", net.len())
 }
 
 // ---- Lab -------------------------------------------------------------------------------------
@@ -502,191 +153,21 @@ const STALL_MAX_MS: u64 = 300;
 const REQUESTS: usize = 300;
 const SEED: u64 = 7;
 
-#[derive(Default)]
-struct Figures {
-    ok: usize,
-    /// When each failed request's client learnt it had failed (its own timeout, at the latest).
-    time_to_fail: Vec<Duration>,
-    /// ms of work at C, and how much of it was for requests that failed.
-    c_busy_ms: f64,
-    c_wasted_ms: f64,
-    /// ms of work, any hop, after the client had given up.
-    after_giveup_ms: f64,
-}
-
-fn chain() -> Vec<Hop> {
-    HOPS.iter()
-        .map(|&(name, work, reply)| Hop {
-            name,
-            timeout: HOP_TIMEOUT,
-            work: Duration::from_millis(work),
-            reply: Duration::from_millis(reply),
-        })
-        .collect()
-}
-
-/// `stalls[i][hop]`: how long request `i + 1` stalls at `hop`.
-async fn run(budget: Duration, propagate: bool, stalls: &[Vec<Duration>]) -> Figures {
-    let c = HOPS.len() - 1;
-    let mut net = Network::new(chain()).with_workers(c, C_WORKERS);
-    for (i, request_stalls) in stalls.iter().enumerate() {
-        for (hop, &stall) in request_stalls.iter().enumerate() {
-            net = net.with_request_stall(i as u64 + 1, hop, stall);
-        }
-    }
-    if !propagate {
-        net = net.without_propagation();
-    }
-    let net = Arc::new(net);
-    let arrival = |id: u64| ARRIVAL_EVERY * (id - 1) as u32;
-    let start = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for id in 1..=REQUESTS as u64 {
-        let net = Arc::clone(&net);
-        clients.spawn(async move {
-            tokio::time::sleep_until(start + arrival(id)).await;
-            let request = Request::new()
-                .with(REQUEST_ID, &id.to_string())
-                .with(GRPC_TIMEOUT, &encode_timeout(budget));
-            let sent = Instant::now();
-            let answer = tokio::time::timeout(budget, net.call(0, request)).await;
-            (id, matches!(answer, Ok(Ok(_))), sent.elapsed())
-        });
-    }
-    let outcomes = clients.join_all().await;
-    net.settle().await;
-
-    let mut figures = Figures::default();
-    let mut succeeded = vec![false; REQUESTS + 1];
-    for (id, ok, took) in outcomes {
-        succeeded[id as usize] = ok;
-        if ok {
-            figures.ok += 1;
-        } else {
-            figures.time_to_fail.push(took);
-        }
-    }
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    for event in net.events() {
-        if let Event::Worked {
-            request,
-            hop,
-            from,
-            to,
-            ..
-        } = event
-        {
-            let gave_up = arrival(request) + budget;
-            figures.after_giveup_ms += ms(to.saturating_sub(from.max(gave_up)));
-            if hop == c {
-                figures.c_busy_ms += ms(to - from);
-                if !succeeded[request as usize] {
-                    figures.c_wasted_ms += ms(to - from);
-                }
-            }
-        }
-    }
-    figures
-}
-
 fn main() {
-    let runtime = sdlings_kit::lab::simulated_runtime();
-    let mut rng = seeded_rng(SEED);
-    let stalls: Vec<Vec<Duration>> = (0..REQUESTS)
-        .map(|_| {
-            (0..HOPS.len())
-                .map(|_| {
-                    if rng.random_bool(STALL_PROBABILITY) {
-                        Duration::from_millis(rng.random_range(1..=STALL_MAX_MS))
-                    } else {
-                        Duration::ZERO
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let needed: u64 = HOPS.iter().map(|(_, work, reply)| work + reply).sum();
-    println!(
-        "Chain A -> B -> C, work + reply per hop: {} ({needed} ms end to end). C has \
-         {C_WORKERS} workers. A request every {ARRIVAL_EVERY:?}, {REQUESTS} per row; each hop \
-         stalls on {:.0}% of requests (up to {STALL_MAX_MS} ms). Hop timeout {HOP_TIMEOUT:?}.\n",
-        HOPS.iter()
-            .map(|(n, w, r)| format!("{n} {w}+{r} ms"))
-            .collect::<Vec<_>>()
-            .join(", "),
-        STALL_PROBABILITY * 100.0,
-    );
-    let mut table = Table::new(&[
-        "budget",
-        "deadlines",
-        "success",
-        "failures: p50 time to fail",
-        "C's work spent on failures",
-        "work after give-up/req",
-    ]);
-    let mut chart = Vec::new();
-    runtime.block_on(async {
-        for &budget_ms in &CLIENT_BUDGETS_MS {
-            let budget = Duration::from_millis(budget_ms);
-            for (mode, propagate) in [("fixed per hop", false), ("propagated", true)] {
-                let mut f = run(budget, propagate, &stalls).await;
-                f.time_to_fail.sort();
-                let p50 = match f
-                    .time_to_fail
-                    .get(f.time_to_fail.len().saturating_sub(1) / 2)
-                {
-                    Some(d) => format!("{} ms", d.as_millis()),
-                    None => "-".to_string(),
-                };
-                table.row(&[
-                    format!("{budget_ms} ms"),
-                    mode.to_string(),
-                    percent(f.ok as u64, REQUESTS as u64),
-                    p50,
-                    percent(f.c_wasted_ms as u64, f.c_busy_ms as u64),
-                    format!("{:.1} ms", f.after_giveup_ms / REQUESTS as f64),
-                ]);
-                chart.push((
-                    format!("{budget_ms:>3} ms {mode:>13}"),
-                    (f.ok as f64 * 1000.0 / REQUESTS as f64).round() / 10.0,
-                ));
-            }
-        }
+    deadlines::run(&deadlines::Knobs {
+        client_budgets_ms: CLIENT_BUDGETS_MS.to_vec(),
+        hops: HOPS.to_vec(),
+        c_workers: C_WORKERS,
+        arrival_every: ARRIVAL_EVERY,
+        hop_timeout: HOP_TIMEOUT,
+        stall_probability: STALL_PROBABILITY,
+        stall_max_ms: STALL_MAX_MS,
+        requests: REQUESTS,
+        seed: SEED,
+        serve: |net, hop, request| Box::pin(serve(net, hop, request)),
+        encode: encode_timeout,
+        parse: parse_timeout,
     });
-    table.print();
-    println!("\nsuccess rate (%)\n{}", bar_chart(&chart, 40));
-
-    // Why the header carries the time LEFT, not the instant: the hops' clocks disagree.
-    let budget = Duration::from_millis(200);
-    let skews_ms: [(&str, i64); 3] = [("A", 0), ("B", -80), ("C", 120)];
-    println!(
-        "\nWhy remaining time and not a timestamp. A's deadline is {} ms away. Sent as an \
-         absolute time, or as grpc-timeout \"{}\", each hop would read (ignoring transit):\n",
-        budget.as_millis(),
-        encode_timeout(budget)
-    );
-    let mut skew = Table::new(&[
-        "hop",
-        "clock error",
-        "budget from a timestamp",
-        "budget from grpc-timeout",
-    ]);
-    for (name, error) in skews_ms {
-        // A hop reading "deadline at T" computes T minus ITS now, which is off by `error`.
-        let from_timestamp = budget.as_millis() as i64 - error;
-        let from_header = parse_timeout(&encode_timeout(budget)).expect("our own encoding");
-        skew.row(&[
-            name.to_string(),
-            format!("{error:+} ms"),
-            format!("{from_timestamp} ms"),
-            format!("{} ms", from_header.as_millis()),
-        ]);
-    }
-    skew.print();
-    println!(
-        "\nA clock behind works past the real deadline; a clock ahead gives up early. Time \
-         elapsed on one machine's monotonic clock is immune to both."
-    );
 }
 
 // ---- Tests -----------------------------------------------------------------------------------
@@ -694,7 +175,14 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
+    use sdlings_kit::resilience::testing::paused;
     use sdlings_kit::workload::seeded_rng;
+
+    /// A chain of `hops` in which every hop runs your `serve`.
+    fn network(hops: Vec<Hop>) -> Network {
+        Network::new(hops, |net, hop, request| Box::pin(serve(net, hop, request)))
+    }
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -727,36 +215,8 @@ mod tests {
         (answer, took)
     }
 
-    /// The grpc-timeout each hop received, in hop order (`None`: never called).
-    fn received(net: &Network) -> Vec<Option<Option<String>>> {
-        let mut seen = vec![None; net.hops.len()];
-        for event in net.events() {
-            if let Event::Received { hop, timeout, .. } = event {
-                seen[hop] = Some(timeout);
-            }
-        }
-        seen
-    }
-
     fn header(value: &str) -> Option<Option<String>> {
         Some(Some(value.to_string()))
-    }
-
-    /// Every stretch of work: (hop, from ms, to ms, finished).
-    fn work(net: &Network) -> Vec<(usize, u128, u128, bool)> {
-        net.events()
-            .into_iter()
-            .filter_map(|event| match event {
-                Event::Worked {
-                    hop,
-                    from,
-                    to,
-                    finished,
-                    ..
-                } => Some((hop, from.as_millis(), to.as_millis(), finished)),
-                _ => None,
-            })
-            .collect()
     }
 
     // --- Deadline ---
@@ -839,49 +299,124 @@ mod tests {
 
     // --- The grpc-timeout wire format ---
 
+    /// The test's own reading of a `grpc-timeout` value (so the encoder is checked on its own):
+    /// `None` unless it is 1 to 8 ASCII digits followed by one unit letter.
+    fn decode(value: &str) -> Option<Duration> {
+        let unit = value.chars().last()?;
+        let size = UNITS.iter().find(|(u, _)| *u == unit)?.1;
+        let digits = &value[..value.len() - unit.len_utf8()];
+        let well_formed =
+            (1..=MAX_DIGITS).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        well_formed.then(|| size * digits.parse::<u32>().expect("8 digits fit"))
+    }
+
+    /// The finest unit in which `timeout` fits in 8 digits (`None`: not even in hours).
+    fn finest_unit_that_fits(timeout: Duration) -> Option<Duration> {
+        UNITS
+            .iter()
+            .rev()
+            .map(|&(_, size)| size)
+            .find(|size| timeout.as_nanos() / size.as_nanos() <= u128::from(MAX_VALUE))
+    }
+
+    /// The properties every encoding must have, whatever unit it picks.
+    fn assert_well_encoded(timeout: Duration) -> Duration {
+        let encoded = encode_timeout(timeout);
+        let back = decode(&encoded).unwrap_or_else(|| {
+            panic!(
+                "{timeout:?} encoded as {encoded:?}: a grpc-timeout is 1 to 8 ASCII digits \
+                 followed by one of H M S m u n"
+            )
+        });
+        assert!(
+            back <= timeout,
+            "{timeout:?} encoded as {encoded:?} reads back as {back:?}: MORE time than the \
+             sender has (rounded up), so the next hop may work past the real deadline"
+        );
+        match finest_unit_that_fits(timeout) {
+            Some(unit) => assert!(
+                timeout - back < unit,
+                "{timeout:?} encoded as {encoded:?} reads back as {back:?}: {:?} lost. It fits \
+                 in 8 digits in units of {unit:?}, so less than one of those may be lost (a unit \
+                 too coarse throws away budget the next hop needed)",
+                timeout - back
+            ),
+            None => assert_eq!(
+                back,
+                Duration::from_secs(u64::from(MAX_VALUE) * 3600),
+                "{timeout:?} is beyond 99999999H: send the largest value there is"
+            ),
+        }
+        back
+    }
+
     #[test]
-    fn encodes_in_the_coarsest_unit_that_is_exact() {
+    fn a_budget_that_is_whole_in_some_unit_arrives_exactly() {
         let cases = [
-            (ms(250), "250m"),
-            (ms(100), "100m"),
-            (Duration::from_secs(1), "1S"),
-            (ms(1500), "1500m"),
-            (Duration::from_secs(90), "90S"),
-            (Duration::from_secs(120), "2M"),
-            (Duration::from_secs(3 * 3600), "3H"),
-            (Duration::from_secs(36 * 3600), "36H"),
-            (Duration::from_micros(7), "7u"),
-            (Duration::from_nanos(42), "42n"),
-            (Duration::from_micros(2500), "2500u"),
+            ms(250),
+            ms(100),
+            ms(1),
+            Duration::from_secs(1),
+            ms(1500),
+            Duration::from_secs(90),
+            Duration::from_secs(120),
+            Duration::from_secs(3 * 3600),
+            Duration::from_secs(36 * 3600),
+            Duration::from_micros(7),
+            Duration::from_nanos(42),
+            Duration::from_micros(2500),
+            Duration::from_millis(99_999_999),
+            Duration::ZERO,
         ];
-        for (timeout, expected) in cases {
+        for timeout in cases {
             assert_eq!(
-                encode_timeout(timeout),
-                expected,
-                "{timeout:?} is a whole number of {expected:?}'s unit and of no coarser one"
+                assert_well_encoded(timeout),
+                timeout,
+                "{timeout:?} can be written exactly in 8 digits (encoded as {:?}): it must \
+                 arrive exactly, not a little less",
+                encode_timeout(timeout)
             );
         }
     }
 
     #[test]
     fn values_too_precise_for_8_digits_are_rounded_down_never_up() {
-        assert_eq!(
-            encode_timeout(Duration::from_nanos(123_456_789)),
-            "123456u",
-            "123 456 789 ns needs 9 digits in ns; in µs it is 123456.789, written 123456u: \
-             rounding to 123457u would hand the next hop 211 ns we do not have"
-        );
-        assert_eq!(
-            encode_timeout(Duration::from_nanos(100_000_000_999)),
-            "100000m",
-            "100.000000999 s: too long for n or u in 8 digits; 100000.000999 ms -> 100000m \
-             (not 100001m)"
-        );
-        assert_eq!(
-            encode_timeout(Duration::from_secs(3600) + Duration::from_nanos(1)),
-            "3600000m",
-            "1 h + 1 ns is exact only in ns (13 digits): use the finest unit that fits, ms"
-        );
+        let cases = [
+            (
+                Duration::from_nanos(123_456_789),
+                Duration::from_micros(123_456),
+                "123 456 789 ns needs 9 digits in ns; in µs it is 123456.789: 123456u. 123457u \
+                 would hand the next hop 211 ns we do not have; 123m would throw 456 µs away",
+            ),
+            (
+                Duration::from_nanos(100_000_000_999),
+                ms(100_000),
+                "100.000000999 s: too long for n or u in 8 digits; in ms it is 100000.000999",
+            ),
+            (
+                Duration::from_secs(3600) + Duration::from_nanos(1),
+                ms(3_600_000),
+                "1 h + 1 ns is exact only in ns (13 digits): the finest unit that fits is ms",
+            ),
+        ];
+        for (timeout, expected, why) in cases {
+            assert_eq!(
+                assert_well_encoded(timeout),
+                expected,
+                "{timeout:?} encoded as {:?}: {why}",
+                encode_timeout(timeout)
+            );
+        }
+    }
+
+    #[test]
+    fn every_budget_is_encoded_validly_never_rounded_up_and_as_precisely_as_8_digits_allow() {
+        let mut rng = seeded_rng(42);
+        for _ in 0..5_000 {
+            // Log-uniform from 1 ns to about 30 years, so every unit is needed somewhere.
+            let exponent = rng.random_range(0.0..18.0_f64);
+            assert_well_encoded(Duration::from_nanos(10f64.powf(exponent) as u64));
+        }
     }
 
     #[test]
@@ -889,7 +424,8 @@ mod tests {
         assert_eq!(encode_timeout(Duration::MAX), "99999999H");
         assert_eq!(
             encode_timeout(Duration::from_secs(100_000_000 * 3600)),
-            "99999999H"
+            "99999999H",
+            "more than 99999999H cannot be written: send the most there is"
         );
     }
 
@@ -948,42 +484,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn encoding_then_parsing_never_gives_more_time_and_loses_almost_none() {
-        let mut rng = seeded_rng(42);
-        for _ in 0..5_000 {
-            // Log-uniform from 1 ns to about 11 days.
-            let exponent = rng.random_range(0.0..15.0_f64);
-            let nanos = 10f64.powf(exponent) as u64;
-            let timeout = Duration::from_nanos(nanos);
-            let encoded = encode_timeout(timeout);
-            assert!(
-                encoded.len() <= MAX_DIGITS + 1,
-                "{timeout:?} encoded as {encoded:?}: at most 8 digits and a unit"
-            );
-            let back = parse_timeout(&encoded)
-                .unwrap_or_else(|e| panic!("{timeout:?} encoded as {encoded:?}: {e}"));
-            assert!(
-                back <= timeout,
-                "{timeout:?} encoded as {encoded:?} reads back as {back:?}: MORE time than \
-                 the sender had (rounded up)"
-            );
-            assert!(
-                timeout - back <= timeout / 100_000,
-                "{timeout:?} encoded as {encoded:?} reads back as {back:?}: too much \
-                 precision lost; use the finest unit that fits in 8 digits"
-            );
-            if timeout < ms(100) {
-                assert_eq!(back, timeout, "under 100 ms, nanoseconds fit: exact");
-            }
-        }
-    }
-
     // --- The chain ---
 
     #[tokio::test(start_paused = true)]
     async fn a_request_with_enough_budget_is_served_by_every_hop() {
-        let net = Arc::new(Network::new(three_hops()));
+        let net = Arc::new(network(three_hops()));
         let (answer, took) = send(&net, Some("200m")).await;
         assert_eq!(
             answer,
@@ -997,18 +502,18 @@ mod tests {
             "3 x 20 ms of work, then 3 x 5 ms of replies, one after the other"
         );
         assert!(
-            work(&net).iter().all(|&(_, _, _, finished)| finished),
+            net.work_log().iter().all(|&(_, _, _, finished)| finished),
             "nothing was cut short: {:?}",
-            work(&net)
+            net.work_log()
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn each_hop_passes_down_what_is_left_not_what_it_was_given() {
-        let net = Arc::new(Network::new(three_hops()));
+        let net = Arc::new(network(three_hops()));
         let _ = send(&net, Some("200m")).await;
         assert_eq!(
-            received(&net),
+            net.received(),
             vec![header("200m"), header("175m"), header("150m")],
             "A got 200 ms, worked 20 and keeps 5 for its reply: B gets 175m. B does the same: \
              C gets 150m. Passing \"200m\" on restarts the clock at every hop; 180m means the \
@@ -1018,14 +523,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hop_without_an_incoming_deadline_uses_its_own_timeout() {
-        let net = Arc::new(Network::new(three_hops()));
+        let net = Arc::new(network(three_hops()));
         let (answer, _) = send(&net, None).await;
         assert!(
             answer.is_ok(),
             "without a grpc-timeout each hop has its own 1 s: plenty, but got {answer:?}"
         );
         assert_eq!(
-            received(&net),
+            net.received(),
             vec![Some(None), header("975m"), header("950m")],
             "no deadline came in: A uses its own 1 s timeout, and from there on it propagates"
         );
@@ -1035,10 +540,10 @@ mod tests {
     async fn a_hops_own_timeout_tightens_the_deadline_it_passes_on() {
         let mut hops = three_hops();
         hops[1].timeout = ms(100);
-        let net = Arc::new(Network::new(hops));
+        let net = Arc::new(network(hops));
         let _ = send(&net, Some("500m")).await;
         assert_eq!(
-            received(&net),
+            net.received(),
             vec![header("500m"), header("475m"), header("75m")],
             "B may spend at most 100 ms whatever A allows: C gets 100 - 20 - 5 = 75m"
         );
@@ -1046,10 +551,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hops_own_timeout_never_extends_the_callers_deadline() {
-        let net = Arc::new(Network::new(three_hops()));
+        let net = Arc::new(network(three_hops()));
         let _ = send(&net, Some("100m")).await;
         assert_eq!(
-            received(&net),
+            net.received(),
             vec![header("100m"), header("75m"), header("50m")],
             "every hop's own timeout is 1 s, but the client allowed 100 ms: a 1 s cap must not \
              turn B's 75 ms into 1 s"
@@ -1058,7 +563,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hop_refuses_at_once_when_the_budget_cannot_cover_its_own_work() {
-        let net = Arc::new(Network::new(three_hops()));
+        let net = Arc::new(network(three_hops()));
         let (answer, took) = send(&net, Some("24m")).await;
         assert_eq!(
             answer,
@@ -1070,24 +575,28 @@ mod tests {
             Duration::ZERO,
             "A needs 20 ms of work + 5 ms of reply and has 24: fail fast, at once"
         );
-        assert_eq!(work(&net), vec![], "a refused request costs no work at all");
-        assert_eq!(received(&net)[1], None, "and B is never called");
+        assert_eq!(
+            net.work_log(),
+            vec![],
+            "a refused request costs no work at all"
+        );
+        assert_eq!(net.received()[1], None, "and B is never called");
     }
 
     #[tokio::test(start_paused = true)]
     async fn when_c_cannot_make_it_the_error_comes_back_early_and_c_does_no_work() {
-        let net = Arc::new(Network::new(three_hops()));
+        let net = Arc::new(network(three_hops()));
         let (answer, took) = send(&net, Some("60m")).await;
         assert_eq!(answer, Err(Status::DeadlineExceeded));
         assert_eq!(
-            received(&net)[2],
+            net.received()[2],
             header("10m"),
             "60 ms: A works 20 and keeps 5 (B gets 35m), B works 20 and keeps 5 (C gets 10m)"
         );
         assert!(
-            work(&net).iter().all(|&(hop, ..)| hop != 2),
+            net.work_log().iter().all(|&(hop, ..)| hop != 2),
             "C needs 25 ms and got 10: it must refuse without starting, but worked: {:?}",
-            work(&net)
+            net.work_log()
         );
         assert_eq!(
             took,
@@ -1099,7 +608,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_malformed_grpc_timeout_is_rejected_as_invalid_argument() {
-        let net = Arc::new(Network::new(three_hops()));
+        let net = Arc::new(network(three_hops()));
         let (answer, _) = send(&net, Some("2s")).await;
         assert_eq!(
             answer,
@@ -1107,12 +616,12 @@ mod tests {
             "\"2s\" is not a grpc-timeout (seconds are `S`): reject the request; guessing, or \
              silently dropping the deadline, hides the caller's bug"
         );
-        assert_eq!(work(&net), vec![], "and do no work for it");
+        assert_eq!(net.work_log(), vec![], "and do no work for it");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_hop_stops_working_at_its_deadline() {
-        let net = Arc::new(Network::new(three_hops()).with_stall(2, ms(500)));
+        let net = Arc::new(network(three_hops()).with_stall(2, ms(500)));
         let (answer, took) = send(&net, Some("200m")).await;
         assert_eq!(
             answer,
@@ -1120,11 +629,11 @@ mod tests {
             "C stalls for 500 ms: the deadline passes before anybody can answer"
         );
         assert_eq!(
-            received(&net)[2],
+            net.received()[2],
             header("150m"),
             "C is called with what is left: 200 - 2 x (20 + 5) = 150m"
         );
-        let c_work: Vec<_> = work(&net).into_iter().filter(|w| w.0 == 2).collect();
+        let c_work: Vec<_> = net.work_log().into_iter().filter(|w| w.0 == 2).collect();
         assert_eq!(
             c_work,
             vec![(2, 40, 190, false)],
@@ -1140,7 +649,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_hop_whose_own_work_ran_long_does_not_call_downstream_with_nothing_left() {
-        let net = Arc::new(Network::new(three_hops()).with_stall(0, ms(178)));
+        let net = Arc::new(network(three_hops()).with_stall(0, ms(178)));
         let (answer, took) = send(&net, Some("200m")).await;
         assert_eq!(
             answer,
@@ -1153,7 +662,7 @@ mod tests {
             "A's work ended at 198 ms; it should answer then"
         );
         assert_eq!(
-            received(&net)[1],
+            net.received()[1],
             None,
             "A's work ran until 198 ms, leaving 2 ms, less than its 5 ms reply reserve: the \
              child deadline has passed, so B must not be called at all"
@@ -1163,7 +672,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_wall_clocks_of_the_hops_do_not_matter() {
         let net = Arc::new(
-            Network::new(three_hops())
+            network(three_hops())
                 .with_clock_skew(1, -300)
                 .with_clock_skew(2, 250),
         );
@@ -1175,7 +684,7 @@ mod tests {
         );
         assert_eq!(took, ms(75));
         assert_eq!(
-            received(&net),
+            net.received(),
             vec![header("200m"), header("175m"), header("150m")],
             "B's clock is 300 ms behind and C's 250 ms ahead: deadlines must be measured as \
              time elapsed on each hop's own monotonic clock, never as a time of day"
@@ -1186,12 +695,12 @@ mod tests {
     async fn whatever_the_budget_nobody_works_after_the_client_gave_up() {
         type Setup = fn() -> Network;
         let setups: [(&str, Setup); 3] = [
-            ("no stalls", || Network::new(three_hops())),
+            ("no stalls", || network(three_hops())),
             ("B stalls 30 ms", || {
-                Network::new(three_hops()).with_stall(1, ms(30))
+                network(three_hops()).with_stall(1, ms(30))
             }),
             ("C stalls 1 s", || {
-                Network::new(three_hops()).with_stall(2, Duration::from_secs(1))
+                network(three_hops()).with_stall(2, Duration::from_secs(1))
             }),
         ];
         for (what, setup) in setups {
@@ -1204,7 +713,7 @@ mod tests {
                     took <= ms(budget),
                     "{what}, budget {budget} ms: A answered after {took:?}"
                 );
-                for (hop, from, to, _) in work(&net) {
+                for (hop, from, to, _) in net.work_log() {
                     assert!(
                         to <= u128::from(budget),
                         "{what}, budget {budget} ms: hop {hop} worked from {from} to {to} ms, \
@@ -1212,7 +721,8 @@ mod tests {
                     );
                 }
                 if answer.is_err() {
-                    let c_busy: u128 = work(&net)
+                    let c_busy: u128 = net
+                        .work_log()
                         .iter()
                         .filter(|w| w.0 == 2)
                         .map(|w| w.2 - w.1)
@@ -1225,5 +735,190 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_that_exactly_covers_a_hops_work_and_reply_is_enough() {
+        let net = Arc::new(network(three_hops()));
+        let started = Instant::now();
+        let answer = net.call(2, Request::new().with(GRPC_TIMEOUT, "25m")).await;
+        assert_eq!(
+            answer,
+            Ok(Reply {
+                served_by: vec!["C"]
+            }),
+            "C needs 20 ms of work and 5 ms of reply and was given exactly 25 ms: that is \
+             enough (refuse only when the time left is LESS than work + reply)"
+        );
+        assert_eq!(started.elapsed(), ms(25));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_downstream_that_ignores_the_deadline_is_still_cut_off() {
+        // C ignores grpc-timeout (an old server): it works on its own 1 s timeout, and stalls.
+        let net = Arc::new(
+            network(three_hops())
+                .ignoring_deadlines(2)
+                .with_stall(2, ms(500)),
+        );
+        let (answer, took) = send(&net, Some("200m")).await;
+        assert_eq!(answer, Err(Status::DeadlineExceeded));
+        assert_eq!(
+            took,
+            ms(190),
+            "C ignores the deadline and works on until 560 ms, but B gave C only until 190 ms \
+             (200 - 2 x 5 ms of replies): B must stop WAITING at that child deadline, whatever \
+             C does, and A passes the error on at once. Trusting the downstream to honour the \
+             header is not enough"
+        );
+    }
+
+    /// One hop's part of the model: (timeout, work, reply) in ms, its unexpected stall, and
+    /// whether it ignores grpc-timeout.
+    #[derive(Debug, Clone, Copy)]
+    struct ModelHop {
+        timeout: u64,
+        work: u64,
+        reply: u64,
+        stall: u64,
+        deaf: bool,
+    }
+
+    /// What the chain must do, computed in whole ms: the grpc-timeout each hop received (`None`:
+    /// never called), whether the client got a reply and when. `None` if two events land on the
+    /// same instant and either order is allowed.
+    struct Model {
+        received: Vec<Option<Option<u64>>>,
+        tie: bool,
+    }
+
+    impl Model {
+        /// Hop `i` gets a request at `now` carrying `header`; returns (ok, when it answers).
+        fn visit(
+            &mut self,
+            hops: &[ModelHop],
+            i: usize,
+            now: u64,
+            header: Option<u64>,
+        ) -> (bool, u64) {
+            let hop = hops[i];
+            let header = if hop.deaf { None } else { header };
+            self.received[i] = Some(header);
+            let deadline = now + header.unwrap_or(hop.timeout).min(hop.timeout);
+            if deadline - now < hop.work + hop.reply {
+                return (false, now); // refused at once
+            }
+            let work_done = now + hop.work + hop.stall;
+            if work_done >= deadline {
+                self.tie |= work_done == deadline;
+                return (false, deadline); // work cut at the deadline
+            }
+            if i + 1 == hops.len() {
+                return (true, work_done + hop.reply);
+            }
+            let child = deadline - hop.reply;
+            if child <= work_done {
+                return (false, work_done); // nothing left for downstream: do not call
+            }
+            let (ok, answered) = self.visit(hops, i + 1, work_done, Some(child - work_done));
+            if answered > child {
+                return (false, child); // stopped waiting at the child deadline
+            }
+            self.tie |= ok && answered == child;
+            if ok {
+                (true, answered + hop.reply)
+            } else {
+                (false, answered)
+            }
+        }
+    }
+
+    #[test]
+    fn the_chain_matches_a_model_over_random_hops_budgets_stalls_and_deaf_hops() {
+        let mut checked = 0;
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let n = rng.random_range(1..=3);
+            let hops: Vec<ModelHop> = (0..n)
+                .map(|_| ModelHop {
+                    timeout: rng.random_range(20..=300),
+                    work: rng.random_range(1..=30),
+                    reply: rng.random_range(0..=10),
+                    stall: if rng.random_bool(0.3) {
+                        rng.random_range(1..=80)
+                    } else {
+                        0
+                    },
+                    deaf: rng.random_bool(0.2),
+                })
+                .collect();
+            let budget = rng.random_bool(0.85).then(|| rng.random_range(0..=250_u64));
+            let mut model = Model {
+                received: vec![None; n],
+                tie: false,
+            };
+            let (ok, at) = model.visit(&hops, 0, 0, budget);
+            if model.tie {
+                return;
+            }
+            checked += 1;
+            let what = format!("hops {hops:?}, client budget {budget:?} ms");
+            paused(async {
+                let names = ["A", "B", "C"];
+                let mut net = network(
+                    hops.iter()
+                        .zip(names)
+                        .map(|(h, name)| Hop {
+                            name,
+                            timeout: ms(h.timeout),
+                            work: ms(h.work),
+                            reply: ms(h.reply),
+                        })
+                        .collect(),
+                );
+                for (i, h) in hops.iter().enumerate() {
+                    net = net.with_stall(i, ms(h.stall));
+                    if h.deaf {
+                        net = net.ignoring_deadlines(i);
+                    }
+                }
+                let net = Arc::new(net);
+                let header = budget.map(|b| format!("{b}m"));
+                let (answer, took) = send(&net, header.as_deref()).await;
+                let got: Vec<Option<Option<u64>>> = net
+                    .received()
+                    .into_iter()
+                    .map(|hop| {
+                        hop.map(|header| {
+                            header.map(|value| {
+                                let d = decode(&value).unwrap_or_else(|| {
+                                    panic!("{what}: a hop sent the malformed {value:?}")
+                                });
+                                d.as_millis() as u64
+                            })
+                        })
+                    })
+                    .collect();
+                assert_eq!(
+                    got, model.received,
+                    "{what}: the grpc-timeout each hop received, in ms (None: not called). Each \
+                     hop's deadline is the earlier of the header and its own timeout; it \
+                     refuses when that cannot cover work + reply, cuts its work at the \
+                     deadline, and sends on its deadline minus its reply, minus the time spent"
+                );
+                let expected: Result<Reply, Status> = if ok {
+                    Ok(Reply {
+                        served_by: names[..n].iter().rev().copied().collect(),
+                    })
+                } else {
+                    Err(Status::DeadlineExceeded)
+                };
+                assert_eq!(answer, expected, "{what}: the client's answer");
+                assert_eq!(took, ms(at), "{what}: when the client got its answer");
+            });
+        });
+        assert!(
+            checked > 200,
+            "only {checked} cases without ties were checked"
+        );
     }
 }

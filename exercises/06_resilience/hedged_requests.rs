@@ -20,136 +20,13 @@
 // global slowdown with and without the budget. Watch p99 and max fall, and the extra load column.
 // Turn SLOW_FRACTION up, HEDGE_PERCENTILE down, BUDGET_PERCENT to 100.
 
-use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::future::Future;
 use std::time::Duration;
 
-use rand::RngExt;
-use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, millis, nearest_rank, percent};
-use sdlings_kit::workload::seeded_rng;
-use tokio::sync::Semaphore;
-
-/// When to hedge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HedgePolicy {
-    /// How long to wait for an answer before sending the next attempt: around the p95 latency.
-    pub hedge_after: Duration,
-    /// At most this many extra attempts per request (gRPC's `maxAttempts` minus one).
-    pub max_hedges: usize,
-}
-
-/// The winning answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hedged<T> {
-    pub value: T,
-    /// The replica that answered (the index given to `call`).
-    pub replica: usize,
-    /// Attempts sent for this request, the first one included (1: no hedge was sent).
-    pub attempts: usize,
-}
-
-/// How many hedges the client may send, shared by all its requests: a token bucket filled by
-/// requests. Every request adds `percent` hundredths of a token (up to `burst` tokens); a hedge
-/// takes one whole token. So over time at most `percent`% of requests are hedged, whatever the
-/// latency does: a global slowdown cannot double the load. (gRPC calls this retry throttling,
-/// Finagle a RetryBudget.)
-#[derive(Debug)]
-pub struct HedgeBudget {
-    percent: u32,
-    burst: u32,
-    /// Hundredths of a token; starts full.
-    tokens: Mutex<u32>,
-}
-
-impl HedgeBudget {
-    /// Hedges for at most `percent`% of requests, with up to `burst` in a row. Starts full.
-    pub fn new(percent: u32, burst: u32) -> Self {
-        HedgeBudget {
-            percent,
-            burst,
-            tokens: Mutex::new(burst.saturating_mul(100)),
-        }
-    }
-
-    /// No limit at all (what hedging without a budget amounts to).
-    pub fn unlimited() -> Self {
-        HedgeBudget::new(100, u32::MAX / 100)
-    }
-
-    /// Call once per request (not per attempt): earns `percent` hundredths of a token.
-    pub fn on_request(&self) {
-        let mut tokens = self.tokens.lock().expect("not poisoned");
-        *tokens = tokens
-            .saturating_add(self.percent)
-            .min(self.burst.saturating_mul(100));
-    }
-
-    /// Takes a token for one hedge, if there is one. Ask only when about to send the hedge.
-    pub fn try_hedge(&self) -> bool {
-        let mut tokens = self.tokens.lock().expect("not poisoned");
-        if *tokens >= 100 {
-            *tokens -= 100;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// The attempts in flight, raced against each other (what `futures::FuturesUnordered` does; the
-/// workbook has no `futures` crate). Dropping it drops, and so cancels, every attempt still in it.
-pub struct InFlight<Fut> {
-    attempts: Vec<(usize, Pin<Box<Fut>>)>,
-}
-
-impl<Fut: Future> InFlight<Fut> {
-    pub fn new() -> Self {
-        InFlight {
-            attempts: Vec::new(),
-        }
-    }
-
-    /// Adds the attempt sent to `replica`.
-    pub fn push(&mut self, replica: usize, attempt: Fut) {
-        self.attempts.push((replica, Box::pin(attempt)));
-    }
-
-    pub fn len(&self) -> usize {
-        self.attempts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.attempts.is_empty()
-    }
-
-    /// Waits for the next attempt to finish and removes it: `(replica, its output)`. `None` at
-    /// once if nothing is in flight. Cancel-safe: usable as a `tokio::select!` branch.
-    pub async fn next(&mut self) -> Option<(usize, Fut::Output)> {
-        if self.attempts.is_empty() {
-            return None;
-        }
-        poll_fn(|cx| {
-            for i in 0..self.attempts.len() {
-                if let Poll::Ready(output) = self.attempts[i].1.as_mut().poll(cx) {
-                    let (replica, _) = self.attempts.swap_remove(i);
-                    return Poll::Ready(Some((replica, output)));
-                }
-            }
-            Poll::Pending
-        })
-        .await
-    }
-}
-
-impl<Fut: Future> Default for InFlight<Fut> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+// Given: the policy and answer types, the hedge budget (a token bucket) and `InFlight`, which
+// races attempts (see their docs in the kit).
+#[allow(unused_imports)]
+use sdlings_kit::resilience::hedging::{self, Call, HedgeBudget, HedgePolicy, Hedged, InFlight};
 
 // ---- Your part -------------------------------------------------------------------------------
 
@@ -182,9 +59,10 @@ where
 }
 
 // ---- Lab: real HTTP backends on localhost ----------------------------------------------------
+// 3 backends; each attempt is slow (SLOW_MS) on a random SLOW_FRACTION of attempts. No hedging,
+// hedging at the measured HEDGE_PERCENTILE, hedging at 0 ms, then a global slowdown with and
+// without the budget.
 
-/// Replicas of the service: 3 HTTP backends.
-const REPLICAS: usize = 3;
 /// A normal attempt: FAST_MS plus up to 2 ms of jitter...
 const FAST_MS: u64 = 5;
 /// ...but this share of attempts hits the slow path (a GC pause, a cold cache)...
@@ -196,223 +74,33 @@ const HEDGE_PERCENTILE: f64 = 95.0;
 /// The hedge budget: at most this % of requests hedged, up to BUDGET_BURST in a row.
 const BUDGET_PERCENT: u32 = 10;
 const BUDGET_BURST: u32 = 10;
-/// In the slowdown scenario every attempt takes this much extra (an overloaded fleet).
-const SLOWDOWN_MS: u64 = 25;
-const REQUESTS: usize = 400;
-const IN_FLIGHT: usize = 50;
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-const SEED: u64 = 11;
-
-struct RunResult {
-    /// Latencies of the requests, sorted.
-    latencies: Vec<Duration>,
-    failed: usize,
-    hedged: usize,
-    /// Requests the backends actually served (abandoned losers included).
-    served: u64,
-}
-
-/// Runs REQUESTS requests; `plan[r][i]` is how long attempt `i` of request `r` takes (ms).
-/// Request r prefers replica r % REPLICAS, then the next ones.
-async fn run(
-    fleet: &[Backend],
-    plan: &[[u64; REPLICAS]],
-    policy: HedgePolicy,
-    budget: HedgeBudget,
-) -> RunResult {
-    let addrs: Arc<Vec<SocketAddr>> = Arc::new(fleet.iter().map(Backend::addr).collect());
-    let served_before: u64 = fleet.iter().map(Backend::served).sum();
-    let budget = Arc::new(budget);
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut requests = tokio::task::JoinSet::new();
-    for (r, &attempt_ms) in plan.iter().enumerate() {
-        let (addrs, budget, gate) = (Arc::clone(&addrs), Arc::clone(&budget), Arc::clone(&gate));
-        requests.spawn(async move {
-            let _permit = gate.acquire_owned().await.expect("never closed");
-            let started = std::time::Instant::now();
-            let answer = hedged(REPLICAS, policy, &budget, |i| {
-                let addr = addrs[(r + i) % REPLICAS];
-                let path = format!("/work?ms={}", attempt_ms[i]);
-                async move {
-                    match backend::get(addr, &path, CALL_TIMEOUT).await {
-                        Ok(response) if response.status == 200 => Ok(()),
-                        Ok(response) => Err(format!("status {}", response.status)),
-                        Err(error) => Err(error.to_string()),
-                    }
-                }
-            })
-            .await;
-            (started.elapsed(), answer)
-        });
-    }
-    let mut result = RunResult {
-        latencies: Vec::new(),
-        failed: 0,
-        hedged: 0,
-        served: 0,
-    };
-    for (latency, answer) in requests.join_all().await {
-        result.latencies.push(latency);
-        match answer {
-            Ok(answer) => result.hedged += usize::from(answer.attempts > 1),
-            Err(_) => result.failed += 1,
-        }
-    }
-    result.latencies.sort();
-    // The losers were cancelled on our side, but a backend does not notice a closed connection
-    // until it writes its answer: wait for it, then count what the fleet really did.
-    while fleet.iter().any(|b| b.in_flight() > 0) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    result.served = fleet.iter().map(Backend::served).sum::<u64>() - served_before;
-    result
-}
-
-/// Nearest-rank percentile (p from 0 to 100) of sorted latencies.
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    nearest_rank(sorted, p / 100.0).expect("at least one request")
-}
 
 fn main() {
-    let runtime = sdlings_kit::lab::runtime();
-    let mut rng = seeded_rng(SEED);
-    let plan: Vec<[u64; REPLICAS]> = (0..REQUESTS)
-        .map(|_| {
-            std::array::from_fn(|_| {
-                if rng.random_bool(SLOW_FRACTION) {
-                    SLOW_MS
-                } else {
-                    FAST_MS + rng.random_range(0..=2)
-                }
-            })
-        })
-        .collect();
-    let slowdown: Vec<[u64; REPLICAS]> = plan
-        .iter()
-        .map(|attempts| attempts.map(|ms| ms + SLOWDOWN_MS))
-        .collect();
-    runtime.block_on(async {
-        let fleet = backend::start_fleet(REPLICAS, Duration::ZERO)
-            .await
-            .expect("start the backends on 127.0.0.1");
-        println!(
-            "{REPLICAS} HTTP backends on 127.0.0.1. Each attempt takes {FAST_MS}-{} ms, or {SLOW_MS} \
-             ms on {:.0}% of attempts. {REQUESTS} requests, {IN_FLIGHT} in flight. Hedge \
-             budget: {BUDGET_PERCENT}% of requests (burst {BUDGET_BURST}).\n",
-            FAST_MS + 2,
-            SLOW_FRACTION * 100.0
-        );
-        let never = HedgePolicy {
-            hedge_after: Duration::from_secs(3600),
-            max_hedges: 0,
-        };
-        let baseline = run(&fleet, &plan, never, HedgeBudget::unlimited()).await;
-        let p_hedge = pct(&baseline.latencies, HEDGE_PERCENTILE);
-        let at_p = HedgePolicy {
-            hedge_after: p_hedge,
-            max_hedges: 1,
-        };
-        let at_zero = HedgePolicy {
-            hedge_after: Duration::ZERO,
-            max_hedges: 1,
-        };
-        let budget = || HedgeBudget::new(BUDGET_PERCENT, BUDGET_BURST);
-        let runs = [
-            ("normal", "no hedging".to_string(), baseline),
-            (
-                "normal",
-                format!("hedge at p{HEDGE_PERCENTILE} ({})", millis(p_hedge)),
-                run(&fleet, &plan, at_p, budget()).await,
-            ),
-            (
-                "normal",
-                "hedge at 0 ms".to_string(),
-                run(&fleet, &plan, at_zero, HedgeBudget::unlimited()).await,
-            ),
-            (
-                "slowdown",
-                "no hedging".to_string(),
-                run(&fleet, &slowdown, never, HedgeBudget::unlimited()).await,
-            ),
-            (
-                "slowdown",
-                format!("hedge at {}, no budget", millis(p_hedge)),
-                run(&fleet, &slowdown, at_p, HedgeBudget::unlimited()).await,
-            ),
-            (
-                "slowdown",
-                format!("hedge at {}, budget", millis(p_hedge)),
-                run(&fleet, &slowdown, at_p, budget()).await,
-            ),
-        ];
-        let mut table = Table::new(&[
-            "fleet",
-            "strategy",
-            "p50",
-            "p95",
-            "p99",
-            "max",
-            "hedged",
-            "backend requests",
-            "extra load",
-            "failed",
-        ]);
-        let mut chart = Vec::new();
-        for (fleet_state, strategy, r) in &runs {
-            let extra = r.served.saturating_sub((REQUESTS - r.failed) as u64);
-            table.row(&[
-                fleet_state.to_string(),
-                strategy.clone(),
-                millis(pct(&r.latencies, 50.0)),
-                millis(pct(&r.latencies, 95.0)),
-                millis(pct(&r.latencies, 99.0)),
-                millis(pct(&r.latencies, 100.0)),
-                percent(r.hedged as u64, REQUESTS as u64),
-                r.served.to_string(),
-                format!("+{}", percent(extra, REQUESTS as u64)),
-                r.failed.to_string(),
-            ]);
-            let p99 = pct(&r.latencies, 99.0).as_secs_f64() * 1000.0;
-            chart.push((
-                format!("{fleet_state:>8}: {strategy}"),
-                (p99 * 10.0).round() / 10.0,
-            ));
-        }
-        table.print();
-        println!("\np99 latency (ms)\n{}", bar_chart(&chart, 40));
-        println!(
-            "\nhedged: requests that sent a hedge. extra load: what the backends served beyond one \
-             answer per request. The client drops each loser at once, but a backend that has \
-             already read the request finishes the work anyway (only a hedge dropped before it \
-             arrived is free).\nIn the slowdown every request is slower than the hedge delay: \
-             without a budget the load doubles, which on a fleet slow BECAUSE it is overloaded \
-             makes things worse; the budget holds it to about {BUDGET_PERCENT}%."
-        );
-        // Keep the fleet alive until here; a failing backend shows what a hedge does on errors.
-        fleet[0].set_behaviour(Behaviour::Failing {
-            latency: Duration::ZERO,
-        });
-        let addrs: Vec<SocketAddr> = fleet.iter().map(Backend::addr).collect();
-        let started = std::time::Instant::now();
-        let answer = hedged(REPLICAS, at_p, &budget(), |i| {
-            let addr = addrs[i];
-            async move {
-                match backend::get(addr, "/work?ms=5", CALL_TIMEOUT).await {
-                    Ok(response) if response.status == 200 => Ok(response.backend),
-                    Ok(response) => Err(format!("status {}", response.status)),
-                    Err(error) => Err(error.to_string()),
-                }
-            }
-        })
-        .await;
-        println!(
-            "\nbackend-0 now answers 503: one request -> {:?} in {} (the 503 triggers the hedge \
-             at once, without waiting {}).",
-            answer.map(|a| (a.value, a.attempts)),
-            millis(started.elapsed()),
-            millis(p_hedge),
-        );
+    hedging::run(&hedging::Knobs {
+        replicas: 3,
+        fast_ms: FAST_MS,
+        slow_fraction: SLOW_FRACTION,
+        slow_ms: SLOW_MS,
+        hedge_percentile: HEDGE_PERCENTILE,
+        budget_percent: BUDGET_PERCENT,
+        budget_burst: BUDGET_BURST,
+        // In the slowdown scenario every attempt takes this much extra (an overloaded fleet).
+        slowdown_ms: 25,
+        requests: 400,
+        in_flight: 50,
+        call_timeout: Duration::from_secs(2),
+        seed: 11,
+        hedged: lab_hedged,
     });
+}
+
+fn lab_hedged(
+    replicas: usize,
+    policy: HedgePolicy,
+    budget: &HedgeBudget,
+    call: Call,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<Hedged<String>, String>> + Send + '_>> {
+    Box::pin(hedged(replicas, policy, budget, call))
 }
 
 // ---- Tests -----------------------------------------------------------------------------------
@@ -420,87 +108,12 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use rand::RngExt;
+    use sdlings_kit::resilience::testing::{Replicas, paused};
     use tokio::time::Instant;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-
-    /// Fake replicas: replica i answers `script[i]` after its latency. Records every call (which
-    /// replica, when) and whether each attempt completed or was dropped half-way.
-    #[derive(Clone)]
-    struct Replicas {
-        script: Arc<Vec<(Duration, Result<&'static str, &'static str>)>>,
-        calls: Arc<Mutex<Vec<(usize, Duration)>>>,
-        completed: Arc<AtomicUsize>,
-        cancelled: Arc<AtomicUsize>,
-        epoch: Instant,
-    }
-
-    /// Counts an attempt as cancelled if it is dropped before it finishes.
-    struct Attempt {
-        done: bool,
-        completed: Arc<AtomicUsize>,
-        cancelled: Arc<AtomicUsize>,
-    }
-
-    impl Drop for Attempt {
-        fn drop(&mut self) {
-            let counter = if self.done {
-                &self.completed
-            } else {
-                &self.cancelled
-            };
-            counter.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-
-    impl Replicas {
-        fn new(script: &[(u64, Result<&'static str, &'static str>)]) -> Self {
-            Replicas {
-                script: Arc::new(script.iter().map(|&(l, r)| (ms(l), r)).collect()),
-                calls: Arc::default(),
-                completed: Arc::default(),
-                cancelled: Arc::default(),
-                epoch: Instant::now(),
-            }
-        }
-
-        fn len(&self) -> usize {
-            self.script.len()
-        }
-
-        /// Sends the request to replica `i`.
-        fn call(
-            &self,
-            i: usize,
-        ) -> impl Future<Output = Result<&'static str, &'static str>> + Send + 'static {
-            self.calls.lock().unwrap().push((i, self.epoch.elapsed()));
-            let (latency, answer) = self.script[i];
-            let attempt = Attempt {
-                done: false,
-                completed: Arc::clone(&self.completed),
-                cancelled: Arc::clone(&self.cancelled),
-            };
-            async move {
-                let mut attempt = attempt; // the whole guard lives in the future
-                // Simulated latency on tokio's paused clock: deterministic, not synchronisation.
-                tokio::time::sleep(latency).await;
-                attempt.done = true;
-                answer
-            }
-        }
-
-        /// Every call so far: (replica, ms since the test began).
-        fn calls(&self) -> Vec<(usize, u128)> {
-            self.calls
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|&(i, at)| (i, at.as_millis()))
-                .collect()
-        }
     }
 
     fn policy(hedge_after_ms: u64, max_hedges: usize) -> HedgePolicy {
@@ -601,13 +214,13 @@ mod tests {
             assert_eq!(answer, winner, "latencies {script:?}, hedge after 10 ms");
             tokio::time::sleep(ms(500)).await;
             assert_eq!(
-                replicas.cancelled.load(Ordering::SeqCst),
+                replicas.cancelled(),
                 1,
                 "latencies {script:?}: the attempt that lost the race must be dropped (which \
                  closes its connection), not left running (a spawned task that nobody aborts)"
             );
             assert_eq!(
-                replicas.completed.load(Ordering::SeqCst),
+                replicas.completed(),
                 1,
                 "latencies {script:?}: only the winner runs to the end"
             );
@@ -657,6 +270,21 @@ mod tests {
         assert_eq!(took, ms(40));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn after_a_failure_the_next_hedge_waits_one_delay_from_the_attempt_just_sent() {
+        let replicas = Replicas::new(&[(2, Err("r0 is down")), (100, Ok("r1")), (5, Ok("r2"))]);
+        let (answer, took) = request(&replicas, policy(10, 2), &HedgeBudget::unlimited()).await;
+        assert_eq!(
+            replicas.calls(),
+            vec![(0, 0), (1, 2), (2, 12)],
+            "replica 0 failed at 2 ms, so replica 1 was asked at once; replica 1 then had its \
+             full 10 ms before the next hedge (at 12 ms, not at 20 ms: the delay counts from the \
+             last attempt sent, not from the first)"
+        );
+        assert_eq!(answer, won("r2", 2, 3));
+        assert_eq!(took, ms(17));
+    }
+
     // --- Several hedges ---
 
     #[tokio::test(start_paused = true)]
@@ -676,11 +304,7 @@ mod tests {
         );
         assert_eq!(took, ms(25), "the first answer is returned at once");
         tokio::time::sleep(ms(500)).await;
-        assert_eq!(
-            replicas.cancelled.load(Ordering::SeqCst),
-            2,
-            "both losers are cancelled"
-        );
+        assert_eq!(replicas.cancelled(), 2, "both losers are cancelled");
     }
 
     #[tokio::test(start_paused = true)]
@@ -796,5 +420,123 @@ mod tests {
              hedge delay"
         );
         assert_eq!(replicas.calls(), vec![(0, 0)], "no hedge was allowed");
+    }
+
+    // --- Any policy, any replicas ---
+
+    /// The reference: what a hedged request must do, event by event, in whole ms. Returns the
+    /// calls (replica, ms), the answer (replica or the index of the last failure), when, and how
+    /// many attempts were cancelled; `None` when two events land on the same ms (either order
+    /// is then allowed).
+    #[allow(clippy::type_complexity)]
+    fn model(
+        script: &[(u64, bool)],
+        hedge_after: u64,
+        max_hedges: usize,
+        mut tokens: u64,
+    ) -> Option<(
+        Vec<(usize, u128)>,
+        Result<(usize, usize), usize>,
+        u64,
+        usize,
+    )> {
+        let mut calls = vec![(0, 0)];
+        let mut in_flight = vec![(0, script[0].0)]; // (replica, finishes at)
+        let (mut sent, mut hedge_at, mut armed) = (1, hedge_after, true);
+        let mut last_error = None;
+        loop {
+            let replica_left = sent < script.len() && sent <= max_hedges;
+            let timer = (armed && replica_left).then_some(hedge_at);
+            let mut times: Vec<u64> = in_flight.iter().map(|&(_, at)| at).chain(timer).collect();
+            times.sort_unstable();
+            if times.len() > 1 && times[0] == times[1] {
+                return None; // a tie
+            }
+            let now = times[0];
+            let failed = match in_flight.iter().position(|&(_, at)| at == now) {
+                Some(i) => {
+                    let (replica, _) = in_flight.remove(i);
+                    if script[replica].1 {
+                        let answer = Ok((replica, sent));
+                        return Some((calls, answer, now, in_flight.len()));
+                    }
+                    last_error = Some(replica);
+                    true
+                }
+                None => false,
+            };
+            if replica_left && tokens > 0 {
+                tokens -= 1;
+                calls.push((sent, u128::from(now)));
+                in_flight.push((sent, now + script[sent].0));
+                sent += 1;
+                hedge_at = now + hedge_after;
+            } else if !failed {
+                armed = false;
+            }
+            if in_flight.is_empty() {
+                return Some((calls, Err(last_error.expect("failed")), now, 0));
+            }
+        }
+    }
+
+    #[test]
+    fn any_policy_budget_and_replica_latencies_match_the_reference() {
+        const OK: [&str; 4] = ["r0", "r1", "r2", "r3"];
+        const DOWN: [&str; 4] = ["r0 is down", "r1 is down", "r2 is down", "r3 is down"];
+        let mut checked = 0;
+        sdlings_kit::property::for_seeds(400, |rng| {
+            let n = rng.random_range(1..=4);
+            let script: Vec<(u64, bool)> = (0..n)
+                .map(|_| (rng.random_range(1..=60), rng.random_bool(0.6)))
+                .collect();
+            let hedge_after = rng.random_range(1..=30);
+            let max_hedges = rng.random_range(0..=3);
+            let tokens = rng.random_range(0..=3);
+            let Some((calls, answer, at, cancelled)) =
+                model(&script, hedge_after, max_hedges, tokens)
+            else {
+                return;
+            };
+            checked += 1;
+            let what = format!(
+                "replicas (latency ms, succeeds) {script:?}, hedge after {hedge_after} ms, \
+                 max_hedges {max_hedges}, budget of {tokens} hedges"
+            );
+            paused(async {
+                let replicas = Replicas::new(
+                    &script
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &(latency, ok))| {
+                            (latency, if ok { Ok(OK[i]) } else { Err(DOWN[i]) })
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                let budget = HedgeBudget::new(0, tokens as u32);
+                let (got, took) =
+                    request(&replicas, policy(hedge_after, max_hedges), &budget).await;
+                assert_eq!(
+                    replicas.calls(),
+                    calls,
+                    "{what}: the attempts sent (replica, ms). A hedge goes to the next replica \
+                     when hedge_after has passed since the last attempt was sent, or at once \
+                     when an attempt fails; only while replicas, max_hedges and the budget allow"
+                );
+                let expected = match answer {
+                    Ok((replica, attempts)) => won(OK[replica], replica, attempts),
+                    Err(replica) => Err(DOWN[replica]),
+                };
+                assert_eq!(got, expected, "{what}: the answer");
+                assert_eq!(took, ms(at), "{what}: when the answer came");
+                tokio::time::sleep(ms(1_000)).await;
+                assert_eq!(
+                    replicas.cancelled(),
+                    cancelled,
+                    "{what}: attempts still in flight when the answer came must be cancelled"
+                );
+            });
+        });
+        assert!(checked > 300, "only {checked} cases without ties");
     }
 }

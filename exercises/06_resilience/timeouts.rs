@@ -20,15 +20,9 @@
 // Turn TIMEOUT down (fewer stuck callers, more slow-but-fine calls cut off) and SLOW_FRACTION up.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rand::RngExt;
-use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, percent};
-use sdlings_kit::workload::seeded_rng;
+use sdlings_kit::resilience::timeouts::{self, Pending, Verdict, Work};
 use tokio::time::Instant;
 
 /// Why a call (or one step of it) did not produce an answer.
@@ -39,33 +33,6 @@ pub enum CallError<E> {
     TimedOut { step: &'static str, after: Duration },
     /// `step` finished in time, with an error of its own (connection refused, a 503...).
     Failed { step: &'static str, error: E },
-}
-
-/// One time budget for a whole multi-step call. It starts when created; every step run through
-/// `step` gets only the time that is left, so the call as a whole never takes longer than `total`.
-#[derive(Debug, Clone, Copy)]
-pub struct Budget {
-    started: Instant,
-    total: Duration,
-}
-
-impl Budget {
-    /// A budget of `total`, starting now (tokio's clock: paused time in tests).
-    pub fn start(total: Duration) -> Budget {
-        Budget {
-            started: Instant::now(),
-            total,
-        }
-    }
-
-    pub fn total(&self) -> Duration {
-        self.total
-    }
-
-    /// Time since the budget started.
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
 }
 
 // ---- Your part -------------------------------------------------------------------------------
@@ -90,6 +57,31 @@ where
 {
     let _ = &work; // (only silences "unused variable" until you use `work`: delete it)
     todo!("run step {step:?} for at most {limit:?}; cancel it if the limit passes first")
+}
+
+// Given: the budget's state. Yours: its `remaining` and `step`, just below.
+
+/// One time budget for a whole multi-step call. It starts when created; every step run through
+/// `step` gets only the time that is left, so the call as a whole never takes longer than `total`.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    started: Instant,
+    total: Duration,
+}
+
+impl Budget {
+    /// A budget of `total`, starting now (tokio's clock: paused time in tests).
+    pub fn start(total: Duration) -> Budget {
+        Budget {
+            started: Instant::now(),
+            total,
+        }
+    }
+
+    /// Time since the budget started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
 }
 
 impl Budget {
@@ -126,333 +118,59 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 const SLOW_FRACTION: f64 = 0.1;
 /// How long a call in the tail takes: uniform in this range, in ms.
 const TAIL_MS: (u64, u64) = (150, 600);
-const HEALTHY_LATENCY: Duration = Duration::from_millis(2);
-const CALLS: usize = 200;
-const CALL_EVERY: Duration = Duration::from_millis(2);
-/// "No timeout" still needs an end, or the lab would never finish against the hung backend: the
-/// calls give up after this much. Real code without a timeout can wait for hours (until TCP
-/// keepalive notices) or forever.
-const SAFETY_LIMIT: Duration = Duration::from_millis(1000);
 /// Part 2: the slow backend is degraded and every sub-call takes this long (uniform, in ms):
 /// each one under TIMEOUT, three in a row usually not.
 const DEGRADED_MS: (u64, u64) = (10, 60);
-/// Timer and scheduling slack when counting answers that came after TIMEOUT.
-const SLACK: Duration = Duration::from_millis(1);
-const SUB_CALLS: [&str; 3] = ["auth", "profile", "feed"];
-const SEED: u64 = 6;
-
-/// Counts the calls open right now (each holds a socket and a task) and the peak.
-#[derive(Default)]
-struct Gauge {
-    open: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-struct Held(Arc<Gauge>);
-
-impl Gauge {
-    fn enter(self: &Arc<Self>) -> Held {
-        let now = self.open.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        Held(Arc::clone(self))
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Outcome {
-    Ok,
-    TimedOut,
-    /// No timeout, and the call was still waiting at SAFETY_LIMIT.
-    Stuck,
-    Failed,
-}
-
-struct Sample {
-    latency: Duration,
-    outcome: Outcome,
-}
-
-/// One GET whose socket is counted by `gauge` for as long as the future lives.
-fn get(
-    addr: SocketAddr,
-    path: String,
-    gauge: &Arc<Gauge>,
-) -> impl Future<Output = Result<(), std::io::Error>> + Send + 'static {
-    let gauge = Arc::clone(gauge);
-    async move {
-        // Counted from the first poll (the call starts) to the drop (finished or cancelled).
-        let _held = gauge.enter();
-        let response = backend::get(addr, &path, SAFETY_LIMIT).await?;
-        if response.status == 200 {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(format!("status {}", response.status)))
-        }
-    }
-}
-
-fn outcome_of<E>(result: Result<(), CallError<E>>) -> Outcome {
-    match result {
-        Ok(()) => Outcome::Ok,
-        Err(CallError::TimedOut { .. }) => Outcome::TimedOut,
-        Err(CallError::Failed { .. }) => Outcome::Failed,
-    }
-}
-
-/// The path of one call to the slow backend: usually quick, in the tail SLOW_FRACTION of the time.
-fn slow_path(rng: &mut rand::rngs::StdRng) -> String {
-    let ms = if rng.random_bool(SLOW_FRACTION) {
-        rng.random_range(TAIL_MS.0..=TAIL_MS.1)
-    } else {
-        rng.random_range(0..=10)
-    };
-    format!("/work?ms={ms}")
-}
-
-/// Part 1: CALLS calls to each backend, with or without your timeout.
-async fn single_calls(
-    backends: &[(&str, SocketAddr)],
-    timeout: Option<Duration>,
-) -> (Vec<Vec<Sample>>, usize) {
-    let gauge = Arc::new(Gauge::default());
-    let mut rng = seeded_rng(SEED);
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..CALLS {
-        for (b, &(name, addr)) in backends.iter().enumerate() {
-            let path = if name.starts_with("slow") {
-                slow_path(&mut rng)
-            } else {
-                "/work".to_string()
-            };
-            let work = get(addr, path, &gauge);
-            let at = start + CALL_EVERY * i as u32;
-            tasks.spawn(async move {
-                tokio::time::sleep_until(at).await;
-                let began = Instant::now();
-                let outcome = match timeout {
-                    Some(limit) => outcome_of(with_timeout("GET", limit, work).await),
-                    None => match work.await {
-                        Ok(()) => Outcome::Ok,
-                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Outcome::Stuck,
-                        Err(_) => Outcome::Failed,
-                    },
-                };
-                let latency = began.elapsed();
-                (b, Sample { latency, outcome })
-            });
-        }
-    }
-    let mut per_backend: Vec<Vec<Sample>> = backends.iter().map(|_| Vec::new()).collect();
-    for (b, sample) in tasks.join_all().await {
-        per_backend[b].push(sample);
-    }
-    (per_backend, gauge.peak.load(Ordering::SeqCst))
-}
-
-/// Part 2: requests of 3 sub-calls in a row, each sub-call with its own full TIMEOUT (`budget =
-/// false`) or all three inside one Budget of TIMEOUT.
-async fn multi_step(addr: SocketAddr, plan: &[Vec<String>], budget: bool) -> Vec<Sample> {
-    let gauge = Arc::new(Gauge::default());
-    let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, paths) in plan.iter().enumerate() {
-        let paths = paths.clone();
-        let gauge = Arc::clone(&gauge);
-        let at = start + CALL_EVERY * i as u32;
-        tasks.spawn(async move {
-            tokio::time::sleep_until(at).await;
-            let began = Instant::now();
-            let request = Budget::start(TIMEOUT);
-            let mut result = Ok(());
-            for (step, path) in SUB_CALLS.into_iter().zip(paths) {
-                let work = get(addr, path, &gauge);
-                result = if budget {
-                    request.step(step, work).await
-                } else {
-                    with_timeout(step, TIMEOUT, work).await
-                };
-                if result.is_err() {
-                    break;
-                }
-            }
-            Sample {
-                latency: began.elapsed(),
-                outcome: outcome_of(result),
-            }
-        });
-    }
-    tasks.join_all().await
-}
-
-fn fmt_ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
-
-/// Nearest-rank percentile of the latencies.
-fn pct(samples: &[Sample], p: f64) -> Duration {
-    let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
-    latencies.sort_unstable();
-    let rank = ((p * latencies.len() as f64 / 100.0).ceil() as usize).clamp(1, latencies.len());
-    latencies[rank - 1]
-}
-
-fn count(samples: &[Sample], outcome: Outcome) -> usize {
-    samples.iter().filter(|s| s.outcome == outcome).count()
-}
+const CALLS: usize = 200;
+const CALL_EVERY: Duration = Duration::from_millis(2);
 
 fn main() {
-    let runtime = sdlings_kit::lab::runtime();
-    runtime.block_on(async {
-        let wall = std::time::Instant::now();
-        let healthy = Behaviour::Healthy {
-            latency: HEALTHY_LATENCY,
-        };
-        let fleet = [
-            Backend::start("healthy", healthy.clone()).await,
-            Backend::start("slow (long tail)", healthy).await,
-            Backend::start("hung", Behaviour::Hung).await,
-        ]
-        .map(|b| b.expect("start a backend on 127.0.0.1"));
-        let backends: Vec<(&str, SocketAddr)> =
-            fleet.iter().map(|b| (b.name(), b.addr())).collect();
-
-        println!(
-            "Part 1. {CALLS} calls to each of 3 backends on 127.0.0.1, one every {CALL_EVERY:?}.\n\
-             The slow one answers in 0-10 ms, but {:.0}% of its calls take {}-{} ms; the hung \
-             one never answers.\n",
-            SLOW_FRACTION * 100.0,
-            TAIL_MS.0,
-            TAIL_MS.1
-        );
-        let mut table = Table::new(&[
-            "backend / caller",
-            "ok",
-            "timed out",
-            "p50",
-            "p99",
-            "max",
-            "caller time stuck",
-        ]);
-        let mut peaks = Vec::new();
-        // Both callers at the same time, against the same backends, with the same seeded calls.
-        let (without, with) = tokio::join!(
-            single_calls(&backends, None),
-            single_calls(&backends, Some(TIMEOUT))
-        );
-        for (label, (per_backend, peak)) in [
-            ("no timeout*".to_string(), without),
-            (format!("timeout {}", fmt_ms(TIMEOUT)), with),
-        ] {
-            for ((name, _), samples) in backends.iter().zip(&per_backend) {
-                let timed_out = count(samples, Outcome::TimedOut) + count(samples, Outcome::Stuck);
-                let stuck: Duration = samples.iter().map(|s| s.latency).sum();
-                table.row(&[
-                    format!("{name} / {label}"),
-                    percent(count(samples, Outcome::Ok) as u64, samples.len() as u64),
-                    timed_out.to_string(),
-                    fmt_ms(pct(samples, 50.0)),
-                    fmt_ms(pct(samples, 99.0)),
-                    fmt_ms(pct(samples, 100.0)),
-                    format!("{:.1} s", stuck.as_secs_f64()),
-                ]);
-            }
-            peaks.push((label.to_string(), peak as f64));
-        }
-        table.print();
-        println!(
-            "* bounded by a {} safety limit so that the lab ends: the hung backend's calls would \
-             otherwise wait forever.\n",
-            fmt_ms(SAFETY_LIMIT)
-        );
-        println!(
-            "calls open at once at the peak (each holds a socket and a task)\n{}\nWithout a \
-             timeout they pile up for as long as the backend stays hung; with one they stop \
-             growing at about\n(calls per second) x TIMEOUT.\n",
-            bar_chart(&peaks, 40)
-        );
-
-        // Part 2: the same random plan for both modes, so they face exactly the same slow calls.
-        let mut rng = seeded_rng(SEED + 1);
-        let plan: Vec<Vec<String>> = (0..CALLS)
-            .map(|_| {
-                SUB_CALLS
-                    .iter()
-                    .map(|_| {
-                        let ms = rng.random_range(DEGRADED_MS.0..=DEGRADED_MS.1);
-                        format!("/work?ms={ms}")
-                    })
-                    .collect()
-            })
-            .collect();
-        let slow = fleet[1].addr();
-        println!(
-            "Part 2. The slow backend degrades: every call now takes {}-{} ms. {CALLS} requests, \
-             each 3 sub-calls in a row\n({}). The request's own caller gives up after {}.\n",
-            DEGRADED_MS.0,
-            DEGRADED_MS.1,
-            SUB_CALLS.join(", "),
-            fmt_ms(TIMEOUT)
-        );
-        let mut table = Table::new(&[
-            "timeouts",
-            "ok in time",
-            "ok too late",
-            "timed out",
-            "p50",
-            "p99",
-            "max",
-            "caller time stuck",
-        ]);
-        let (per_step, budget) = tokio::join!(
-            multi_step(slow, &plan, false),
-            multi_step(slow, &plan, true)
-        );
-        for (label, samples) in [
-            (format!("{} per sub-call", fmt_ms(TIMEOUT)), per_step),
-            (format!("one budget of {}", fmt_ms(TIMEOUT)), budget),
-        ] {
-            // A little slack for the timer and the scheduler: "late" means really late.
-            let late = samples
-                .iter()
-                .filter(|s| s.outcome == Outcome::Ok && s.latency > TIMEOUT + SLACK)
-                .count();
-            let stuck: Duration = samples.iter().map(|s| s.latency).sum();
-            table.row(&[
-                label,
-                (count(&samples, Outcome::Ok) - late).to_string(),
-                late.to_string(),
-                count(&samples, Outcome::TimedOut).to_string(),
-                fmt_ms(pct(&samples, 50.0)),
-                fmt_ms(pct(&samples, 99.0)),
-                fmt_ms(pct(&samples, 100.0)),
-                format!("{:.1} s", stuck.as_secs_f64()),
-            ]);
-        }
-        table.print();
-        println!(
-            "\n\"ok too late\": answered after the caller had given up ({}): work wasted. With a \
-             full timeout per sub-call\na request may run up to {} x {}; one budget ends every \
-             request by {}.\n(lab wall time {:.1} s)",
-            fmt_ms(TIMEOUT),
-            SUB_CALLS.len(),
-            fmt_ms(TIMEOUT),
-            fmt_ms(TIMEOUT),
-            wall.elapsed().as_secs_f64()
-        );
+    timeouts::run(&timeouts::Knobs {
+        timeout: TIMEOUT,
+        slow_fraction: SLOW_FRACTION,
+        tail_ms: TAIL_MS,
+        healthy_latency: Duration::from_millis(2),
+        calls: CALLS,
+        call_every: CALL_EVERY,
+        // Without a timeout, the lab still needs an end (real code may wait for hours).
+        safety_limit: Duration::from_millis(1000),
+        degraded_ms: DEGRADED_MS,
+        sub_calls: vec!["auth", "profile", "feed"],
+        seed: 6,
+        call: |step, limit, work| {
+            Box::pin(async move { verdict(with_timeout(step, limit, work).await) })
+        },
+        request: one_budget,
     });
+}
+
+/// The lab's request: its sub-calls in a row, inside one `Budget`.
+fn one_budget(total: Duration, steps: Vec<(&'static str, Work)>) -> Pending {
+    Box::pin(async move {
+        let budget = Budget::start(total);
+        for (step, work) in steps {
+            let result = budget.step(step, work).await;
+            if result.is_err() {
+                return verdict(result);
+            }
+        }
+        Verdict::Ok
+    })
+}
+
+fn verdict<E>(result: Result<(), CallError<E>>) -> Verdict {
+    match result {
+        Ok(()) => Verdict::Ok,
+        Err(CallError::TimedOut { .. }) => Verdict::TimedOut,
+        Err(CallError::Failed { .. }) => Verdict::Failed,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use rand::RngExt;
+    use sdlings_kit::resilience::testing::{Watch, paused};
 
     type Answer = Result<u32, &'static str>;
 
@@ -472,56 +190,11 @@ mod tests {
         Err(error)
     }
 
-    /// A dependency that never answers (a hung server).
+    /// A hung server: it answers only after a day, which is never at the scale of these tests
+    /// (and a caller that waits for it anyway fails the test instead of hanging it).
     async fn hangs() -> Answer {
-        std::future::pending().await
-    }
-
-    /// Watches a piece of work: whether it was ever polled (started), whether it ran to the end,
-    /// and whether it was dropped (cancelled, or finished and cleaned up).
-    #[derive(Default)]
-    struct Watch {
-        started: Arc<AtomicBool>,
-        finished: Arc<AtomicBool>,
-        dropped: Arc<AtomicBool>,
-    }
-
-    struct SetOnDrop(Arc<AtomicBool>);
-
-    impl Drop for SetOnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl Watch {
-        fn work<F>(&self, work: F) -> impl Future<Output = F::Output> + Send + 'static
-        where
-            F: Future + Send + 'static,
-        {
-            // Created outside the async block, so dropping the future unpolled drops it too.
-            let guard = SetOnDrop(Arc::clone(&self.dropped));
-            let (started, finished) = (Arc::clone(&self.started), Arc::clone(&self.finished));
-            async move {
-                let _guard = guard;
-                started.store(true, Ordering::SeqCst);
-                let output = work.await;
-                finished.store(true, Ordering::SeqCst);
-                output
-            }
-        }
-
-        fn started(&self) -> bool {
-            self.started.load(Ordering::SeqCst)
-        }
-
-        fn finished(&self) -> bool {
-            self.finished.load(Ordering::SeqCst)
-        }
-
-        fn dropped(&self) -> bool {
-            self.dropped.load(Ordering::SeqCst)
-        }
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+        Err("answered after a day")
     }
 
     #[tokio::test(start_paused = true)]
@@ -605,14 +278,203 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_that_answers_exactly_at_the_limit_made_it_in_time() {
-        let result = with_timeout("get", ms(100), answers(100, 9)).await;
+        // Many times over: a race that picks at random between two ready branches must not pass
+        // by luck.
+        for limit in 0..40 {
+            let result = with_timeout("get", ms(limit), answers(limit, 9)).await;
+            assert_eq!(
+                result,
+                Ok(9),
+                "the answer is ready at {limit} ms and the limit is {limit} ms: within the \
+                 limit. When the answer and the timer are ready at the same instant, the answer \
+                 must win, every time"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_answers_just_after_the_limit_is_cut_off_at_the_limit() {
+        let watch = Watch::default();
+        let started = Instant::now();
+        let result = with_timeout("get", ms(100), watch.work(answers(101, 1))).await;
         assert_eq!(
             result,
-            Ok(9),
-            "the answer is ready at 100 ms and the limit is 100 ms: within the limit. (tokio's \
-             `select!` picks at random among ready branches unless it is `biased`, and \
-             `tokio::time::timeout` checks the work before the timer)"
+            Err(CallError::TimedOut {
+                step: "get",
+                after: ms(100)
+            }),
+            "the answer would come at 101 ms, 1 ms after the 100 ms limit: too late"
         );
+        assert_eq!(
+            started.elapsed(),
+            ms(100),
+            "give up at the limit, not at the answer"
+        );
+        assert!(watch.dropped(), "and cancel the work before returning");
+        tokio::time::sleep(ms(10)).await;
+        assert!(
+            !watch.finished(),
+            "the abandoned work must not run on to its answer"
+        );
+    }
+
+    /// How a fake dependency behaves: answers after ms, fails after ms, or hangs.
+    #[derive(Debug, Clone, Copy)]
+    enum Fake {
+        Answers(u64),
+        Fails(u64),
+        Hangs,
+    }
+
+    impl Fake {
+        fn random(rng: &mut rand::rngs::StdRng, around: u64) -> Fake {
+            let at = match rng.random_range(0..4) {
+                0 => around.saturating_sub(1),
+                1 => around,
+                2 => around + 1,
+                _ => rng.random_range(0..=around + 30),
+            };
+            match rng.random_range(0..10) {
+                0 => Fake::Hangs,
+                1 | 2 => Fake::Fails(at),
+                _ => Fake::Answers(at),
+            }
+        }
+
+        /// When it would end, if ever (in ms).
+        fn ends(self) -> Option<u64> {
+            match self {
+                Fake::Answers(at) | Fake::Fails(at) => Some(at),
+                Fake::Hangs => None,
+            }
+        }
+
+        fn run(self, watch: &Watch) -> impl Future<Output = Answer> + Send + 'static {
+            watch.work(async move {
+                match self {
+                    Fake::Answers(at) => answers(at, 1).await,
+                    Fake::Fails(at) => fails(at, "refused").await,
+                    Fake::Hangs => hangs().await,
+                }
+            })
+        }
+
+        /// Its answer if it ends in time.
+        fn answer(self) -> Result<u32, CallError<&'static str>> {
+            match self {
+                Fake::Answers(_) => Ok(1),
+                _ => Err(CallError::Failed {
+                    step: "s",
+                    error: "refused",
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn with_timeout_returns_the_answer_in_time_or_times_out_at_the_limit_for_any_limit() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let limit = rng.random_range(0..=50);
+            let fake = Fake::random(rng, limit);
+            paused(async move {
+                let watch = Watch::default();
+                let started = Instant::now();
+                let result = with_timeout("s", ms(limit), fake.run(&watch)).await;
+                let took = started.elapsed();
+                match fake.ends().filter(|&at| at <= limit) {
+                    Some(at) => {
+                        assert_eq!(
+                            (result, took),
+                            (fake.answer(), ms(at)),
+                            "limit {limit} ms, dependency {fake:?}: it ends in time, so its \
+                             answer (or its own error), as soon as it comes"
+                        );
+                    }
+                    None => {
+                        assert_eq!(
+                            (result, took),
+                            (
+                                Err(CallError::TimedOut {
+                                    step: "s",
+                                    after: ms(limit)
+                                }),
+                                ms(limit)
+                            ),
+                            "limit {limit} ms, dependency {fake:?}: it does not end in time, so \
+                             TimedOut, exactly at the limit"
+                        );
+                        assert!(
+                            watch.dropped(),
+                            "limit {limit} ms, dependency {fake:?}: the work must be cancelled \
+                             (dropped) before with_timeout returns"
+                        );
+                    }
+                }
+            });
+        });
+    }
+
+    #[test]
+    fn a_budget_of_any_size_bounds_a_sequence_of_any_steps() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let total = rng.random_range(0..=100);
+            let steps = rng.random_range(1..=4);
+            paused(async move {
+                let budget = Budget::start(ms(total));
+                let started = Instant::now();
+                let mut now = 0; // the model's clock, ms since the start
+                let mut what = format!("budget {total} ms");
+                for i in 0..steps {
+                    // Time the caller spends elsewhere first, then a dependency that often ends
+                    // right at, just before or just after the budget's end.
+                    let gap = if rng.random_bool(0.3) {
+                        rng.random_range(0..=40)
+                    } else {
+                        0
+                    };
+                    tokio::time::sleep(ms(gap)).await;
+                    now += gap;
+                    let left = total.saturating_sub(now);
+                    let fake = Fake::random(rng, left);
+                    what += &format!(", then {gap} ms elsewhere and step {i}: {fake:?}");
+                    let watch = Watch::default();
+                    let result = budget.step("s", fake.run(&watch)).await;
+                    let expected = match fake.ends() {
+                        _ if left == 0 => Err(CallError::TimedOut {
+                            step: "s",
+                            after: ms(now),
+                        }),
+                        Some(at) if at <= left => {
+                            now += at;
+                            fake.answer()
+                        }
+                        _ => {
+                            now = total;
+                            Err(CallError::TimedOut {
+                                step: "s",
+                                after: ms(total),
+                            })
+                        }
+                    };
+                    assert_eq!(
+                        result, expected,
+                        "{what}: step {i} had {left} ms left. A step gets only what is left of \
+                         the budget; `after` is the time since the budget started; with nothing \
+                         left, the step is not started"
+                    );
+                    assert_eq!(started.elapsed(), ms(now), "{what}: time after step {i}");
+                    if left == 0 {
+                        assert!(
+                            !watch.started(),
+                            "{what}: step {i} had no time left and must not be started"
+                        );
+                    }
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            });
+        });
     }
 
     #[tokio::test(start_paused = true)]
@@ -731,7 +593,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_step_is_not_started_once_the_budget_is_spent() {
         let budget = Budget::start(ms(100));
-        tokio::time::sleep(ms(120)).await; // the caller spent the budget on something else
+        let spent = Budget::start(ms(100));
+        tokio::time::sleep(ms(100)).await;
+        let watch = Watch::default();
+        assert_eq!(
+            spent.step("connect", watch.work(answers(0, 1))).await,
+            Err(CallError::TimedOut {
+                step: "connect",
+                after: ms(100)
+            }),
+            "100 ms into a 100 ms budget nothing is left (0 ms): do not start the step"
+        );
+        assert!(
+            !watch.started(),
+            "a budget spent to the last ms starts nothing"
+        );
+        tokio::time::sleep(ms(20)).await; // the caller spent the budget on something else
         let watch = Watch::default();
         let started = Instant::now();
         let result = budget.step("connect", watch.work(answers(0, 1))).await;

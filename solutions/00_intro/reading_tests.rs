@@ -205,6 +205,21 @@ mod tests {
         allowed_downtime(100.5, YEAR);
     }
 
+    #[test]
+    #[should_panic(expected = "availability must be between 0 and 100")]
+    fn a_negative_availability_is_a_bug_and_panics_too() {
+        allowed_downtime(-1.0, YEAR);
+    }
+
+    #[test]
+    fn the_downtime_of_a_short_period_keeps_its_milliseconds() {
+        assert_about(
+            allowed_downtime(90.0, Duration::from_millis(1_500)),
+            Duration::from_millis(150),
+            "10% of 1.5 s is 150 ms: work with the whole period, not just its whole seconds",
+        );
+    }
+
     // --- serial_availability ----------------------------------------------------------------
 
     #[test]
@@ -265,6 +280,21 @@ mod tests {
             redundant_availability(&[90.0, 50.0]),
             95.0,
             "down only when both are down: 1 - 0.1 * 0.5 = 0.95, better than the best (90%)",
+        );
+    }
+
+    #[test]
+    fn three_replicas_are_down_only_when_all_three_are() {
+        assert_percent(
+            redundant_availability(&[90.0, 90.0, 90.0]),
+            99.9,
+            "each replica is down 10% of the time: all three at once 0.1 × 0.1 × 0.1 = 0.1%",
+        );
+        assert_percent(
+            redundant_availability(&[99.0, 50.0, 80.0]),
+            99.9,
+            "down together: 0.01 × 0.5 × 0.2 = 0.001, so up 99.9% (every replica counts, whatever \
+             its order)",
         );
     }
 

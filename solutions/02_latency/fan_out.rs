@@ -24,36 +24,10 @@
 // waiting for the fastest N−1 brings both back near the healthy latency.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::RngExt;
-use rand::rngs::StdRng;
-use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, percent};
-use sdlings_kit::workload::seeded_rng;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
-/// A backend's latency for one call: usually about `fast` (anywhere from half to one and a half
-/// times it), but with probability `p_slow` the call hits a slow path and takes `slow`.
-#[derive(Debug, Clone, Copy)]
-pub struct BackendLatency {
-    pub fast: Duration,
-    pub slow: Duration,
-    pub p_slow: f64,
-}
-
-impl BackendLatency {
-    pub fn sample(&self, rng: &mut StdRng) -> Duration {
-        if rng.random_bool(self.p_slow) {
-            self.slow
-        } else {
-            self.fast.mul_f64(rng.random_range(0.5..1.5))
-        }
-    }
-}
+pub use sdlings_kit::latency::BackendLatency;
+use sdlings_kit::latency::{self, FanOutLab};
 
 // ---- Your part -------------------------------------------------------------------------------
 
@@ -91,8 +65,8 @@ pub fn backend_percentile_for(q: f64, n: u32) -> f64 {
 
 /// Runs every call concurrently and returns the outputs of the first `k` to finish, in the order
 /// they finished. The calls still running then are cancelled: a real client closes those
-/// connections so the backends stop working on answers nobody will read. `k = 0` returns at once.
-/// Panics if `k > calls.len()`, or if a call panics.
+/// connections so the backends stop working on answers nobody will read. `k = 0` returns at once
+/// and starts no call. Panics if `k > calls.len()`, or if a call panics (with that call's panic).
 pub async fn fastest_k<T, F>(calls: Vec<F>, k: usize) -> Vec<T>
 where
     F: Future<Output = T> + Send + 'static,
@@ -108,7 +82,7 @@ where
         return answers;
     }
     // One task per call: they all run at once, and a JoinSet yields them as they finish.
-    let mut running = JoinSet::new();
+    let mut running = tokio::task::JoinSet::new();
     for call in calls {
         running.spawn(call);
     }
@@ -133,130 +107,33 @@ const HEALTHY_LATENCY: Duration = Duration::from_millis(5);
 const SLOW_BACKEND_LATENCY: Duration = Duration::from_millis(40);
 /// How many backends each request calls: N different ones, picked at random.
 const FAN_OUTS: [usize; 4] = [1, 3, 6, 12];
-/// Requests per fan-out and strategy.
+/// Requests per fan-out and strategy, and how many are in flight at once.
 const REQUESTS: usize = 200;
-/// Requests in flight at once.
 const IN_FLIGHT: usize = 20;
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const SEED: u64 = 99;
 
-/// Sends REQUESTS requests, each calling `n` different random backends and completing when `k`
-/// of them have answered (through your `fastest_k`). Returns the request latencies, sorted, and
-/// how many requests saw a failed call.
-async fn run(addrs: &[SocketAddr], n: usize, k: usize, rng: &mut StdRng) -> (Vec<Duration>, usize) {
-    let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-    let mut requests = JoinSet::new();
-    for _ in 0..REQUESTS {
-        let calls: Vec<_> = rand::seq::index::sample(rng, addrs.len(), n)
-            .into_iter()
-            .map(|b| backend::get(addrs[b], "/work", CALL_TIMEOUT))
-            .collect();
-        let gate = Arc::clone(&gate);
-        requests.spawn(async move {
-            let _permit = gate.acquire_owned().await.expect("never closed");
-            let started = Instant::now();
-            let answers = fastest_k(calls, k).await;
-            let failed = answers
-                .iter()
-                .any(|a| !matches!(a, Ok(r) if r.status == 200));
-            (started.elapsed(), failed)
-        });
-    }
-    let results = requests.join_all().await;
-    let failed = results.iter().filter(|(_, failed)| *failed).count();
-    let mut latencies: Vec<Duration> = results.into_iter().map(|(d, _)| d).collect();
-    latencies.sort_unstable();
-    (latencies, failed)
-}
-
-/// Nearest-rank percentile of sorted latencies, formatted in milliseconds.
-fn pct(sorted: &[Duration], p: f64) -> String {
-    let rank = ((p * sorted.len() as f64 / 100.0).ceil() as usize).clamp(1, sorted.len());
-    format!("{:.1} ms", sorted[rank - 1].as_secs_f64() * 1000.0)
-}
-
 fn main() {
-    let runtime = sdlings_kit::lab::runtime();
-    runtime.block_on(async {
-        let fleet: Vec<Backend> = backend::start_fleet(FLEET, HEALTHY_LATENCY)
-            .await
-            .expect("start the backends on 127.0.0.1");
-        fleet[0].set_behaviour(Behaviour::Healthy {
-            latency: SLOW_BACKEND_LATENCY,
-        });
-        let addrs: Vec<SocketAddr> = fleet.iter().map(Backend::addr).collect();
-        println!(
-            "{FLEET} HTTP backends on 127.0.0.1: {} answer after {HEALTHY_LATENCY:?}, backend-0 \
-             after {SLOW_BACKEND_LATENCY:?}. Each request calls N different backends at random; \
-             {REQUESTS} requests per cell, {IN_FLIGHT} in flight.\n",
-            FLEET - 1
-        );
-        let mut rng = seeded_rng(SEED);
-        let mut table = Table::new(&[
-            "fan-out N",
-            "requests calling backend-0",
-            "wait for all: p50",
-            "p99",
-            "fastest N-1: p50",
-            "p99",
-        ]);
-        let mut chart = Vec::new();
-        let mut failed = 0;
-        let wall = Instant::now();
-        for &n in &FAN_OUTS {
-            let (all, all_failed) = run(&addrs, n, n, &mut rng).await;
-            failed += all_failed;
-            let (quorum_p50, quorum_p99) = if n >= 2 {
-                let (quorum, quorum_failed) = run(&addrs, n, n - 1, &mut rng).await;
-                failed += quorum_failed;
-                (pct(&quorum, 50.0), pct(&quorum, 99.0))
-            } else {
-                ("-".to_string(), "-".to_string())
-            };
-            table.row(&[
-                n.to_string(),
-                percent(n as u64, FLEET as u64),
-                pct(&all, 50.0),
-                pct(&all, 99.0),
-                quorum_p50,
-                quorum_p99,
-            ]);
-            let p50_ms = all[all.len().div_ceil(2) - 1].as_secs_f64() * 1000.0;
-            chart.push((format!("N = {n}"), (p50_ms * 10.0).round() / 10.0));
-        }
-        table.print();
-        println!(
-            "\np50 (ms) of a request that waits for all N calls\n{}",
-            bar_chart(&chart, 40)
-        );
-        if failed > 0 {
-            println!("\n{failed} requests saw a failed call (timeouts or refused connections)");
-        }
-
-        println!(
-            "\nThe same law for a backend's own tail: each call slow 1% of the time (its p99)\n"
-        );
-        let mut law = Table::new(&[
-            "fan-out N",
-            "requests with a slow call: 1 - 0.99^N",
-            "request p99 = backend percentile",
-        ]);
-        for n in [1u32, 10, 100, 1_000] {
-            law.row(&[
-                n.to_string(),
-                format!("{:.1}%", p_at_least_one_slow(n, 0.01) * 100.0),
-                format!("p{:.4}", backend_percentile_for(99.0, n)),
-            ]);
-        }
-        law.print();
-        println!("\n(lab wall time {:.1} s)", wall.elapsed().as_secs_f64());
-    });
+    let lab = FanOutLab {
+        fleet: FLEET,
+        healthy_latency: HEALTHY_LATENCY,
+        slow_backend_latency: SLOW_BACKEND_LATENCY,
+        fan_outs: FAN_OUTS.to_vec(),
+        requests: REQUESTS,
+        in_flight: IN_FLIGHT,
+        seed: SEED,
+    };
+    latency::run_fan_out_lab(&lab, |calls, k| fastest_k(calls, k));
+    latency::print_tail_law(p_at_least_one_slow, backend_percentile_for);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use rand::RngExt;
+    use sdlings_kit::workload::seeded_rng;
 
     fn ms(v: u64) -> Duration {
         Duration::from_millis(v)
@@ -333,32 +210,6 @@ mod tests {
     }
 
     #[test]
-    fn simulated_fan_out_matches_the_analytic_probability() {
-        let backend = BackendLatency {
-            fast: ms(10),
-            slow: ms(1_000),
-            p_slow: 0.01,
-        };
-        let mut rng = seeded_rng(17);
-        for n in [1u32, 10, 50, 100] {
-            let requests = 4_000;
-            let slow_requests = (0..requests)
-                .filter(|_| {
-                    let calls: Vec<Duration> = (0..n).map(|_| backend.sample(&mut rng)).collect();
-                    fan_out_latency(&calls, n as usize) >= backend.slow
-                })
-                .count();
-            let measured = slow_requests as f64 / requests as f64;
-            let analytic = p_at_least_one_slow(n, backend.p_slow);
-            assert!(
-                (measured - analytic).abs() < 0.03,
-                "fan-out {n}: {measured:.3} of simulated requests were slow, the formula says \
-                 {analytic:.3}"
-            );
-        }
-    }
-
-    #[test]
     fn waiting_for_n_minus_1_hides_a_single_slow_call() {
         let backend = BackendLatency {
             fast: ms(10),
@@ -366,7 +217,7 @@ mod tests {
             p_slow: 0.01,
         };
         let mut rng = seeded_rng(23);
-        let (n, requests) = (100usize, 2_000);
+        let (n, requests) = (100usize, 600);
         let (mut slow_all, mut slow_quorum) = (0, 0);
         for _ in 0..requests {
             let calls: Vec<Duration> = (0..n).map(|_| backend.sample(&mut rng)).collect();
@@ -380,11 +231,11 @@ mod tests {
             slow_quorum as f64 / requests as f64,
         );
         assert!(
-            (all - 0.634).abs() < 0.04,
+            (all - 0.634).abs() < 0.06,
             "waiting for all 100: about 63% slow, got {all:.3}"
         );
         assert!(
-            (quorum - two_or_more).abs() < 0.04,
+            (quorum - two_or_more).abs() < 0.06,
             "waiting for the fastest 99: slow only with 2+ slow calls ({two_or_more:.3}), got \
              {quorum:.3}"
         );
@@ -426,20 +277,6 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn fastest_k_with_k_equal_to_n_waits_for_the_slowest() {
-        let done = Arc::new(AtomicUsize::new(0));
-        let calls: Vec<_> = [50, 10, 40].into_iter().map(|d| call(d, &done)).collect();
-        let started = tokio::time::Instant::now();
-        let answers = fastest_k(calls, 3).await;
-        assert_eq!(answers, vec![10, 40, 50]);
-        assert_eq!(
-            started.elapsed(),
-            ms(50),
-            "all three run at once: the slowest decides"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
     async fn the_stragglers_are_cancelled_once_k_answers_are_in() {
         let done = Arc::new(AtomicUsize::new(0));
         let calls: Vec<_> = [10, 20, 500, 600, 700]
@@ -457,11 +294,162 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn asking_for_zero_answers_returns_at_once() {
+    async fn asking_for_zero_answers_returns_at_once_and_starts_nothing() {
         let done = Arc::new(AtomicUsize::new(0));
         let calls: Vec<_> = [10, 20].into_iter().map(|d| call(d, &done)).collect();
         let started = tokio::time::Instant::now();
         assert_eq!(fastest_k(calls, 0).await, Vec::<u64>::new());
         assert_eq!(started.elapsed(), Duration::ZERO, "nothing to wait for");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            done.load(Ordering::SeqCst),
+            0,
+            "no answer is wanted, so no call may be left running in the background"
+        );
+        let none: Vec<_> = [].into_iter().map(|d| call(d, &done)).collect();
+        assert_eq!(
+            fastest_k(none, 0).await,
+            Vec::<u64>::new(),
+            "no calls at all"
+        );
+    }
+
+    /// A call that answers `label` after `delay` ms of (paused) tokio time.
+    fn labelled(delay: u64, label: &'static str) -> impl Future<Output = &'static str> + Send {
+        async move {
+            tokio::time::sleep(ms(delay)).await;
+            label
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_come_back_in_completion_order_not_in_call_order_or_sorted() {
+        let calls = vec![
+            labelled(30, "a"),
+            labelled(10, "c"),
+            labelled(40, "b"),
+            labelled(20, "d"),
+        ];
+        assert_eq!(
+            fastest_k(calls, 3).await,
+            vec!["c", "d", "a"],
+            "c answers after 10 ms, d after 20, a after 30: completion order, which is neither \
+             the order the calls were given nor the answers sorted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    #[should_panic(expected = "shard 2 crashed")]
+    async fn a_call_that_panics_makes_fastest_k_panic_instead_of_being_skipped() {
+        let calls: Vec<std::pin::Pin<Box<dyn Future<Output = u64> + Send>>> = vec![
+            Box::pin(async {
+                tokio::time::sleep(ms(30)).await;
+                1
+            }),
+            Box::pin(async {
+                tokio::time::sleep(ms(10)).await;
+                panic!("shard 2 crashed")
+            }),
+            Box::pin(async {
+                tokio::time::sleep(ms(20)).await;
+                3
+            }),
+        ];
+        // Skipping the failed call would quietly return [3, 1], as if a crash were an answer.
+        fastest_k(calls, 2).await;
+    }
+
+    #[test]
+    fn fastest_k_matches_the_k_smallest_delays_for_any_n_and_k() {
+        sdlings_kit::property::for_seeds(60, |rng| {
+            let n = rng.random_range(1..=12usize);
+            let k = rng.random_range(0..=n);
+            // Distinct delays, so that the completion order is well defined.
+            let mut delays: Vec<u64> = (1..=n as u64).map(|i| i * 7).collect();
+            for i in (1..n).rev() {
+                delays.swap(i, rng.random_range(0..=i));
+            }
+            let done = Arc::new(AtomicUsize::new(0));
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a runtime");
+            let (answers, elapsed, finished) = runtime.block_on(async {
+                let calls: Vec<_> = delays.iter().map(|&d| call(d, &done)).collect();
+                let started = tokio::time::Instant::now();
+                let answers = fastest_k(calls, k).await;
+                let elapsed = started.elapsed();
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                (answers, elapsed, done.load(Ordering::SeqCst))
+            });
+            let mut ascending = delays.clone();
+            ascending.sort_unstable();
+            assert_eq!(
+                answers,
+                ascending[..k].to_vec(),
+                "delays {delays:?}, k = {k}: the k fastest, in completion order"
+            );
+            let expected = k.checked_sub(1).map_or(0, |i| ascending[i]);
+            assert_eq!(
+                elapsed,
+                ms(expected),
+                "delays {delays:?}, k = {k}: running at once, the k-th answer arrives after the \
+                 k-th smallest delay"
+            );
+            assert_eq!(
+                finished, k,
+                "delays {delays:?}: the other calls are cancelled"
+            );
+        });
+    }
+
+    #[test]
+    fn fan_out_latency_is_the_kth_smallest_for_any_calls_and_k() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let n = rng.random_range(1..=20);
+            // Few distinct values, so ties are common.
+            let calls: Vec<Duration> = (0..n).map(|_| ms(rng.random_range(1..=6))).collect();
+            let k = rng.random_range(1..=n);
+            let mut ascending = calls.clone();
+            ascending.sort_unstable();
+            assert_eq!(
+                fan_out_latency(&calls, k),
+                ascending[k - 1],
+                "calls {calls:?}, waiting for the fastest {k}"
+            );
+        });
+    }
+
+    #[test]
+    fn the_tail_arithmetic_holds_for_any_n_and_p() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let n = rng.random_range(0..=300u32);
+            let p_slow = match rng.random_range(0..6) {
+                0 => 0.0,
+                1 => 1.0,
+                _ => rng.random_range(0.0..1.0),
+            };
+            // Every call fast, one after another: (1 - p) × (1 - p) × ... n times.
+            let all_fast = (0..n).fold(1.0, |acc, _| acc * (1.0 - p_slow));
+            let got = p_at_least_one_slow(n, p_slow);
+            assert!(
+                (got - (1.0 - all_fast)).abs() < 1e-9,
+                "n = {n}, p_slow = {p_slow}: expected 1 − (1 − p_slow)^n = {}, got {got}",
+                1.0 - all_fast
+            );
+            if n == 0 {
+                return;
+            }
+            let q = rng.random_range(1.0..99.99);
+            let b = backend_percentile_for(q, n);
+            // Each of n calls under the backend's b-th percentile: (b / 100)^n of requests.
+            let request = (0..n).fold(1.0, |acc, _| acc * b / 100.0) * 100.0;
+            assert!(
+                (request - q).abs() < 1e-6 && (q..=100.0).contains(&b),
+                "n = {n}: the backend's p{b} gives requests that wait for all {n} calls a p{request}, \
+                 not the p{q} asked for"
+            );
+        });
     }
 }

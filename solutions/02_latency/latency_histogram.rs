@@ -20,10 +20,8 @@
 // exact one, in the same 58 KiB, while "the average of the servers' p99s" is a number no request
 // had (it is too high here; with a rate above 4% it becomes too low).
 
-use rand::RngExt;
-use rand::rngs::StdRng;
-use sdlings_kit::lab::Table;
-use sdlings_kit::workload::seeded_rng;
+pub use sdlings_kit::latency::assert_valid_percentile;
+use sdlings_kit::latency::{self, FLEET_PERCENTILES};
 
 /// Bits of precision: each power of two is split into 2^7 = 128 sub-buckets.
 pub const PRECISION_BITS: u32 = 7;
@@ -35,31 +33,6 @@ pub const BUCKET_COUNT: usize = (64 - PRECISION_BITS as usize + 1) * SUB_BUCKETS
 /// The most `value_at_percentile` may exceed the exact percentile, relative to it.
 pub const MAX_RELATIVE_ERROR: f64 = 1.0 / SUB_BUCKETS as f64;
 
-/// Panics unless `p` is within 0..=100 (NaN is not).
-pub fn assert_valid_percentile(p: f64) {
-    assert!(
-        (0.0..=100.0).contains(&p),
-        "a percentile must be within 0..=100, got {p}"
-    );
-}
-
-/// Given (you built it in `percentiles`): the 1-based nearest rank of the p-th percentile among
-/// `n` samples, ceil(p × n / 100) and at least 1; 0 when `n` is 0. Panics on an invalid `p`.
-pub fn nearest_rank(p: f64, n: u64) -> u64 {
-    assert_valid_percentile(p);
-    if n == 0 {
-        return 0;
-    }
-    let exact = p * n as f64 / 100.0;
-    let nearest = exact.round();
-    let rank = if (exact - nearest).abs() <= 1e-9 * nearest.max(1.0) {
-        nearest
-    } else {
-        exact.ceil()
-    };
-    (rank as u64).clamp(1, n)
-}
-
 /// Latencies (any unit; the lab uses microseconds) counted in log-linear buckets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LatencyHistogram {
@@ -70,38 +43,6 @@ pub struct LatencyHistogram {
     /// The smallest and largest values recorded, exactly. `u64::MAX` and 0 while empty.
     min: u64,
     max: u64,
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl LatencyHistogram {
-    pub fn new() -> Self {
-        LatencyHistogram {
-            counts: vec![0; BUCKET_COUNT],
-            total: 0,
-            min: u64::MAX,
-            max: 0,
-        }
-    }
-
-    /// The smallest value recorded, exactly.
-    pub fn min(&self) -> Option<u64> {
-        (self.total > 0).then_some(self.min)
-    }
-
-    /// The largest value recorded, exactly.
-    pub fn max(&self) -> Option<u64> {
-        (self.total > 0).then_some(self.max)
-    }
-
-    /// How many counters the histogram holds: its memory, which must never grow.
-    pub fn bucket_count(&self) -> usize {
-        self.counts.len()
-    }
 }
 
 // ---- Your part -------------------------------------------------------------------------------
@@ -184,130 +125,114 @@ impl LatencyHistogram {
     }
 }
 
-// ---- Lab -------------------------------------------------------------------------------------
+// ---- Given ------------------------------------------------------------------------------------
+
+/// Given (you built it in `percentiles`): the 1-based nearest rank of the p-th percentile among
+/// `n` samples, ceil(p × n / 100) and at least 1; 0 when `n` is 0. Panics on an invalid `p`.
+pub fn nearest_rank(p: f64, n: u64) -> u64 {
+    assert_valid_percentile(p);
+    if n == 0 {
+        return 0;
+    }
+    let exact = p * n as f64 / 100.0;
+    let nearest = exact.round();
+    let rank = if (exact - nearest).abs() <= 1e-12 * nearest.max(1.0) {
+        nearest
+    } else {
+        exact.ceil()
+    };
+    (rank as u64).clamp(1, n)
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyHistogram {
+    pub fn new() -> Self {
+        LatencyHistogram {
+            counts: vec![0; BUCKET_COUNT],
+            total: 0,
+            min: u64::MAX,
+            max: 0,
+        }
+    }
+
+    /// The smallest value recorded, exactly.
+    pub fn min(&self) -> Option<u64> {
+        (self.total > 0).then_some(self.min)
+    }
+
+    /// The largest value recorded, exactly.
+    pub fn max(&self) -> Option<u64> {
+        (self.total > 0).then_some(self.max)
+    }
+
+    /// How many counters the histogram holds: its memory, which must never grow.
+    pub fn bucket_count(&self) -> usize {
+        self.counts.len()
+    }
+}
+
+// ---- Lab: four servers, one with a slow disk ---------------------------------------------------
 
 /// Servers in the fleet; the last one has a slow disk and stalls now and then.
 const SERVERS: usize = 4;
 const REQUESTS_PER_SERVER: usize = 50_000;
-/// A healthy request: log-normal around this median (microseconds)...
-const MEDIAN_US: f64 = 3_000.0;
-/// ...with this spread (sigma of the underlying normal).
-const SPREAD: f64 = 0.5;
-/// Share of the slow server's requests that stall behind its disk...
+/// Share of the slow server's requests that stall behind its disk (for 150–400 ms).
 const SLOW_SERVER_PAUSE_RATE: f64 = 0.03;
-/// ...for this long (microseconds).
-const PAUSE_US: std::ops::Range<u64> = 150_000..400_000;
 const SEED: u64 = 2024;
 
-fn healthy_latency(rng: &mut StdRng) -> u64 {
-    // Box-Muller: two uniforms in (0, 1] give one standard normal.
-    let u1 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
-    (MEDIAN_US * (SPREAD * z).exp()) as u64
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.2} ms", us as f64 / 1000.0)
-}
-
 fn main() {
-    let mut rng = seeded_rng(SEED);
-    let mut per_server = Vec::new();
-    let mut everything = Vec::with_capacity(SERVERS * REQUESTS_PER_SERVER);
-    for server in 0..SERVERS {
-        let slow = server == SERVERS - 1;
-        let mut histogram = LatencyHistogram::new();
-        for _ in 0..REQUESTS_PER_SERVER {
-            let mut latency = healthy_latency(&mut rng);
-            if slow && rng.random_bool(SLOW_SERVER_PAUSE_RATE) {
-                latency += rng.random_range(PAUSE_US);
-            }
-            histogram.record(latency);
-            everything.push(latency);
-        }
-        per_server.push(histogram);
-    }
+    let servers =
+        latency::fleet_latencies(SERVERS, REQUESTS_PER_SERVER, SLOW_SERVER_PAUSE_RATE, SEED);
+    let per_server: Vec<LatencyHistogram> = servers
+        .iter()
+        .map(|latencies| {
+            let mut histogram = LatencyHistogram::new();
+            latencies.iter().for_each(|&v| histogram.record(v));
+            histogram
+        })
+        .collect();
     let mut fleet = LatencyHistogram::new();
     for histogram in &per_server {
         fleet.merge(histogram);
     }
+    let mut everything = servers.concat();
     everything.sort_unstable();
-    let exact = |p: f64| everything[(nearest_rank(p, everything.len() as u64) - 1) as usize];
-
+    let n = everything.len() as u64;
+    let exact = FLEET_PERCENTILES.map(|p| everything[(nearest_rank(p, n) - 1) as usize]);
+    let figures = |h: &LatencyHistogram| {
+        let values = FLEET_PERCENTILES.map(|p| h.value_at_percentile(p).expect("recorded"));
+        (h.count(), values)
+    };
     println!(
         "{SERVERS} servers × {REQUESTS_PER_SERVER} requests; server-{} stalls on {:.1}% of its \
          requests (150-400 ms)\n",
         SERVERS - 1,
         SLOW_SERVER_PAUSE_RATE * 100.0
     );
-    let mut table = Table::new(&["source", "requests", "p50", "p99", "p99.9", "max"]);
-    let quantiles = |h: &LatencyHistogram| {
-        [50.0, 99.0, 99.9, 100.0].map(|p| ms(h.value_at_percentile(p).expect("recorded")))
-    };
-    for (server, histogram) in per_server.iter().enumerate() {
-        let [p50, p99, p999, max] = quantiles(histogram);
-        let count = histogram.count().to_string();
-        table.row(&[format!("server-{server}"), count, p50, p99, p999, max]);
-    }
-    let [p50, p99, p999, max] = quantiles(&fleet);
-    let count = fleet.count().to_string();
-    table.row(&[
-        "fleet: merged histograms".to_string(),
-        count,
-        p50,
-        p99,
-        p999,
-        max,
-    ]);
-    table.row(&[
-        "fleet: exact (every sample sorted)".to_string(),
-        everything.len().to_string(),
-        ms(exact(50.0)),
-        ms(exact(99.0)),
-        ms(exact(99.9)),
-        ms(exact(100.0)),
-    ]);
-    let average_p99 = per_server
-        .iter()
-        .map(|h| h.value_at_percentile(99.0).expect("recorded"))
-        .sum::<u64>()
-        / SERVERS as u64;
-    table.row(&[
-        "average of the servers' p99s (wrong!)".to_string(),
-        "-".to_string(),
-        "-".to_string(),
-        ms(average_p99),
-        "-".to_string(),
-        "-".to_string(),
-    ]);
-    table.print();
-
-    let merged_p99 = fleet.value_at_percentile(99.0).expect("recorded");
-    let error = (merged_p99 as f64 - exact(99.0) as f64) / exact(99.0) as f64;
-    println!(
-        "\nmerged p99 is {:.3}% above the exact p99 (bound: {:.3}%)",
-        error * 100.0,
-        MAX_RELATIVE_ERROR * 100.0
-    );
-    println!(
-        "memory: one histogram = {} buckets × 8 B = {} KiB, whatever it records; the raw \
-         samples = {} × 8 B = {} KiB, and growing",
+    latency::print_fleet_report(
+        &per_server.iter().map(figures).collect::<Vec<_>>(),
+        figures(&fleet),
+        (n, exact),
         fleet.bucket_count(),
-        fleet.bucket_count() * 8 / 1024,
-        everything.len(),
-        everything.len() * 8 / 1024
+        MAX_RELATIVE_ERROR,
     );
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+    use rand::rngs::StdRng;
+    use sdlings_kit::workload::seeded_rng;
+
     use super::*;
 
-    /// The exact nearest-rank percentile, from every sample sorted (as in `percentiles`).
-    fn exact_percentile(samples: &[u64], p: f64) -> u64 {
-        let mut sorted = samples.to_vec();
-        sorted.sort_unstable();
+    /// The exact nearest-rank percentile of samples already sorted (as in `percentiles`).
+    fn exact_percentile(sorted: &[u64], p: f64) -> u64 {
         let rank = nearest_rank(p, sorted.len() as u64);
         sorted[(rank - 1) as usize]
     }
@@ -420,19 +345,6 @@ mod tests {
     }
 
     #[test]
-    fn record_counts_values_and_tracks_min_and_max() {
-        let h = histogram_of(&[300, 7, 1_000_000, 7]);
-        assert_eq!(h.count(), 4);
-        assert_eq!(h.min(), Some(7));
-        assert_eq!(h.max(), Some(1_000_000));
-        assert_eq!(
-            h.counts[bucket_index(7)],
-            2,
-            "both 7s land in bucket 7 (the counters are what a histogram is)"
-        );
-    }
-
-    #[test]
     fn an_empty_histogram_has_no_percentiles_instead_of_panicking() {
         let h = LatencyHistogram::new();
         assert_eq!(h.count(), 0);
@@ -493,26 +405,6 @@ mod tests {
             Some(u64::MAX)
         );
         assert_eq!(histogram_of(&[0]).value_at_percentile(50.0), Some(0));
-    }
-
-    #[test]
-    fn percentiles_stay_within_the_relative_error_across_six_orders_of_magnitude() {
-        let samples = wide_range_samples(1, 20_000);
-        let h = histogram_of(&samples);
-        for p in PERCENTILES {
-            let exact = exact_percentile(&samples, p);
-            let got = h.value_at_percentile(p).expect("recorded");
-            assert!(
-                got >= exact,
-                "p{p}: reported {got} but the exact percentile is {exact}; the highest value of \
-                 the bucket is never below the truth"
-            );
-            assert!(
-                (got - exact) as f64 <= exact as f64 * MAX_RELATIVE_ERROR,
-                "p{p}: reported {got}, exact {exact}: more than 1/128 off. Linear buckets are \
-                 either too coarse for small values or need a counter per microsecond"
-            );
-        }
     }
 
     #[test]
@@ -596,5 +488,91 @@ mod tests {
             "the average of p99s is 50.5 ms, a latency no request had: percentiles do not \
              average, merge the histograms instead"
         );
+    }
+
+    /// A value from anywhere in u64, every power of two equally likely, with the awkward ones
+    /// (0, 255, 256, powers of two and one below them, u64::MAX) drawn often.
+    fn any_magnitude(rng: &mut StdRng) -> u64 {
+        let e = rng.random_range(0..64u32);
+        let lowest = 1u64 << e;
+        let highest = lowest.wrapping_shl(1).wrapping_sub(1); // 2^(e+1) - 1, u64::MAX for e = 63
+        match rng.random_range(0..8) {
+            0 => lowest,
+            1 => lowest - 1,
+            2 => highest,
+            3 => [0, 255, 256, u64::MAX][rng.random_range(0..4)],
+            _ => rng.random_range(lowest..=highest),
+        }
+    }
+
+    /// A percentile with 0 to 3 decimals (p0, p50, p99.9, p16.125), p0 and p100 often.
+    fn any_percentile(rng: &mut StdRng) -> f64 {
+        let scale = 10u64.pow(rng.random_range(0..=3));
+        let units = match rng.random_range(0..8) {
+            0 => 0,
+            1 => 100 * scale,
+            _ => rng.random_range(0..=100 * scale),
+        };
+        units as f64 / scale as f64
+    }
+
+    #[test]
+    fn merged_percentiles_are_the_top_of_the_exact_percentiles_bucket_over_all_of_u64() {
+        sdlings_kit::property::for_seeds(120, |rng| {
+            let n = match rng.random_range(0..4) {
+                0 => 1,
+                1 => 2,
+                _ => rng.random_range(3..=60),
+            };
+            // Spread over every magnitude, or crowded into a few neighbouring values (several
+            // samples in one bucket, duplicates).
+            let crowded = rng.random_bool(0.3);
+            let base = any_magnitude(rng);
+            let samples: Vec<u64> = (0..n)
+                .map(|_| {
+                    if crowded {
+                        base.saturating_add(rng.random_range(0..4))
+                    } else {
+                        any_magnitude(rng)
+                    }
+                })
+                .collect();
+            // Recorded on 1 to 3 servers (some possibly empty), then merged.
+            let servers = rng.random_range(1..=3);
+            let mut parts = vec![LatencyHistogram::new(); servers];
+            for &v in &samples {
+                parts[rng.random_range(0..servers)].record(v);
+            }
+            let mut h = parts.remove(0);
+            for part in &parts {
+                h.merge(part);
+            }
+            let mut sorted = samples.clone();
+            sorted.sort_unstable();
+            assert_eq!(h.count(), n as u64, "every recorded value is counted once");
+            assert_eq!(
+                (h.min(), h.max()),
+                (sorted.first().copied(), sorted.last().copied()),
+                "min and max of {samples:?}"
+            );
+            for _ in 0..8 {
+                let p = any_percentile(rng);
+                let exact = exact_percentile(&sorted, p);
+                let got = h.value_at_percentile(p).expect("recorded");
+                assert!(
+                    got >= exact && (got - exact) as f64 <= exact as f64 * MAX_RELATIVE_ERROR,
+                    "p{p} of {sorted:?}: the exact percentile is {exact}, reported {got}: the \
+                     answer must be at or above it, by at most 1/128 of it"
+                );
+                let (_, top) = bucket_range(bucket_index(exact));
+                assert_eq!(
+                    got,
+                    top.min(sorted[n - 1]),
+                    "p{p} of {sorted:?}: the exact percentile {exact} is in bucket {}, whose \
+                     highest value is {top}; report that, capped at the largest value recorded",
+                    bucket_index(exact)
+                );
+            }
+        });
     }
 }

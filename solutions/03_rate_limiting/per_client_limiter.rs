@@ -1,40 +1,32 @@
 // Per-client limiter — one token bucket per API key, in bounded memory, with Retry-After.
 //
 // Build `PerClientLimiter`: each client key (API key, IP) gets its own token bucket, created full
-// on its first request, so one client's traffic never touches another's budget. `check` returns
-// a `Decision`: allowed or not, whole requests left (`X-RateLimit-Remaining`) and, if rejected,
-// how long to wait (`Retry-After`) ROUNDED UP to whole milliseconds, so that a client waiting
-// exactly that long is admitted.
+// on its first request, so one client never touches another's budget. `check` returns a
+// `Decision`: allowed or not, whole requests left (`X-RateLimit-Remaining`) and, if rejected, how
+// long to wait (`Retry-After`) ROUNDED UP to whole milliseconds, so that waiting that long works.
 //
 // Memory stays bounded whatever the clients do (a scan from a million IPs must not become a
-// million entries), without handing anyone a free burst:
-// - A client whose bucket has refilled to full is idle: a fresh bucket would be identical, so it
-//   can be forgotten. `evict_idle` forgets them all.
-// - At most `max_clients` are tracked. A NEW client at a full table triggers an idle sweep; if no
-//   one is idle, the newcomer is rejected, Retry-After = when the first bucket is full again. A
-//   partially drained client is NEVER dropped to make room: it would come back with a full
-//   bucket — a free burst on demand for anyone who can spray requests from many keys.
-//   Refusing newcomers has its own risk: an attacker who keeps MAX_CLIENTS keys mid-refill locks
-//   every new client out. The other policy is to evict the least recently seen client to make
-//   room (nginx frees its zone's oldest states when memory runs out): new clients always get in,
-//   and the price is the free burst above. Which risk to take is a product decision.
+// million entries). A client whose bucket has refilled to full is idle: a fresh bucket would be
+// identical, so forgetting it costs nothing. `evict_idle` forgets them all, and a NEW client
+// arriving when `max_clients` are tracked first makes room that way. If no one is idle,
+// `Config::when_full` decides, and each policy has a price. `RefuseNewcomers` (Retry-After = when
+// the first tracked bucket is full again): nobody gets a free burst, but an attacker who keeps
+// `max_clients` keys mid-refill locks every new client out. `EvictLeastRecentlySeen` (the client
+// whose last request, admitted or not, is the oldest; nginx's `limit_req` drops its least
+// recently used state when its zone is full): new clients always get in, but the forgotten one
+// comes back to a full bucket — a free burst for anyone who can spray many keys.
 //
 // Lab (runs once the tests pass): a real HTTP front end on 127.0.0.1 applies your limiter before
-// a backend; four clients, one abusive, send for two seconds over real sockets. Raise
-// ABUSIVE_CLIENT_RPS: its 429s grow, its admitted count stays near BURST + RATE × 2 s, and the
-// others do not notice. Part 2 (simulated) shows a scan of one-off clients held to MAX_CLIENTS.
+// a backend; four clients, one abusive, send for two seconds. Raise ABUSIVE_CLIENT_RPS: its 429s
+// grow, its admitted count stays near BURST + RATE × 2 s, and the others do not notice. Part 2
+// (simulated): a scan of one-off clients held to MAX_CLIENTS; part 3: the two `WhenFull` policies
+// against an attacker rotating through many keys.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sdlings_kit::backend::{self, Backend, Behaviour};
 use sdlings_kit::clock::{Clock, ManualClock, SystemClock};
-use sdlings_kit::lab::{Table, percent};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use sdlings_kit::rate_limiting::{self, KeyedLimiter, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
@@ -44,6 +36,17 @@ pub struct Config {
     pub burst: u32,
     /// The most clients tracked at once: the limiter's memory bound.
     pub max_clients: usize,
+    /// What a new client gets when `max_clients` are tracked and none of them is idle.
+    pub when_full: WhenFull,
+}
+
+/// The policy for a new client at a full table of clients that are not idle (see the header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Reject the newcomer without tracking it; no tracked client is forgotten.
+    RefuseNewcomers,
+    /// Forget the tracked client whose last request is the oldest, and admit the newcomer.
+    EvictLeastRecentlySeen,
 }
 
 /// What the limiter tells the HTTP layer about one request.
@@ -55,42 +58,6 @@ pub struct Decision {
     /// When rejected: how long to wait before retrying, rounded up to whole milliseconds
     /// (`Retry-After`). `None` when allowed.
     pub retry_after: Option<Duration>,
-}
-
-/// Given: one client's token bucket (you built one in `token_bucket`), as plain state.
-#[derive(Debug, Clone, PartialEq)]
-struct Bucket {
-    /// Tokens as of `updated`, between 0 and the burst.
-    tokens: f64,
-    updated: Duration,
-}
-
-impl Bucket {
-    fn full(config: &Config, now: Duration) -> Bucket {
-        Bucket {
-            tokens: f64::from(config.burst),
-            updated: now,
-        }
-    }
-
-    /// Adds the tokens earned since `updated`, capped at the burst, and moves `updated` to `now`.
-    fn refill(&mut self, config: &Config, now: Duration) {
-        let elapsed = now.saturating_sub(self.updated).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * config.rate_per_sec).min(f64::from(config.burst));
-        self.updated = now;
-    }
-
-    /// Whether the bucket is full: a fresh bucket would be identical.
-    fn is_full(&self, config: &Config) -> bool {
-        self.tokens >= f64::from(config.burst)
-    }
-
-    /// How long after `updated` until the bucket holds `target` tokens (zero if it already
-    /// does), rounded up to the nanosecond so that waiting this long is always enough.
-    fn time_until(&self, config: &Config, target: f64) -> Duration {
-        let missing = (target - self.tokens).max(0.0);
-        Duration::from_nanos((missing / config.rate_per_sec * 1e9).ceil() as u64)
-    }
 }
 
 // ---- Your part -------------------------------------------------------------------------------
@@ -106,41 +73,18 @@ pub struct PerClientLimiter<C: Clock> {
 }
 
 impl<C: Clock> PerClientLimiter<C> {
-    pub fn new(config: Config, clock: C) -> Self {
-        assert!(config.burst > 0, "a bucket must hold at least one token");
-        assert!(
-            config.rate_per_sec > 0.0 && config.rate_per_sec.is_finite(),
-            "the refill rate must be positive"
-        );
-        assert!(
-            config.max_clients > 0,
-            "the limiter must track some clients"
-        );
-        PerClientLimiter {
-            clock,
-            config,
-            buckets: HashMap::new(),
-            next_idle_at: Duration::ZERO,
-        }
-    }
-
-    pub fn config(&self) -> Config {
-        self.config
-    }
-
-    /// Clients currently held in memory.
-    pub fn tracked_clients(&self) -> usize {
-        self.buckets.len()
-    }
-
     /// Decides one request from `client` at `self.clock.now()`, taking one token if allowed.
-    /// A known client is judged by its bucket; a new client gets a full bucket, unless the table
-    /// is at `max_clients` and no tracked client is idle (see the header), in which case it is
-    /// rejected without being tracked.
+    /// A known client is judged by its bucket; a new client gets a full bucket. If the table is
+    /// at `max_clients` and no tracked client is idle, `config.when_full` decides (see the
+    /// header): the newcomer is rejected without being tracked, or the least recently seen
+    /// client is forgotten to make room.
     pub fn check(&mut self, client: &str) -> Decision {
         let now = self.clock.now();
         let config = self.config;
         if let Some(bucket) = self.buckets.get_mut(client) {
+            // Seen now, whatever the answer: a client hammering at a drained bucket is the last
+            // one that should be forgotten (it would come back to a full bucket).
+            bucket.last_seen = now;
             bucket.refill(&config, now);
             return take_one(bucket, &config);
         }
@@ -151,13 +95,30 @@ impl<C: Clock> PerClientLimiter<C> {
                 self.evict_idle();
             }
             if self.buckets.len() >= config.max_clients {
-                // `next_idle_at` is when the first bucket may be full: a lower bound, so at worst
-                // the newcomer comes back a little early and is told again, more precisely.
-                return Decision {
-                    allowed: false,
-                    remaining: 0,
-                    retry_after: Some(round_up_to_millis(self.next_idle_at.saturating_sub(now))),
-                };
+                match config.when_full {
+                    WhenFull::RefuseNewcomers => {
+                        // `next_idle_at` is when the first bucket may be full: a lower bound, so
+                        // at worst the newcomer comes back a little early and is told again.
+                        let wait = self.next_idle_at.saturating_sub(now);
+                        return Decision {
+                            allowed: false,
+                            remaining: 0,
+                            retry_after: Some(round_up_to_millis(wait)),
+                        };
+                    }
+                    WhenFull::EvictLeastRecentlySeen => {
+                        // A pass over the table, only when it is full of active clients. (An
+                        // ordered index by last-seen time would make it O(log n).)
+                        let victim = self
+                            .buckets
+                            .iter()
+                            .min_by_key(|(_, bucket)| bucket.last_seen)
+                            .map(|(key, _)| key.clone());
+                        if let Some(victim) = victim {
+                            self.buckets.remove(&victim);
+                        }
+                    }
+                }
             }
         }
         let mut bucket = Bucket::full(&config, now);
@@ -186,6 +147,29 @@ impl<C: Clock> PerClientLimiter<C> {
         });
         self.next_idle_at = next_idle_at;
         before - self.buckets.len()
+    }
+
+    pub fn new(config: Config, clock: C) -> Self {
+        assert!(config.burst > 0, "a bucket must hold at least one token");
+        assert!(
+            config.rate_per_sec > 0.0 && config.rate_per_sec.is_finite(),
+            "the refill rate must be positive"
+        );
+        assert!(
+            config.max_clients > 0,
+            "the limiter must track some clients"
+        );
+        PerClientLimiter {
+            clock,
+            config,
+            buckets: HashMap::new(),
+            next_idle_at: Duration::ZERO,
+        }
+    }
+
+    /// Clients currently held in memory.
+    pub fn tracked_clients(&self) -> usize {
+        self.buckets.len()
     }
 }
 
@@ -217,6 +201,48 @@ fn round_up_to_millis(wait: Duration) -> Duration {
     )
 }
 
+// ---- Given: one client's token bucket -----------------------------------------------------
+
+/// Given: one client's token bucket (you built one in `token_bucket`), as plain state.
+#[derive(Debug, Clone, PartialEq)]
+struct Bucket {
+    /// Tokens as of `updated`, between 0 and the burst.
+    tokens: f64,
+    /// When `tokens` was last brought up to date (by any refill, sweeps included).
+    updated: Duration,
+    /// When this client last sent a request, admitted or not. Refills do not move it.
+    last_seen: Duration,
+}
+
+impl Bucket {
+    fn full(config: &Config, now: Duration) -> Bucket {
+        Bucket {
+            tokens: f64::from(config.burst),
+            updated: now,
+            last_seen: now,
+        }
+    }
+
+    /// Adds the tokens earned since `updated`, capped at the burst, and moves `updated` to `now`.
+    fn refill(&mut self, config: &Config, now: Duration) {
+        let elapsed = now.saturating_sub(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * config.rate_per_sec).min(f64::from(config.burst));
+        self.updated = now;
+    }
+
+    /// Whether the bucket is full: a fresh bucket would be identical.
+    fn is_full(&self, config: &Config) -> bool {
+        self.tokens >= f64::from(config.burst)
+    }
+
+    /// How long after `updated` until the bucket holds `target` tokens (zero if it already
+    /// does), rounded up to the nanosecond so that waiting this long is always enough.
+    fn time_until(&self, config: &Config, target: f64) -> Duration {
+        let missing = (target - self.tokens).max(0.0);
+        Duration::from_nanos((missing / config.rate_per_sec * 1e9).ceil() as u64)
+    }
+}
+
 // ---- Lab -------------------------------------------------------------------------------------
 // Part 1 runs over real sockets, in real time: figures vary a little from run to run.
 
@@ -233,320 +259,72 @@ const MAX_CLIENTS: usize = 1_000;
 /// Part 2 (simulated): how many one-off clients (one request each) arrive, and how fast.
 const ONE_OFF_CLIENTS: u32 = 10_000;
 const ONE_OFF_PER_SEC: [u32; 3] = [1_000, 5_000, 20_000];
+/// Part 3 (simulated): an attacker rotates through twice MAX_CLIENTS keys, sending a burst of
+/// BURST requests per key visit, ATTACK_VISITS_PER_SEC visits a second, while new one-off
+/// clients arrive at NEWCOMERS_PER_SEC.
+const ATTACK_VISITS_PER_SEC: u32 = 2_000;
+const NEWCOMERS_PER_SEC: u32 = 100;
+const ATTACK_FOR: Duration = Duration::from_secs(2);
 
-/// How a lab client behaves.
-#[derive(Clone, Copy)]
-struct Persona {
-    key: &'static str,
-    /// Requests per second it tries to send.
-    rps: u32,
-    /// Whether it waits for Retry-After after a 429 (a well-behaved SDK does).
-    honours_retry_after: bool,
-}
-
-const PERSONAS: [Persona; 4] = [
-    Persona {
-        key: "alice",
-        rps: 3,
-        honours_retry_after: true,
-    },
-    Persona {
-        key: "bob",
-        rps: 12,
-        honours_retry_after: false,
-    },
-    Persona {
-        key: "polite-batch",
-        rps: 40,
-        honours_retry_after: true,
-    },
-    Persona {
-        key: "mallory",
-        rps: ABUSIVE_CLIENT_RPS,
-        honours_retry_after: false,
-    },
-];
-
-#[derive(Default)]
-struct ClientReport {
-    sent: u64,
-    ok: u64,
-    limited: u64,
-    errors: u64,
-    retry_after_ms: Vec<u64>,
-}
-
-/// Reads one request head (a GET has no body) and returns its target, e.g. `/api?key=alice`.
-async fn read_target(stream: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 || head.len() > 8 * 1024 {
-            return None;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8(head).ok()?;
-    let mut parts = head.lines().next()?.split_whitespace();
-    match (parts.next(), parts.next()) {
-        (Some("GET"), Some(target)) => Some(target.to_string()),
-        _ => None,
-    }
-}
-
-async fn respond(stream: &mut TcpStream, status: &str, headers: &str, body: &str) {
-    let response = format!(
-        "HTTP/1.1 {status}\r\n{headers}Content-Type: text/plain\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
-/// The front end: identifies the client by its API key (`?key=`), asks the limiter, and either
-/// answers 429 itself or forwards the request to the backend.
-async fn serve_connection(
-    mut stream: TcpStream,
-    limiter: Arc<Mutex<PerClientLimiter<SystemClock>>>,
-    upstream: SocketAddr,
-) {
-    let Some(target) = read_target(&mut stream).await else {
-        return;
-    };
-    let key = target
-        .split_once("key=")
-        .map(|(_, rest)| rest.split('&').next().unwrap_or(""))
-        .unwrap_or("anonymous")
-        .to_string();
-    // A std Mutex is fine: it is held for one `check`, never across an `.await`.
-    let decision = limiter.lock().expect("not poisoned").check(&key);
-    if let Some(wait) = decision.retry_after {
-        // HTTP's Retry-After is in whole seconds: round up again. The exact wait goes in the body
-        // (real APIs add a header such as `RateLimit-Reset` or `X-RateLimit-Reset-After`).
-        let ms = wait.as_millis();
-        let headers = format!(
-            "Retry-After: {}\r\nX-RateLimit-Remaining: 0\r\n",
-            ms.div_ceil(1000)
-        );
-        let body = format!("rate limited, retry after {ms} ms");
-        respond(&mut stream, "429 Too Many Requests", &headers, &body).await;
-        return;
-    }
-    let headers = format!("X-RateLimit-Remaining: {}\r\n", decision.remaining);
-    match backend::get(upstream, "/work?ms=2", Duration::from_secs(1)).await {
-        Ok(answer) if answer.status == 200 => {
-            respond(&mut stream, "200 OK", &headers, &answer.body).await
-        }
-        _ => respond(&mut stream, "502 Bad Gateway", &headers, "upstream failed").await,
-    }
-}
-
-/// One client: sends at its rate for RUN_FOR, over a new connection per request.
-async fn run_client(persona: Persona, front: SocketAddr) -> ClientReport {
-    let report = Arc::new(Mutex::new(ClientReport::default()));
-    let gap = Duration::from_secs(1) / persona.rps.max(1);
-    let deadline = tokio::time::Instant::now() + RUN_FOR;
-    let mut in_flight = JoinSet::new();
-    let mut next = tokio::time::Instant::now();
-    while next < deadline {
-        tokio::time::sleep_until(next).await;
-        next += gap;
-        let report = Arc::clone(&report);
-        let path = format!("/api?key={}", persona.key);
-        let request = async move {
-            let answer = backend::get(front, &path, Duration::from_secs(2)).await;
-            let mut r = report.lock().expect("not poisoned");
-            r.sent += 1;
-            match answer {
-                Ok(a) if a.status == 200 => r.ok += 1,
-                Ok(a) if a.status == 429 => {
-                    r.limited += 1;
-                    let ms = a
-                        .body
-                        .split_whitespace()
-                        .find_map(|w| w.parse::<u64>().ok())
-                        .unwrap_or(0);
-                    r.retry_after_ms.push(ms);
-                    return Some(Duration::from_millis(ms));
-                }
-                _ => r.errors += 1,
-            }
-            None
-        };
-        if persona.honours_retry_after {
-            // One request at a time; after a 429, wait as told before sending again.
-            if let Some(wait) = request.await {
-                next = next.max(tokio::time::Instant::now() + wait);
-            }
-        } else {
-            // Fire and forget: the offered rate does not depend on the answers.
-            in_flight.spawn(request);
-        }
-    }
-    in_flight.join_all().await;
-    Arc::try_unwrap(report)
-        .ok()
-        .expect("every request has finished")
-        .into_inner()
-        .expect("not poisoned")
-}
-
-async fn socket_lab() -> std::io::Result<()> {
-    let backend = Backend::start(
-        "api",
-        Behaviour::Healthy {
-            latency: Duration::from_millis(1),
-        },
-    )
-    .await?;
-    let config = Config {
+fn config(when_full: WhenFull) -> Config {
+    Config {
         rate_per_sec: RATE,
         burst: BURST,
         max_clients: MAX_CLIENTS,
-    };
-    let limiter = Arc::new(Mutex::new(PerClientLimiter::new(
-        config,
-        SystemClock::new(),
-    )));
-    let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
-    let front = listener.local_addr()?;
-    let upstream = backend.addr();
-    let server = {
-        let limiter = Arc::clone(&limiter);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve_connection(stream, Arc::clone(&limiter), upstream));
-            }
-        })
-    };
-
-    println!(
-        "Part 1 — real sockets: front end on {front} → backend on {upstream}. Each client gets \
-         {BURST} burst + {RATE}/s; they send for {RUN_FOR:?}.\n"
-    );
-    let mut clients = JoinSet::new();
-    for persona in PERSONAS {
-        clients.spawn(async move { (persona, run_client(persona, front).await) });
+        when_full,
     }
-    let mut results = clients.join_all().await;
-    results.sort_by_key(|(p, _)| p.rps);
-    server.abort();
-
-    let mut table = Table::new(&[
-        "client",
-        "sends/s",
-        "honours Retry-After",
-        "sent",
-        "200 OK",
-        "429",
-        "errors",
-        "admitted/s",
-        "Retry-After seen (ms)",
-    ]);
-    for (persona, r) in &results {
-        let seen = match (r.retry_after_ms.iter().min(), r.retry_after_ms.iter().max()) {
-            (Some(lo), Some(hi)) => format!("{lo}..{hi}"),
-            _ => "-".to_string(),
-        };
-        table.row(&[
-            persona.key.to_string(),
-            persona.rps.to_string(),
-            if persona.honours_retry_after {
-                "yes"
-            } else {
-                "no"
-            }
-            .to_string(),
-            r.sent.to_string(),
-            r.ok.to_string(),
-            format!("{} ({})", r.limited, percent(r.limited, r.sent)),
-            r.errors.to_string(),
-            format!("{:.1}", r.ok as f64 / RUN_FOR.as_secs_f64()),
-            seen,
-        ]);
-    }
-    table.print();
-    let sent: u64 = results.iter().map(|(_, r)| r.sent).sum();
-    println!(
-        "\nThe backend served {} of {sent} requests; the limiter answered the rest with 429 \
-         before they cost the backend anything. Expected per client: at most {BURST} + {RATE} \
-         × {:.0} s = {:.0} admitted.",
-        backend.served(),
-        RUN_FOR.as_secs_f64(),
-        f64::from(BURST) + RATE * RUN_FOR.as_secs_f64()
-    );
-    Ok(())
 }
 
-/// Part 2, simulated time: ONE_OFF_CLIENTS distinct keys, one request each (a scan, or a botnet
-/// rotating IPs), arriving at `per_sec`.
-fn one_off_scan(per_sec: u32) -> (usize, u64, u64) {
-    let clock = ManualClock::new();
-    let config = Config {
-        rate_per_sec: RATE,
-        burst: BURST,
-        max_clients: MAX_CLIENTS,
-    };
-    let mut limiter = PerClientLimiter::new(config, clock.clone());
-    let gap = Duration::from_secs(1) / per_sec;
-    let (mut peak, mut admitted, mut turned_away) = (0, 0u64, 0u64);
-    for i in 0..ONE_OFF_CLIENTS {
-        clock.set(gap * i);
-        if limiter
-            .check(&format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255))
-            .allowed
-        {
-            admitted += 1;
-        } else {
-            turned_away += 1;
+impl<C: Clock> KeyedLimiter for PerClientLimiter<C> {
+    fn check(&mut self, client: &str) -> Verdict {
+        let Decision {
+            allowed,
+            remaining,
+            retry_after,
+        } = PerClientLimiter::check(self, client);
+        Verdict {
+            allowed,
+            remaining,
+            retry_after,
         }
-        peak = peak.max(limiter.tracked_clients());
     }
-    (peak, admitted, turned_away)
+
+    fn tracked_clients(&self) -> usize {
+        PerClientLimiter::tracked_clients(self)
+    }
 }
 
 fn main() {
-    let runtime = sdlings_kit::lab::runtime();
-    if let Err(e) = runtime.block_on(socket_lab()) {
-        println!("the socket lab could not run: {e}");
-    }
-
-    println!(
-        "\nPart 2 — simulated: {ONE_OFF_CLIENTS} one-off clients (one request each); a drained \
-         token comes back after {:.0} ms, then the client is idle.\n",
-        1000.0 / RATE
+    let limiter = PerClientLimiter::new(config(WhenFull::RefuseNewcomers), SystemClock::new());
+    rate_limiting::socket_lab(limiter, RATE, BURST, ABUSIVE_CLIENT_RPS, RUN_FOR);
+    rate_limiting::one_off_lab(
+        MAX_CLIENTS,
+        RATE,
+        ONE_OFF_CLIENTS,
+        &ONE_OFF_PER_SEC,
+        |clock| PerClientLimiter::new(config(WhenFull::RefuseNewcomers), clock),
     );
-    let mut table = Table::new(&[
-        "new clients/s",
-        "max tracked",
-        "peak tracked",
-        "admitted",
-        "turned away (table full)",
-    ]);
-    for per_sec in ONE_OFF_PER_SEC {
-        let (peak, admitted, turned_away) = one_off_scan(per_sec);
-        table.row(&[
-            per_sec.to_string(),
-            MAX_CLIENTS.to_string(),
-            peak.to_string(),
-            admitted.to_string(),
-            format!(
-                "{turned_away} ({})",
-                percent(turned_away, u64::from(ONE_OFF_CLIENTS))
-            ),
-        ]);
-    }
-    table.print();
-    println!(
-        "\nMemory stays bounded by MAX_CLIENTS. When more clients are mid-refill than the table \
-         holds, newcomers wait (429 + Retry-After) instead of an active client being forgotten."
+    let policies = [WhenFull::RefuseNewcomers, WhenFull::EvictLeastRecentlySeen];
+    let limiters = policies.map(|policy| {
+        let clock = ManualClock::new();
+        let limiter = PerClientLimiter::new(config(policy), clock.clone());
+        (format!("{policy:?}"), clock, limiter)
+    });
+    rate_limiting::key_rotation_lab(
+        limiters.into(),
+        MAX_CLIENTS,
+        RATE,
+        BURST,
+        ATTACK_VISITS_PER_SEC,
+        NEWCOMERS_PER_SEC,
+        ATTACK_FOR,
     );
 }
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+
     use super::*;
 
     fn ms(n: u64) -> Duration {
@@ -558,11 +336,21 @@ mod tests {
         burst: u32,
         max_clients: usize,
     ) -> (ManualClock, PerClientLimiter<ManualClock>) {
+        limiter_when_full(WhenFull::RefuseNewcomers, rate_per_sec, burst, max_clients)
+    }
+
+    fn limiter_when_full(
+        when_full: WhenFull,
+        rate_per_sec: f64,
+        burst: u32,
+        max_clients: usize,
+    ) -> (ManualClock, PerClientLimiter<ManualClock>) {
         let clock = ManualClock::new();
         let config = Config {
             rate_per_sec,
             burst,
             max_clients,
+            when_full,
         };
         (clock.clone(), PerClientLimiter::new(config, clock))
     }
@@ -618,24 +406,6 @@ mod tests {
     }
 
     #[test]
-    fn a_rejection_says_how_long_until_a_token_is_back() {
-        let (clock, mut limiter) = limiter(4.0, 4, 10);
-        allowed(&mut limiter, "alice", 4);
-        assert_eq!(
-            limiter.check("alice"),
-            rejected_with(ms(250)),
-            "at 4 tokens/s the next token is back in 250 ms"
-        );
-        clock.set(ms(249));
-        assert!(!limiter.check("alice").allowed, "249 ms is too early");
-        clock.set(ms(250));
-        assert!(
-            limiter.check("alice").allowed,
-            "retrying after exactly Retry-After must succeed"
-        );
-    }
-
-    #[test]
     fn retry_after_is_rounded_up_to_whole_milliseconds() {
         let (clock, mut limiter) = limiter(3.0, 1, 10);
         assert!(limiter.check("alice").allowed);
@@ -677,28 +447,6 @@ mod tests {
     }
 
     #[test]
-    fn one_clients_traffic_does_not_touch_another_clients_budget() {
-        let (clock, mut limiter) = limiter(4.0, 4, 10);
-        assert_eq!(allowed(&mut limiter, "mallory", 100), 4);
-        assert_eq!(
-            allowed(&mut limiter, "alice", 4),
-            4,
-            "alice has her own full bucket, whatever mallory did"
-        );
-        clock.set(ms(500));
-        assert_eq!(
-            allowed(&mut limiter, "mallory", 100),
-            2,
-            "in 500 ms mallory earned 2 tokens, no more"
-        );
-        assert_eq!(
-            allowed(&mut limiter, "alice", 100),
-            2,
-            "and alice earned her own 2"
-        );
-    }
-
-    #[test]
     fn evict_idle_forgets_clients_whose_buckets_are_full_again() {
         let (clock, mut limiter) = limiter(4.0, 4, 10);
         for client in ["a", "b", "c"] {
@@ -720,26 +468,6 @@ mod tests {
              identical, so nothing is lost by forgetting them"
         );
         assert_eq!(limiter.tracked_clients(), 0);
-    }
-
-    #[test]
-    fn evict_idle_keeps_a_client_whose_bucket_is_still_partially_drained() {
-        let (clock, mut limiter) = limiter(4.0, 4, 10);
-        assert_eq!(allowed(&mut limiter, "mallory", 4), 4);
-        assert_eq!(allowed(&mut limiter, "alice", 1), 1);
-        clock.set(ms(300));
-        assert_eq!(
-            limiter.evict_idle(),
-            1,
-            "alice is full again, mallory is not"
-        );
-        assert_eq!(limiter.tracked_clients(), 1);
-        assert_eq!(
-            allowed(&mut limiter, "mallory", 10),
-            1,
-            "mallory drained her bucket 300 ms ago and has earned 1.2 tokens: forgetting her \
-             would hand her a fresh burst of 4"
-        );
     }
 
     #[test]
@@ -801,37 +529,235 @@ mod tests {
     }
 
     #[test]
-    fn a_newcomer_at_a_full_table_makes_room_by_evicting_idle_clients() {
-        let (clock, mut limiter) = limiter(4.0, 4, 3);
-        for client in ["a", "b", "c"] {
-            assert_eq!(allowed(&mut limiter, client, 1), 1);
-        }
-        clock.set(ms(250));
+    fn evicting_forgets_the_least_recently_seen_client_who_then_gets_a_free_burst() {
+        let (clock, mut limiter) = limiter_when_full(WhenFull::EvictLeastRecentlySeen, 1.0, 4, 3);
+        assert_eq!(allowed(&mut limiter, "a", 4), 4);
+        clock.set(ms(10));
+        assert_eq!(allowed(&mut limiter, "b", 4), 4);
+        clock.set(ms(20));
+        assert_eq!(allowed(&mut limiter, "c", 4), 4);
+        clock.set(ms(30));
         assert!(
-            limiter.check("d").allowed,
-            "the table is full, but a, b and c are idle again: they must be evicted to make room"
+            !limiter.check("a").allowed,
+            "a drained its bucket 30 ms ago; this rejected request still counts as a being seen"
         );
-        assert!(limiter.tracked_clients() <= 3);
+        clock.set(ms(40));
+        assert_eq!(
+            limiter.check("d"),
+            Decision {
+                allowed: true,
+                remaining: 3,
+                retry_after: None
+            },
+            "the table is full of active clients and the policy is to evict: the newcomer d \
+             gets in, with a full bucket of 4"
+        );
+        assert_eq!(limiter.tracked_clients(), 3, "one client made room for d");
+        clock.set(ms(50));
+        assert!(
+            !limiter.check("a").allowed,
+            "a was created first but was seen at 30 ms (a rejected request is still a request); \
+             the least recently seen is b (10 ms), so b is the one forgotten and a keeps its \
+             drained bucket"
+        );
+        clock.set(ms(60));
+        assert!(
+            !limiter.check("c").allowed,
+            "c (seen at 20 ms) was not the least recently seen either: still drained"
+        );
+        clock.set(ms(70));
+        assert_eq!(
+            allowed(&mut limiter, "b", 10),
+            4,
+            "b was forgotten 30 ms after draining its bucket, so it comes back as a new client \
+             with a full bucket of 4: the free burst that is the price of this policy"
+        );
+        assert_eq!(limiter.tracked_clients(), 3);
+        clock.set(ms(80));
+        assert_eq!(
+            allowed(&mut limiter, "d", 10),
+            4,
+            "b's return evicted the least recently seen client: d (seen at 40 ms; a was seen at \
+             50 ms, c at 60 ms). So d is new again, with a full bucket"
+        );
     }
 
     #[test]
-    fn clients_that_arrive_after_a_sweep_can_still_be_swept_out_once_idle() {
-        let (clock, mut limiter) = limiter(4.0, 4, 2);
-        for client in ["a", "b"] {
-            assert_eq!(allowed(&mut limiter, client, 1), 1);
-        }
-        clock.set(ms(250));
-        assert_eq!(limiter.evict_idle(), 2, "a and b are full again");
+    fn evicting_still_makes_room_with_idle_clients_first() {
+        let (clock, mut limiter) = limiter_when_full(WhenFull::EvictLeastRecentlySeen, 4.0, 4, 2);
+        assert_eq!(allowed(&mut limiter, "mallory", 4), 4);
+        clock.set(ms(10));
+        assert_eq!(allowed(&mut limiter, "bob", 1), 1);
         clock.set(ms(300));
-        for client in ["c", "d"] {
-            assert_eq!(allowed(&mut limiter, client, 1), 1);
-        }
-        clock.set(ms(550));
-        assert!(
-            limiter.check("e").allowed,
-            "at 550 ms c and d have refilled their one token and are idle, so e at the full \
-             table must sweep them out. If you skip sweeps until 'the earliest a bucket can be \
-             full', a bucket created after the last sweep must move that time earlier"
+        assert!(limiter.check("carol").allowed, "carol is new and gets in");
+        assert_eq!(
+            allowed(&mut limiter, "mallory", 10),
+            1,
+            "at 300 ms bob's bucket is full again (idle), so forgetting him costs nothing; \
+             mallory is the least recently seen but still mid-refill (1.2 tokens): evicting her \
+             instead would hand her a fresh burst of 4"
         );
+    }
+
+    /// The reference's answer for a refilled bucket: one token if there is one; else the wait
+    /// for one, rounded up to the millisecond.
+    fn reference_take_one(bucket: &mut Bucket, config: &Config) -> Decision {
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Decision {
+                allowed: true,
+                remaining: bucket.tokens as u32,
+                retry_after: None,
+            }
+        } else {
+            rejected_with(reference_ceil_millis(bucket.time_until(config, 1.0)))
+        }
+    }
+
+    fn reference_ceil_millis(wait: Duration) -> Duration {
+        let whole = Duration::from_millis(wait.as_millis() as u64);
+        if whole == wait { whole } else { whole + ms(1) }
+    }
+
+    #[test]
+    fn matches_a_table_of_buckets_under_both_policies() {
+        const RATES: [f64; 5] = [0.5, 1.25, 3.0, 4.0, 10.0];
+        // 1/512 s: with these rates every refill is exact in floating point.
+        const TICK: Duration = Duration::from_nanos(1_953_125);
+        sdlings_kit::property::for_seeds(150, |rng| {
+            let when_full = if rng.random_range(0..2) == 0 {
+                WhenFull::RefuseNewcomers
+            } else {
+                WhenFull::EvictLeastRecentlySeen
+            };
+            let config = Config {
+                rate_per_sec: RATES[rng.random_range(0..RATES.len())],
+                burst: [1, 2, 3, 4, 10][rng.random_range(0..5)],
+                max_clients: [1, 2, 3, 5][rng.random_range(0..4)],
+                when_full,
+            };
+            let clock = ManualClock::new();
+            let mut limiter = PerClientLimiter::new(config, clock.clone());
+            let clients: Vec<String> = (0..config.max_clients + 3)
+                .map(|i| format!("c{i}"))
+                .collect();
+            // The reference: the given `Bucket` per tracked client, swept of idle ones whenever
+            // a newcomer finds the table full.
+            let mut table: HashMap<String, Bucket> = HashMap::new();
+            let mut now = Duration::ZERO;
+            for step in 0..100 {
+                clock.set(now);
+                let client = &clients[rng.random_range(0..clients.len())];
+                let actual = limiter.check(client);
+                let before: Vec<String> = table.keys().cloned().collect();
+                let why = || {
+                    format!(
+                        "{config:?}, step {step} at {now:?}: {client} (tracked by the \
+                         reference: {before:?})"
+                    )
+                };
+                if let Some(bucket) = table.get_mut(client) {
+                    bucket.last_seen = now;
+                    bucket.refill(&config, now);
+                    let expected = reference_take_one(bucket, &config);
+                    assert_eq!(
+                        actual,
+                        expected,
+                        "{}: a tracked client is judged by its bucket",
+                        why()
+                    );
+                } else {
+                    let mut refused = false;
+                    if table.len() >= config.max_clients {
+                        table.retain(|_, bucket| {
+                            bucket.refill(&config, now);
+                            !bucket.is_full(&config)
+                        });
+                    }
+                    if table.len() >= config.max_clients {
+                        match when_full {
+                            WhenFull::RefuseNewcomers => {
+                                let first_full = table
+                                    .values()
+                                    .map(|b| b.time_until(&config, f64::from(config.burst)))
+                                    .min()
+                                    .expect("the table is full");
+                                let wait = actual.retry_after.unwrap_or_default();
+                                assert!(
+                                    !actual.allowed
+                                        && actual.remaining == 0
+                                        && wait > Duration::ZERO
+                                        && wait <= reference_ceil_millis(first_full),
+                                    "{}: a newcomer at a table full of active clients is \
+                                     refused with Retry-After at most {:?} (when the first \
+                                     bucket is full again), but got {actual:?}",
+                                    why(),
+                                    reference_ceil_millis(first_full)
+                                );
+                                refused = true;
+                            }
+                            WhenFull::EvictLeastRecentlySeen => {
+                                let oldest =
+                                    table.values().map(|b| b.last_seen).min().expect("full");
+                                let candidates: Vec<String> = table
+                                    .iter()
+                                    .filter(|(_, b)| b.last_seen == oldest)
+                                    .map(|(k, _)| k.clone())
+                                    .collect();
+                                // Clients last seen at the same instant: either may go.
+                                let victim = candidates
+                                    .iter()
+                                    .find(|k| !limiter.buckets.contains_key(*k))
+                                    .unwrap_or(&candidates[0])
+                                    .clone();
+                                table.remove(&victim);
+                            }
+                        }
+                    }
+                    if !refused {
+                        let mut bucket = Bucket::full(&config, now);
+                        let expected = reference_take_one(&mut bucket, &config);
+                        table.insert(client.clone(), bucket);
+                        assert_eq!(
+                            actual,
+                            expected,
+                            "{}: a new client gets a full bucket",
+                            why()
+                        );
+                    }
+                }
+                assert!(
+                    limiter.tracked_clients() <= config.max_clients,
+                    "{}: {} clients tracked, over max_clients",
+                    why(),
+                    limiter.tracked_clients()
+                );
+                // Every client that is not idle must be tracked by both, or neither.
+                for name in &clients {
+                    let active = |bucket: Option<&Bucket>| {
+                        bucket.is_some_and(|b| {
+                            let mut b = b.clone();
+                            b.refill(&config, now);
+                            !b.is_full(&config)
+                        })
+                    };
+                    assert_eq!(
+                        active(limiter.buckets.get(name)),
+                        active(table.get(name)),
+                        "{}: after this request, is {name} tracked with a bucket that is not \
+                         full? (the least recently seen active client is the one to evict, and \
+                         only under EvictLeastRecentlySeen)",
+                        why()
+                    );
+                }
+                now += TICK
+                    * match rng.random_range(0..6) {
+                        0 | 1 => 0,
+                        2 => rng.random_range(1..8),
+                        3 | 4 => rng.random_range(8..200),
+                        _ => rng.random_range(200..3000),
+                    };
+            }
+        });
     }
 }

@@ -1,14 +1,14 @@
-// Token bucket — a sustained rate with room for bursts, refilled lazily from an injected clock.
+// Token bucket — a sustained rate with room for bursts, from an injected clock.
 //
-// Build `TokenBucket`: a bucket holds at most `capacity` tokens and gains `refill_per_sec`
-// tokens per second, continuously. A request for n tokens succeeds if the bucket holds at least
-// n, and takes them; otherwise it takes nothing. Nothing runs in the background: every call first
-// brings the bucket up to date from the time elapsed since the last update (lazy refill), which is
-// what makes one bucket per client cheap enough to keep millions of them. Tokens are fractional —
-// at 50 tokens/s, 10 ms adds half a token, and that half must not be lost — and never exceed
-// `capacity`, however long the bucket sat idle. A request for more than `capacity` tokens could
-// never succeed: it is rejected at once as `Acquire::TooLarge`, so the caller does not wait
-// forever.
+// Build `TokenBucket::try_acquire(n)`: a client may send a burst of up to `capacity` tokens after
+// a quiet period, and `refill_per_sec` tokens per second sustained. The property: over ANY
+// interval of length t, the tokens granted never exceed capacity + refill_per_sec × t — however
+// long the bucket sat idle before — and a request is granted whenever the tokens earned (a new
+// bucket starts full; at most `capacity` saved up) minus those already granted cover it. Time
+// earns tokens continuously, fractions included: at 50 tokens/s, 10 ms earns half a token, and
+// that half must not be lost. A denied request costs nothing. A request for more than `capacity`
+// tokens could never succeed: answer `Acquire::TooLarge` at once so the caller does not wait
+// forever. A request for 0 tokens is granted and takes nothing.
 //
 // Why it matters: the token bucket is the most common limiter in production. `capacity` is the
 // burst a client may send after being quiet, `refill_per_sec` the rate it may sustain. Envoy's
@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use sdlings_kit::clock::{Clock, ManualClock};
-use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::rate_limiting;
 
 /// The outcome of `try_acquire`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +61,6 @@ impl<C: Clock> TokenBucket<C> {
             tokens: f64::from(capacity),
             updated,
         }
-    }
-
-    pub fn capacity(&self) -> u32 {
-        self.capacity
-    }
-
-    pub fn refill_per_sec(&self) -> f64 {
-        self.refill_per_sec
     }
 
     /// The tokens available right now (after refilling).
@@ -130,66 +122,14 @@ const BAR: Duration = Duration::from_millis(250);
 fn main() {
     let clock = ManualClock::new();
     let mut bucket = TokenBucket::new(CAPACITY, RATE, clock.clone());
-    let total: Duration = PHASES.iter().map(|(d, _)| *d).sum();
-    let bars = (total.as_nanos() / BAR.as_nanos()) as usize;
-    let mut admitted_per_bar = vec![0u32; bars];
-    let mut table = Table::new(&[
-        "phase",
-        "sends/s",
-        "sent",
-        "admitted",
-        "admitted/s",
-        "tokens at end",
-    ]);
-    let mut start = Duration::ZERO;
-    let (mut sent_total, mut admitted_total) = (0u64, 0u64);
-    for (i, &(length, rps)) in PHASES.iter().enumerate() {
-        let (mut sent, mut admitted) = (0u64, 0u64);
-        if rps > 0 {
-            let gap = Duration::from_secs(1) / rps;
-            let mut t = start;
-            while t < start + length {
-                clock.set(t);
-                sent += 1;
-                if bucket.try_acquire(1) == Acquire::Granted {
-                    admitted += 1;
-                    admitted_per_bar[(t.as_nanos() / BAR.as_nanos()) as usize] += 1;
-                }
-                t += gap;
-            }
-        }
-        start += length;
-        clock.set(start);
-        table.row(&[
-            format!("{} ({:.1}s)", i + 1, length.as_secs_f64()),
-            rps.to_string(),
-            sent.to_string(),
-            admitted.to_string(),
-            format!("{:.1}", admitted as f64 / length.as_secs_f64()),
-            format!("{:.1}", bucket.available()),
-        ]);
-        sent_total += sent;
-        admitted_total += admitted;
-    }
     println!(
         "Token bucket: capacity {CAPACITY}, refill {RATE} tokens/s. One client, {} phases:\n",
         PHASES.len()
     );
-    table.print();
-    println!(
-        "\n{admitted_total} of {sent_total} requests admitted ({}).",
-        percent(admitted_total, sent_total)
-    );
-    println!("\nadmitted per {BAR:?}");
-    let chart: Vec<(String, f64)> = admitted_per_bar
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| {
-            let t = BAR * i as u32;
-            (format!("{:.2}s", t.as_secs_f64()), f64::from(n))
-        })
-        .collect();
-    println!("{}", bar_chart(&chart, 40));
+    let acquire = |bucket: &mut TokenBucket<ManualClock>| bucket.try_acquire(1) == Acquire::Granted;
+    rate_limiting::phases_lab(&mut bucket, &clock, &PHASES, BAR, acquire, |b| {
+        b.available()
+    });
     println!(
         "\nA batch of {} tokens: {:?} (it can never fit in a bucket of {CAPACITY}).",
         CAPACITY + 1,
@@ -199,6 +139,8 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
+    use rand::RngExt;
+
     use super::*;
 
     const CAPACITY: u32 = 10;
@@ -270,18 +212,6 @@ mod tests {
             CAPACITY,
             "after an hour idle the client may burst {CAPACITY}, the capacity, not 18 000"
         );
-    }
-
-    #[test]
-    fn no_time_passing_means_no_new_tokens() {
-        let (_clock, mut bucket) = bucket();
-        granted(&mut bucket, CAPACITY);
-        assert_eq!(
-            granted(&mut bucket, 1000),
-            0,
-            "1000 calls at the same instant: the bucket refills with elapsed time, not per call"
-        );
-        assert_tokens(&mut bucket, 0.0, "nothing refilled, nothing taken");
     }
 
     #[test]
@@ -384,18 +314,152 @@ mod tests {
     }
 
     #[test]
-    fn sustained_throughput_equals_the_refill_rate() {
+    fn after_a_long_idle_a_drained_bucket_does_not_earn_the_idle_time_again() {
         let (clock, mut bucket) = bucket();
-        let mut admitted = 0;
-        // 100 requests per second for 10 s, against 5 tokens/s and a burst of 10.
-        for step in 0..1000 {
-            clock.set(ms(10 * step));
-            admitted += granted(&mut bucket, 1);
-        }
-        assert!(
-            (59..=60).contains(&admitted),
-            "over 10 s a saturated bucket admits its capacity ({CAPACITY}) plus 10 s × {RATE} \
-             tokens/s = 60, but admitted {admitted}"
+        clock.set(Duration::from_secs(3600));
+        assert_eq!(
+            granted(&mut bucket, 100),
+            CAPACITY,
+            "after an hour idle the full bucket allows a burst of {CAPACITY}, no more"
         );
+        clock.set(Duration::from_secs(3600) + ms(1));
+        assert_eq!(
+            bucket.try_acquire(1),
+            Acquire::Denied,
+            "1 ms after draining, only 0.005 tokens are back: the idle hour was already \
+             accounted for (and capped) when the burst came, and must not be credited again"
+        );
+        clock.set(Duration::from_secs(3600) + ms(200));
+        assert_eq!(
+            granted(&mut bucket, 10),
+            1,
+            "200 ms after draining, exactly one token is back"
+        );
+    }
+
+    #[test]
+    fn a_bucket_of_one_token_at_a_fractional_rate_admits_one_request_per_refill_period() {
+        let clock = ManualClock::new();
+        // 0.4 tokens/s: one token every 2.5 s.
+        let mut bucket = TokenBucket::new(1, 0.4, clock.clone());
+        assert_eq!(bucket.try_acquire(1), Acquire::Granted);
+        assert_eq!(
+            bucket.try_acquire(2),
+            Acquire::TooLarge,
+            "a bucket of 1 can never hold 2"
+        );
+        // Each grant comes a microsecond after the token is back, clear of rounding noise.
+        let slack = Duration::from_micros(1);
+        for period in 1..=8u32 {
+            clock.set(ms(2_500) * period - ms(1));
+            assert_eq!(
+                bucket.try_acquire(1),
+                Acquire::Denied,
+                "at 0.4 tokens/s the token is back 2.5 s after the last grant, not 1 ms sooner"
+            );
+            clock.set(ms(2_500) * period + slack);
+            assert_eq!(
+                bucket.try_acquire(1),
+                Acquire::Granted,
+                "at 0.4 tokens/s a token is back every 2.5 s (the denied request 1 ms ago cost \
+                 nothing)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_for_zero_tokens_is_granted_and_takes_nothing() {
+        let (_clock, mut bucket) = bucket();
+        granted(&mut bucket, CAPACITY);
+        assert_eq!(
+            bucket.try_acquire(0),
+            Acquire::Granted,
+            "asking for nothing always succeeds, even from an empty bucket"
+        );
+        assert_tokens(&mut bucket, 0.0, "and takes nothing");
+    }
+
+    #[test]
+    fn grants_exactly_what_capacity_plus_rate_times_elapsed_time_allows() {
+        // (numerator, denominator) of the refill rate in tokens per second.
+        const RATES: [(i128, i128); 6] = [(3, 10), (5, 2), (1, 7), (5, 1), (50, 1), (1000, 1)];
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let (num, den) = RATES[rng.random_range(0..RATES.len())];
+            let rate = num as f64 / den as f64;
+            let capacity = match rng.random_range(0..4) {
+                0 => 1,
+                1 => 2,
+                2 => rng.random_range(3..=20),
+                _ => 1000,
+            };
+            let clock = ManualClock::new();
+            let mut t = Duration::from_nanos(rng.random_range(0..10_000_000_000));
+            clock.set(t);
+            let mut bucket = TokenBucket::new(capacity, rate, clock.clone());
+            // The reference, in exact integers: one token is `unit`, and a nanosecond earns
+            // `num` (a second earns num/den tokens). It starts full.
+            let unit: i128 = den * 1_000_000_000;
+            let tolerance = unit / 1_000_000; // a millionth of a token: floating-point noise
+            let full = i128::from(capacity) * unit;
+            let mut tokens = full;
+            let mut last = t;
+            for i in 0..100 {
+                clock.set(t);
+                tokens = (tokens + (t - last).as_nanos() as i128 * num).min(full);
+                last = t;
+                let n: u32 = match rng.random_range(0..6) {
+                    0 => rng.random_range(0..=capacity + 1),
+                    1 => capacity,
+                    _ => 1,
+                };
+                let need = i128::from(n) * unit;
+                let actual = bucket.try_acquire(n);
+                let have = tokens as f64 / unit as f64;
+                let why = format!(
+                    "capacity {capacity}, {rate} tokens/s: request {i} for {n} at {t:?} finds \
+                     {have:.6} tokens (the capacity, plus what the rate earned since, minus what \
+                     was granted; never above the capacity)"
+                );
+                if n > capacity {
+                    assert_eq!(
+                        actual,
+                        Acquire::TooLarge,
+                        "{why}: more than the bucket holds"
+                    );
+                } else if (tokens - need).abs() <= tolerance {
+                    // A tie within floating-point noise: either answer is right.
+                    if actual == Acquire::Granted {
+                        tokens -= need;
+                    }
+                } else if tokens > need {
+                    assert_eq!(actual, Acquire::Granted, "{why}: enough, so it is granted");
+                    tokens -= need;
+                } else {
+                    assert_eq!(
+                        actual,
+                        Acquire::Denied,
+                        "{why}: not enough, so it is denied and takes nothing"
+                    );
+                }
+                if rng.random_range(0..3) == 0 {
+                    let available = bucket.available();
+                    assert!(
+                        (available - tokens as f64 / unit as f64).abs() <= 1e-6,
+                        "{why}; after it the bucket must hold {:.6} tokens, not {available:.6}",
+                        tokens as f64 / unit as f64
+                    );
+                }
+                // Next arrival: the same instant, a few nanoseconds or microseconds later,
+                // about one token's worth later, or after an idle stretch.
+                let token_time = Duration::from_secs_f64(1.0 / rate);
+                t += match rng.random_range(0..7) {
+                    0 | 1 => Duration::ZERO,
+                    2 => Duration::from_nanos(rng.random_range(1..1_000)),
+                    3 => Duration::from_micros(rng.random_range(1..100_000)),
+                    4 | 5 => token_time.mul_f64(rng.random_range(0.2..1.5)),
+                    _ => token_time * rng.random_range(1..3 * capacity.min(50)),
+                };
+            }
+        });
     }
 }

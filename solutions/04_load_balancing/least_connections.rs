@@ -20,46 +20,15 @@
 // *fails fast*, never has a request in flight, and least connections sends it nearly everything.
 // That is why it needs health checks (the last exercise of this topic).
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, percent, quantile};
-
-/// Backends are numbered 0..n in the order they were configured.
-pub type BackendId = usize;
-
-/// What every balancer in this topic offers. `pick` chooses a backend for the next request, or
-/// `None` when no backend can take it. The caller reports `on_start(id)` when it sends a request
-/// to the backend it picked, and `on_finish(id)` when the request is over (answered or failed).
-pub trait Balancer {
-    fn pick(&mut self) -> Option<BackendId>;
-    fn on_start(&mut self, _id: BackendId) {}
-    fn on_finish(&mut self, _id: BackendId) {}
-}
+use sdlings_kit::balancing::{BackendId, Balancer, SlowBackendLab};
 
 pub struct LeastConnections {
     /// Requests in flight on each backend (index = `BackendId`).
     active: Vec<u64>,
     /// The backend picked last: ties are broken starting right after it.
     last: Option<BackendId>,
-}
-
-impl LeastConnections {
-    /// Balances over backends `0..backends`, none of them busy.
-    pub fn new(backends: usize) -> Self {
-        LeastConnections {
-            active: vec![0; backends],
-            last: None,
-        }
-    }
-
-    /// Requests in flight on `id`.
-    pub fn active(&self, id: BackendId) -> u64 {
-        self.active[id]
-    }
 }
 
 // ---- Your part -------------------------------------------------------------------------------
@@ -100,9 +69,26 @@ impl Balancer for LeastConnections {
     }
 }
 
+// ---- Given: construction and inspection ----------------------------------------------------
+
+impl LeastConnections {
+    /// Balances over backends `0..backends`, none of them busy.
+    pub fn new(backends: usize) -> Self {
+        LeastConnections {
+            active: vec![0; backends],
+            last: None,
+        }
+    }
+
+    /// Requests in flight on `id`.
+    pub fn active(&self, id: BackendId) -> u64 {
+        self.active[id]
+    }
+}
+
 // ---- Lab --------------------------------------------------------------------------------------
-// Real HTTP/1.1 servers on 127.0.0.1 (sdlings_kit::backend), real requests through your balancer.
-// CONCURRENCY clients each send requests back to back (pick, on_start, GET /work, on_finish).
+// Real HTTP/1.1 servers on 127.0.0.1, real requests through your balancer: CONCURRENCY clients
+// each send requests back to back (pick, on_start, GET /work, on_finish). sdlings_kit runs it.
 
 const BACKENDS: usize = 4;
 /// Latency of a healthy backend.
@@ -116,242 +102,20 @@ const CONCURRENCY: usize = 16;
 /// In part 2, backend 3 crashes when this many requests have been sent.
 const CRASH_AFTER: usize = 100;
 const CRASHING_BACKEND: BackendId = 3;
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// BASELINE FOR COMPARISON: plain round robin over a fixed pool.
-struct RoundRobin {
-    backends: usize,
-    next: usize,
-}
-
-impl Balancer for RoundRobin {
-    fn pick(&mut self) -> Option<BackendId> {
-        let id = self.next % self.backends;
-        self.next += 1;
-        Some(id)
-    }
-}
-
-struct Sample {
-    /// The request's number, in the order requests were sent.
-    seq: usize,
-    backend: BackendId,
-    latency: Duration,
-    ok: bool,
-}
-
-struct RunReport {
-    samples: Vec<Sample>,
-    wall: Duration,
-}
-
-/// Sends REQUESTS requests from CONCURRENCY clients through `balancer` to `fleet`. If `crash`
-/// is set, that backend crashes when the CRASH_AFTER-th request is about to be sent.
-async fn run(
-    balancer: Box<dyn Balancer + Send>,
-    fleet: Arc<Vec<Backend>>,
-    crash: Option<BackendId>,
-) -> RunReport {
-    let balancer = Arc::new(Mutex::new(balancer));
-    let addrs: Arc<Vec<SocketAddr>> = Arc::new(fleet.iter().map(Backend::addr).collect());
-    let sent = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENCY {
-        let (balancer, addrs, sent, fleet) = (
-            Arc::clone(&balancer),
-            Arc::clone(&addrs),
-            Arc::clone(&sent),
-            Arc::clone(&fleet),
-        );
-        clients.spawn(async move {
-            let mut samples = Vec::new();
-            loop {
-                let n = sent.fetch_add(1, Ordering::SeqCst);
-                if n >= REQUESTS {
-                    return samples;
-                }
-                if let Some(victim) = crash
-                    && n == CRASH_AFTER
-                {
-                    fleet[victim].crash();
-                }
-                let id = {
-                    let mut b = balancer.lock().expect("not poisoned");
-                    let Some(id) = b.pick() else { continue };
-                    b.on_start(id);
-                    id
-                };
-                let began = Instant::now();
-                let result = backend::get(addrs[id], "/work", CLIENT_TIMEOUT).await;
-                let latency = began.elapsed();
-                balancer.lock().expect("not poisoned").on_finish(id);
-                samples.push(Sample {
-                    seq: n,
-                    backend: id,
-                    latency,
-                    ok: matches!(result, Ok(ref r) if r.status == 200),
-                });
-            }
-        });
-    }
-    let samples = clients.join_all().await.into_iter().flatten().collect();
-    RunReport {
-        samples,
-        wall: started.elapsed(),
-    }
-}
-
-async fn fleet_with(behaviour_of: impl Fn(BackendId) -> Duration) -> Arc<Vec<Backend>> {
-    let fleet = backend::start_fleet(BACKENDS, BASE_LATENCY)
-        .await
-        .expect("start the backends on 127.0.0.1");
-    for (id, b) in fleet.iter().enumerate() {
-        b.set_behaviour(Behaviour::Healthy {
-            latency: behaviour_of(id),
-        });
-    }
-    Arc::new(fleet)
-}
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    runtime.block_on(async {
-        println!(
-            "Part 1: {BACKENDS} backends on 127.0.0.1, backend {SLOW_BACKEND} answers in {:?} \
-             (the others in {:?}); {REQUESTS} requests from {CONCURRENCY} concurrent clients.\n",
-            SLOW_BACKEND_LATENCY, BASE_LATENCY
-        );
-        let slow = |id| {
-            if id == SLOW_BACKEND {
-                SLOW_BACKEND_LATENCY
-            } else {
-                BASE_LATENCY
-            }
-        };
-        let mut per_backend = Table::new(&[
-            "balancer / backend",
-            "requests",
-            "errors",
-            "p50",
-            "p99",
-            "served (server count)",
-        ]);
-        let mut summary = Table::new(&[
-            "balancer",
-            "requests",
-            "to slow backend",
-            "mean",
-            "p50",
-            "p95",
-            "p99",
-            "wall time",
-            "throughput",
-        ]);
-        let mut bars = Vec::new();
-        let runs: [(&str, Box<dyn Balancer + Send>); 2] = [
-            (
-                "round robin",
-                Box::new(RoundRobin {
-                    backends: BACKENDS,
-                    next: 0,
-                }),
-            ),
-            ("least conns", Box::new(LeastConnections::new(BACKENDS))),
-        ];
-        for (name, balancer) in runs {
-            let fleet = fleet_with(slow).await;
-            let report = run(balancer, Arc::clone(&fleet), None).await;
-            for (id, server) in fleet.iter().enumerate() {
-                let mine: Vec<&Sample> =
-                    report.samples.iter().filter(|s| s.backend == id).collect();
-                let mut latencies: Vec<Duration> = mine.iter().map(|s| s.latency).collect();
-                per_backend.row(&[
-                    format!("{name} / {}", server.name()),
-                    mine.len().to_string(),
-                    mine.iter().filter(|s| !s.ok).count().to_string(),
-                    quantile(&mut latencies, 0.5),
-                    quantile(&mut latencies, 0.99),
-                    server.served().to_string(),
-                ]);
-                bars.push((format!("{name} / {}", server.name()), mine.len() as f64));
-            }
-            let mut all: Vec<Duration> = report.samples.iter().map(|s| s.latency).collect();
-            let to_slow = report
-                .samples
-                .iter()
-                .filter(|s| s.backend == SLOW_BACKEND)
-                .count();
-            let mean = all.iter().sum::<Duration>() / all.len().max(1) as u32;
-            summary.row(&[
-                name.to_string(),
-                report.samples.len().to_string(),
-                percent(to_slow as u64, report.samples.len() as u64),
-                format!("{:.1} ms", mean.as_secs_f64() * 1000.0),
-                quantile(&mut all, 0.5),
-                quantile(&mut all, 0.95),
-                quantile(&mut all, 0.99),
-                format!("{:.0} ms", report.wall.as_secs_f64() * 1000.0),
-                format!("{:.0} req/s", all.len() as f64 / report.wall.as_secs_f64()),
-            ]);
-        }
-        per_backend.print();
-        println!("\nrequests per backend\n{}\n", bar_chart(&bars, 40));
-        summary.print();
-
-        println!(
-            "\nPart 2: all backends healthy, but backend {CRASHING_BACKEND} crashes after \
-             {CRASH_AFTER} requests (connections refused at once: it fails fast).\n"
-        );
-        let mut crash_table = Table::new(&[
-            "balancer",
-            "requests",
-            "errors",
-            "error rate after the crash",
-            "after the crash, sent to the dead backend",
-        ]);
-        let runs: [(&str, Box<dyn Balancer + Send>); 2] = [
-            (
-                "round robin",
-                Box::new(RoundRobin {
-                    backends: BACKENDS,
-                    next: 0,
-                }),
-            ),
-            ("least conns", Box::new(LeastConnections::new(BACKENDS))),
-        ];
-        for (name, balancer) in runs {
-            let fleet = fleet_with(|_| BASE_LATENCY).await;
-            let report = run(balancer, Arc::clone(&fleet), Some(CRASHING_BACKEND)).await;
-            let errors = report.samples.iter().filter(|s| !s.ok).count();
-            let after: Vec<&Sample> = report
-                .samples
-                .iter()
-                .filter(|s| s.seq >= CRASH_AFTER)
-                .collect();
-            let errors_after = after.iter().filter(|s| !s.ok).count();
-            let to_dead = after
-                .iter()
-                .filter(|s| s.backend == CRASHING_BACKEND)
-                .count();
-            crash_table.row(&[
-                name.to_string(),
-                report.samples.len().to_string(),
-                errors.to_string(),
-                percent(errors_after as u64, after.len() as u64),
-                percent(to_dead as u64, after.len() as u64),
-            ]);
-        }
-        crash_table.print();
-        println!(
-            "\nA dead backend that refuses connections fails \"instantly\": it never has a request \
-             in flight,\nso least connections keeps choosing it. Health checks (or passive \
-             outlier detection) must eject it."
-        );
-    });
+    let lab = SlowBackendLab {
+        backends: BACKENDS,
+        base_latency: BASE_LATENCY,
+        slow_backend: SLOW_BACKEND,
+        slow_latency: SLOW_BACKEND_LATENCY,
+        requests: REQUESTS,
+        concurrency: CONCURRENCY,
+        crash_after: CRASH_AFTER,
+        crashing_backend: CRASHING_BACKEND,
+        client_timeout: Duration::from_secs(2),
+    };
+    lab.run(|| Box::new(LeastConnections::new(BACKENDS)));
 }
 
 #[cfg(test)]
@@ -382,47 +146,6 @@ mod tests {
             lb.pick(),
             Some(1),
             "now 2, 1, 2 in flight: backend 1 is the least busy"
-        );
-    }
-
-    #[test]
-    fn on_start_counts_each_request_and_pick_alone_counts_nothing() {
-        let mut lb = LeastConnections::new(2);
-        for _ in 0..3 {
-            lb.on_start(1);
-        }
-        assert_eq!(lb.active(1), 3, "three requests started on backend 1");
-        lb.pick();
-        lb.pick();
-        assert_eq!(
-            (lb.active(0), lb.active(1)),
-            (0, 3),
-            "pick only chooses; the caller reports the start with on_start"
-        );
-    }
-
-    #[test]
-    fn a_finished_request_frees_its_slot() {
-        let mut lb = LeastConnections::new(2);
-        for _ in 0..3 {
-            lb.on_start(0);
-        }
-        lb.on_start(1);
-        lb.on_start(1);
-        assert_eq!(
-            lb.pick(),
-            Some(1),
-            "3 in flight on backend 0, 2 on backend 1"
-        );
-        for _ in 0..3 {
-            lb.on_finish(0);
-        }
-        assert_eq!(lb.active(0), 0, "all three requests on backend 0 finished");
-        assert_eq!(
-            lb.pick(),
-            Some(0),
-            "backend 0's requests finished: it has 0 in flight against backend 1's 2, so it \
-             must be picked (forgetting to decrement makes a backend look busy forever)"
         );
     }
 
@@ -551,6 +274,84 @@ mod tests {
         assert!(
             peak.iter().all(|&p| p <= 8),
             "no backend should pile up more than a handful of requests, got peaks {peak:?}"
+        );
+    }
+
+    #[test]
+    fn random_starts_finishes_and_picks_match_a_reference_model() {
+        // The reference: a count per backend, and the last pick. A pick takes the smallest count;
+        // among equals, the first one met walking the ring from just after the last pick (from 0
+        // before any pick). Only on_start and on_finish change counts, never below zero.
+        use rand::RngExt;
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let n = rng.random_range(1..=6);
+            let mut lb = LeastConnections::new(n);
+            let mut counts = vec![0u64; n];
+            let mut last: Option<BackendId> = None;
+            let mut log = Vec::new();
+            for step in 0..150 {
+                match rng.random_range(0..10) {
+                    0..=4 => {
+                        let start = last.map_or(0, |l| (l + 1) % n);
+                        let expected = (0..n)
+                            .map(|k| (start + k) % n)
+                            .min_by_key(|&id| counts[id])
+                            .unwrap();
+                        let got = lb.pick();
+                        log.push(format!("pick -> {got:?}"));
+                        assert_eq!(
+                            got,
+                            Some(expected),
+                            "step {step}: in flight {counts:?}, last pick {last:?}: the least \
+                             busy backend, ties going to the first after the last pick, is \
+                             {expected} (ops so far: {log:?})"
+                        );
+                        last = Some(expected);
+                        lb.on_start(expected);
+                        counts[expected] += 1;
+                        log.push(format!("on_start({expected})"));
+                    }
+                    5..=7 => {
+                        let id = rng.random_range(0..n);
+                        lb.on_finish(id);
+                        counts[id] = counts[id].saturating_sub(1);
+                        log.push(format!("on_finish({id})"));
+                    }
+                    _ => {
+                        // A request started without a pick (a retry pinned to its backend).
+                        let id = rng.random_range(0..n);
+                        lb.on_start(id);
+                        counts[id] += 1;
+                        log.push(format!("on_start({id}) without a pick"));
+                    }
+                }
+                let actual: Vec<u64> = (0..n).map(|id| lb.active(id)).collect();
+                assert_eq!(
+                    actual, counts,
+                    "step {step}: each on_start adds one, each on_finish takes one away (never \
+                     below zero), nothing else changes a count (ops so far: {log:?})"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn one_finish_frees_one_slot_not_all_of_them() {
+        let mut lb = LeastConnections::new(2);
+        for _ in 0..3 {
+            lb.on_start(0);
+        }
+        lb.on_start(1);
+        lb.on_finish(0);
+        assert_eq!(
+            lb.active(0),
+            2,
+            "3 requests were in flight on backend 0 and one finished: 2 are left"
+        );
+        assert_eq!(
+            lb.pick(),
+            Some(1),
+            "2 in flight on backend 0, 1 on backend 1"
         );
     }
 }

@@ -5,34 +5,25 @@
 // each backend gets per cycle: with a=5, b=1, c=1, out of every 7 requests a gets 5. The naive
 // way serves them in blocks (a,a,a,a,a,b,c): right shares, but bursts on a while b and c idle.
 //
-// Build `SmoothWeighted::pick`. Each backend carries a score `current` (starting at 0). On every
-// pick: add each backend's weight to its `current`; pick the highest `current`; subtract the total
-// weight from the winner's. Weights 5,1,1 then give a,a,b,a,c,a,a: same shares, spread out.
-// Decisions the tests check: on a tie the lowest index wins; a weight-0 backend is never picked
-// (that is how you drain one); no backend, or all weights 0, gives `None`.
+// Build `SmoothWeighted::pick`, nginx's smooth weighted round robin. The property the tests
+// check: every pick goes to the backend furthest behind its exact share (after n picks, backend
+// i's exact share is n x weight_i / total), the lowest index on a tie. So any `total` consecutive
+// picks hold each backend exactly `weight` times, and the light backends land *between* the heavy
+// one's picks: weights 5,1,1 give a,a,b,a,c,a,a. Each backend keeps one running score `current`
+// (starting at 0; the tests check it too): the hints give nginx's rule for updating it. Decisions:
+// a weight-0 backend is never picked (that is how you drain one); no backend, or all weights 0,
+// gives `None`.
 //
 // Why it matters: nginx's `upstream` uses exactly this for `weight=`; a burst of 100 requests on
 // one node (weight 100 served in a block) is a latency spike on that node every cycle.
 //
 // Lab: turn WEIGHTS. Both algorithms give every backend its exact share per cycle, but compare
 // "longest run" and "worst drift" (how far a backend ever gets from its exact share): the block
-// algorithm's grow with the weights, smooth WRR's drift stays under one request. Try [10, 10, 10]
+// algorithm's grow with the weights, smooth WRR's stay around one request. Try [10, 10, 10]
 // (blocks of 10 versus a, b, c in turn), and [100, 1]: nothing avoids runs of 100 there, but b's
 // request lands mid-cycle.
 
-use sdlings_kit::lab::{Table, bar_chart, percent};
-
-/// Backends are numbered 0..n in the order they were configured.
-pub type BackendId = usize;
-
-/// What every balancer in this topic offers. `pick` chooses a backend for the next request, or
-/// `None` when no backend can take it. `on_start`/`on_finish` report a request starting and
-/// finishing on a backend, for balancers that count connections (this one does not).
-pub trait Balancer {
-    fn pick(&mut self) -> Option<BackendId>;
-    fn on_start(&mut self, _id: BackendId) {}
-    fn on_finish(&mut self, _id: BackendId) {}
-}
+use sdlings_kit::balancing::{BackendId, Balancer, weighted_lab};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightedBackend {
@@ -46,6 +37,38 @@ pub struct WeightedBackend {
 pub struct SmoothWeighted {
     backends: Vec<WeightedBackend>,
 }
+
+// ---- Your part -------------------------------------------------------------------------------
+
+impl Balancer for SmoothWeighted {
+    /// The backend furthest behind its exact share (lowest index on a tie), updating every
+    /// backend's `current` score as nginx does. `None` when the total weight is 0 (no backends,
+    /// or all drained): no score changes then.
+    fn pick(&mut self) -> Option<BackendId> {
+        let total = self.total_weight();
+        if total == 0 {
+            // Also covers "no backends at all". Without this check a pool of zero weights would
+            // still "pick" backend 0, since every score stays tied at zero.
+            return None;
+        }
+        for backend in &mut self.backends {
+            backend.current += i64::from(backend.weight);
+        }
+        let mut best = 0;
+        for (id, backend) in self.backends.iter().enumerate().skip(1) {
+            // Strictly greater: on a tie the earlier (lower) index keeps the win.
+            if backend.current > self.backends[best].current {
+                best = id;
+            }
+        }
+        // The winner pays for its pick with the whole cycle's weight; everyone else keeps what
+        // they accumulated. The scores always sum to zero after a pick, so nobody drifts away.
+        self.backends[best].current -= total;
+        Some(best)
+    }
+}
+
+// ---- Given: construction and inspection ----------------------------------------------------
 
 impl SmoothWeighted {
     /// Backend `i` gets weight `weights[i]`.
@@ -75,36 +98,6 @@ impl SmoothWeighted {
     }
 }
 
-// ---- Your part -------------------------------------------------------------------------------
-
-impl Balancer for SmoothWeighted {
-    /// Adds each backend's weight to its `current`, picks the highest `current` (lowest index on
-    /// a tie), and subtracts the total weight from the winner's. `None` when the total weight is
-    /// 0 (no backends, or all drained).
-    fn pick(&mut self) -> Option<BackendId> {
-        let total = self.total_weight();
-        if total == 0 {
-            // Also covers "no backends at all". Without this check a pool of zero weights would
-            // still "pick" backend 0, since every score stays tied at zero.
-            return None;
-        }
-        for backend in &mut self.backends {
-            backend.current += i64::from(backend.weight);
-        }
-        let mut best = 0;
-        for (id, backend) in self.backends.iter().enumerate().skip(1) {
-            // Strictly greater: on a tie the earlier (lower) index keeps the win.
-            if backend.current > self.backends[best].current {
-                best = id;
-            }
-        }
-        // The winner pays for its pick with the whole cycle's weight; everyone else keeps what
-        // they accumulated. The scores always sum to zero after a pick, so nobody drifts away.
-        self.backends[best].current -= total;
-        Some(best)
-    }
-}
-
 // ---- Lab --------------------------------------------------------------------------------------
 
 /// Backend i's weight (a, b, c, ...). Try [5, 1, 1] (nginx's example), [10, 10, 10], [100, 1].
@@ -112,131 +105,9 @@ const WEIGHTS: [u32; 5] = [8, 4, 2, 1, 0];
 /// Full cycles to run.
 const CYCLES: usize = 1_000;
 
-/// BASELINE FOR COMPARISON: classic weighted round robin, which serves each backend's whole
-/// weight in one block before moving to the next.
-struct BlockWeighted {
-    weights: Vec<u32>,
-    backend: usize,
-    served_in_block: u32,
-}
-
-impl Balancer for BlockWeighted {
-    fn pick(&mut self) -> Option<BackendId> {
-        if self.weights.iter().all(|&w| w == 0) {
-            return None;
-        }
-        while self.served_in_block >= self.weights[self.backend] {
-            self.backend = (self.backend + 1) % self.weights.len();
-            self.served_in_block = 0;
-        }
-        self.served_in_block += 1;
-        Some(self.backend)
-    }
-}
-
-fn letter(id: BackendId) -> char {
-    char::from(b'a' + (id % 26) as u8)
-}
-
-struct Run {
-    picks: Vec<BackendId>,
-    counts: Vec<u64>,
-    longest_run: Vec<usize>,
-    /// The furthest each backend's pick count ever got from its exact share, in requests.
-    worst_drift: Vec<f64>,
-}
-
-fn run(balancer: &mut dyn Balancer, requests: usize) -> Run {
-    let mut picks = Vec::with_capacity(requests);
-    let mut counts = vec![0u64; WEIGHTS.len()];
-    let mut longest_run = vec![0usize; WEIGHTS.len()];
-    let mut worst_drift = vec![0f64; WEIGHTS.len()];
-    let total: u32 = WEIGHTS.iter().sum();
-    let mut streak = 0;
-    for i in 0..requests {
-        let Some(id) = balancer.pick() else { break };
-        counts[id] += 1;
-        for (other, &weight) in WEIGHTS.iter().enumerate() {
-            let exact = (i + 1) as f64 * f64::from(weight) / f64::from(total);
-            let drift = (counts[other] as f64 - exact).abs();
-            worst_drift[other] = worst_drift[other].max(drift);
-        }
-        streak = if i > 0 && picks[i - 1] == id {
-            streak + 1
-        } else {
-            1
-        };
-        longest_run[id] = longest_run[id].max(streak);
-        picks.push(id);
-    }
-    Run {
-        picks,
-        counts,
-        longest_run,
-        worst_drift,
-    }
-}
-
 fn main() {
-    let total: u32 = WEIGHTS.iter().sum();
-    let requests = total as usize * CYCLES;
-    println!(
-        "weights {WEIGHTS:?} (backend a, b, c, ...), {requests} requests = {CYCLES} cycles of \
-         {total}\n"
-    );
-    let mut block = BlockWeighted {
-        weights: WEIGHTS.to_vec(),
-        backend: 0,
-        served_in_block: 0,
-    };
-    let mut smooth = SmoothWeighted::new(&WEIGHTS);
-    let block = run(&mut block, requests);
-    let smooth = run(&mut smooth, requests);
-
-    let show = |r: &Run| -> String {
-        let first: String = r
-            .picks
-            .iter()
-            .take(2 * total as usize)
-            .map(|&id| letter(id))
-            .collect();
-        if r.picks.len() > 2 * total as usize {
-            format!("{first}...")
-        } else {
-            first
-        }
-    };
-    println!("first two cycles, block:  {}", show(&block));
-    println!("first two cycles, smooth: {}\n", show(&smooth));
-
-    let mut table = Table::new(&[
-        "backend",
-        "weight",
-        "target share",
-        "share (smooth)",
-        "longest run: block / smooth",
-        "worst drift: block / smooth",
-    ]);
-    for (id, &weight) in WEIGHTS.iter().enumerate() {
-        table.row(&[
-            letter(id).to_string(),
-            weight.to_string(),
-            percent(u64::from(weight), u64::from(total)),
-            percent(smooth.counts[id], smooth.picks.len() as u64),
-            format!("{} / {}", block.longest_run[id], smooth.longest_run[id]),
-            format!(
-                "{:.2} / {:.2}",
-                block.worst_drift[id], smooth.worst_drift[id]
-            ),
-        ]);
-    }
-    table.print();
-    let bars: Vec<(String, f64)> = WEIGHTS
-        .iter()
-        .enumerate()
-        .map(|(id, _)| (format!("{} (smooth)", letter(id)), smooth.counts[id] as f64))
-        .collect();
-    println!("\nrequests per backend\n{}", bar_chart(&bars, 40));
+    // The block algorithm against yours: runs, drift and shares (sdlings_kit::balancing).
+    weighted_lab(&WEIGHTS, CYCLES, &mut SmoothWeighted::new(&WEIGHTS));
 }
 
 #[cfg(test)]
@@ -255,16 +126,6 @@ mod tests {
                     .unwrap_or_else(|| panic!("pick {i} returned None with non-zero weights"))
             })
             .collect()
-    }
-
-    fn longest_run_of(sequence: &[BackendId], id: BackendId) -> usize {
-        let mut longest = 0;
-        let mut run = 0;
-        for &picked in sequence {
-            run = if picked == id { run + 1 } else { 0 };
-            longest = longest.max(run);
-        }
-        longest
     }
 
     #[test]
@@ -297,90 +158,6 @@ mod tests {
             vec![1, -4, 3],
             "third pick: b and c tie at 3, b (the lower index) wins and pays 7"
         );
-    }
-
-    #[test]
-    fn the_sequence_repeats_every_cycle_of_total_weight_picks() {
-        let mut swrr = SmoothWeighted::new(&[5, 1, 1]);
-        let first = picks(&mut swrr, 7);
-        assert_eq!(
-            swrr.currents(),
-            vec![0, 0, 0],
-            "after a full cycle every score is back to zero: the algorithm has no drift"
-        );
-        assert_eq!(
-            picks(&mut swrr, 7),
-            first,
-            "the second cycle repeats the first"
-        );
-    }
-
-    #[test]
-    fn each_backend_gets_exactly_its_weight_in_every_full_cycle() {
-        let weights = [3, 2, 7, 1, 4];
-        let total: u32 = weights.iter().sum();
-        let mut swrr = SmoothWeighted::new(&weights);
-        for cycle in 0..5 {
-            let mut counts = [0u32; 5];
-            for id in picks(&mut swrr, total as usize) {
-                counts[id] += 1;
-            }
-            assert_eq!(
-                counts, weights,
-                "cycle {cycle}: in each cycle of {total} picks, backend i is picked weights[i] \
-                 times"
-            );
-        }
-    }
-
-    #[test]
-    fn heavy_backends_are_interleaved_not_served_in_blocks() {
-        let mut swrr = SmoothWeighted::new(&[8, 4, 2, 1]);
-        let sequence = picks(&mut swrr, 45);
-        assert!(
-            longest_run_of(&sequence, A) <= 2,
-            "a (weight 8 of 15) was picked {} times in a row: smooth WRR never sends it more \
-             than 2 in a row here (the block algorithm sends 8); sequence {sequence:?}",
-            longest_run_of(&sequence, A)
-        );
-        let mut swrr = SmoothWeighted::new(&[5, 5, 1]);
-        let sequence = picks(&mut swrr, 33);
-        for id in [A, B] {
-            assert_eq!(
-                longest_run_of(&sequence, id),
-                1,
-                "with weights 5,5,1, a and b alternate (a,b,a,b,c,a,b,...): backend {id} must \
-                 never be picked twice in a row; sequence {sequence:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn every_prefix_stays_within_one_pick_of_the_exact_share() {
-        // Smoothness, stated precisely: after n picks, backend i has been picked within one of
-        // n * w_i / W times, for every n. Blocks break this as soon as one weight is above 2.
-        for weights in [
-            vec![5, 1, 1],
-            vec![3, 2, 7, 1, 4],
-            vec![10, 9, 1],
-            vec![1, 8],
-        ] {
-            let total: u32 = weights.iter().sum();
-            let mut swrr = SmoothWeighted::new(&weights);
-            let mut counts = vec![0f64; weights.len()];
-            for n in 1..=3 * total {
-                counts[swrr.pick().unwrap()] += 1.0;
-                for (id, &w) in weights.iter().enumerate() {
-                    let exact = f64::from(n) * f64::from(w) / f64::from(total);
-                    assert!(
-                        (counts[id] - exact).abs() < 1.0 + 1e-9,
-                        "weights {weights:?}: after {n} picks backend {id} had {} picks, but \
-                         its exact share is {exact:.2}: the picks are bunched up",
-                        counts[id]
-                    );
-                }
-            }
-        }
     }
 
     #[test]
@@ -443,14 +220,97 @@ mod tests {
         );
     }
 
+    /// Random weights for a property case: 1 to 7 backends, a few of them drained (weight 0).
+    fn random_weights(rng: &mut rand::rngs::StdRng) -> Vec<u32> {
+        use rand::RngExt;
+        const CHOICES: [u32; 10] = [0, 0, 1, 2, 3, 5, 7, 10, 20, 50];
+        let n = rng.random_range(1..=7);
+        (0..n)
+            .map(|_| CHOICES[rng.random_range(0..CHOICES.len())])
+            .collect()
+    }
+
     #[test]
-    fn large_weights_keep_exact_shares() {
-        let weights = [1_000, 999, 1];
-        let mut swrr = SmoothWeighted::new(&weights);
-        let mut counts = [0u32; 3];
-        for id in picks(&mut swrr, 2_000 * 2) {
-            counts[id] += 1;
-        }
-        assert_eq!(counts, [2_000, 1_998, 2], "two full cycles of 2000 picks");
+    fn every_pick_goes_to_the_backend_furthest_behind_its_exact_share() {
+        // The reference model: before pick number n (counting from 1), backend i's exact share is
+        // n * w_i / W; it has been picked c_i times. The pick goes to the largest n * w_i - W * c_i
+        // (the share scaled by W, to stay in integers), the lowest index on a tie.
+        sdlings_kit::property::for_seeds(200, |rng| {
+            let weights = random_weights(rng);
+            let total: i64 = weights.iter().map(|&w| i64::from(w)).sum();
+            let mut swrr = SmoothWeighted::new(&weights);
+            if total == 0 {
+                assert_eq!(
+                    swrr.pick(),
+                    None,
+                    "weights {weights:?}: all drained, so None"
+                );
+                return;
+            }
+            let mut picked = vec![0i64; weights.len()];
+            for n in 1..=2 * total {
+                let behind = |i: usize| n * i64::from(weights[i]) - total * picked[i];
+                let expected = (0..weights.len())
+                    .fold(0, |best, i| if behind(i) > behind(best) { i } else { best });
+                let got = swrr.pick();
+                assert_eq!(
+                    got,
+                    Some(expected),
+                    "weights {weights:?}, pick {n}: backend {expected} is furthest behind its \
+                     exact share (picks so far {picked:?}), so it must be picked (lowest index on \
+                     a tie); scores now {:?}",
+                    swrr.currents()
+                );
+                picked[expected] += 1;
+            }
+            assert!(
+                swrr.currents().iter().all(|&c| c == 0),
+                "weights {weights:?}: after two full cycles every score is back to 0, got {:?}",
+                swrr.currents()
+            );
+        });
+    }
+
+    #[test]
+    fn any_window_of_total_weight_picks_holds_each_backend_exactly_its_weight() {
+        sdlings_kit::property::for_seeds(200, |rng| {
+            let weights = random_weights(rng);
+            let total: u32 = weights.iter().sum();
+            if total == 0 {
+                return;
+            }
+            let mut swrr = SmoothWeighted::new(&weights);
+            let sequence = picks(&mut swrr, 3 * total as usize);
+            for start in 0..=2 * total as usize {
+                let mut counts = vec![0u32; weights.len()];
+                for &id in &sequence[start..start + total as usize] {
+                    counts[id] += 1;
+                }
+                assert_eq!(
+                    counts,
+                    weights,
+                    "weights {weights:?}: picks {start}..{} (any {total} in a row) must hold \
+                     backend i exactly weights[i] times",
+                    start + total as usize
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_single_backend_gets_every_pick_and_its_score_stays_at_zero() {
+        let mut swrr = SmoothWeighted::new(&[3]);
+        assert_eq!(picks(&mut swrr, 4), vec![0, 0, 0, 0]);
+        assert_eq!(
+            swrr.currents(),
+            vec![0],
+            "one backend of weight 3 gains 3 and pays the total, 3, on every pick"
+        );
+        let mut lonely_drained = SmoothWeighted::new(&[0]);
+        assert_eq!(
+            lonely_drained.pick(),
+            None,
+            "the only backend is drained (weight 0): None, not backend 0"
+        );
     }
 }

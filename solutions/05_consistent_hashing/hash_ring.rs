@@ -19,54 +19,14 @@
 // lopsided load: with one point per node, some nodes own several times the arc of others. Turn
 // NODES up and watch the spread stay bad: the next exercise, virtual nodes, fixes it.
 
-use std::collections::BTreeMap;
-
-use sdlings_kit::lab::{Table, bar_chart, percent};
-
-// ---- Given: a stable hash --------------------------------------------------------------------
-
-/// FNV-1a, 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3). Tiny and fully
-/// specified, so every client, in every language and every version, computes the same value.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// The SplitMix64 finaliser: every input bit affects every output bit, so keys that differ in
-/// one character ("user:41", "user:42") land far apart.
-pub fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The hash this whole topic uses: FNV-1a, then the SplitMix64 finaliser. Not std's
-/// `DefaultHasher`, whose output may change between Rust releases: every client must place a
-/// key on the same node, today and after the next upgrade.
-pub fn stable_hash(data: impl AsRef<[u8]>) -> u64 {
-    mix64(fnv1a64(data.as_ref()))
-}
-
-/// The size of the circle: 2^64 positions.
-const RING_SIZE: f64 = 18_446_744_073_709_551_616.0;
-
-/// A node's place on the ring.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Point {
-    /// `stable_hash(node)`.
-    pub position: u64,
-    pub node: String,
-}
+use sdlings_kit::hashing::ring::{Knobs, run};
+use sdlings_kit::hashing::{Point, RING_SIZE, stable_hash};
 
 #[derive(Debug, Default, Clone)]
 pub struct HashRing {
-    /// One point per node, sorted by `position` (ties, which need a 64-bit collision, by name).
+    /// One point per node (at `stable_hash(node)`), sorted by position (ties, which need a 64-bit
+    /// collision, by name). `Point::position()` counts its reads: the tests check that `route`
+    /// looks at O(log n) of them.
     points: Vec<Point>,
 }
 
@@ -99,14 +59,11 @@ impl HashRing {
     /// Puts `node` on the ring at `stable_hash(node)`, keeping `points` sorted. Returns `false`
     /// and changes nothing if the node is already there.
     pub fn add_node(&mut self, node: &str) -> bool {
-        let point = Point {
-            position: stable_hash(node),
-            node: node.to_string(),
-        };
+        let point = Point::new(stable_hash(node), node);
         // Sorted by (position, name): a node's name fixes its place, so one binary search
         // answers both "is it there?" and "where does it go?".
         match self.points.binary_search_by(|p| {
-            (p.position, p.node.as_str()).cmp(&(point.position, point.node.as_str()))
+            (p.position(), p.node.as_str()).cmp(&(point.position(), point.node.as_str()))
         }) {
             Ok(_) => false,
             Err(at) => {
@@ -130,7 +87,7 @@ impl HashRing {
         let first = self.points.first()?;
         let hash = stable_hash(key);
         // The first point at or after the key; O(log n) because `points` is sorted.
-        let at = self.points.partition_point(|p| p.position < hash);
+        let at = self.points.partition_point(|p| p.position() < hash);
         // Past the last point: the arc from the last point to the top of the circle belongs to
         // the lowest point, as if the circle were cut open at 0.
         let point = self.points.get(at).unwrap_or(first);
@@ -149,7 +106,7 @@ impl HashRing {
         let mut shares = Vec::with_capacity(self.points.len());
         for (i, point) in self.points.iter().enumerate() {
             let previous = &self.points[(i + self.points.len() - 1) % self.points.len()];
-            let arc = point.position.wrapping_sub(previous.position);
+            let arc = point.position().wrapping_sub(previous.position());
             shares.push((point.node.as_str(), arc as f64 / RING_SIZE));
         }
         shares
@@ -165,140 +122,29 @@ const KEYS: usize = 100_000;
 /// Which node leaves in the second event (an index below NODES).
 const LEAVING: usize = 0;
 
-/// Routes every key; returns each key's owner.
-fn placement(ring: &HashRing, keys: &[String]) -> Vec<String> {
-    keys.iter()
-        .map(|k| ring.route(k).expect("a non-empty ring").to_string())
-        .collect()
-}
-
-/// Keys that change owner under mod-N placement (`nodes[hash % len]`) between two node lists.
-fn mod_n_owner<'a>(key: &str, nodes: &'a [String]) -> &'a str {
-    &nodes[(stable_hash(key) % nodes.len() as u64) as usize]
-}
-
-/// Keys that change owner under mod-N placement (`nodes[hash % len]`) between two node lists.
-fn mod_n_moves(keys: &[String], before: &[String], after: &[String]) -> usize {
-    keys.iter()
-        .filter(|k| mod_n_owner(k, before) != mod_n_owner(k, after))
-        .count()
-}
-
 fn main() {
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("user:{i}")).collect();
-    let mut names: Vec<String> = (0..NODES).map(|i| format!("cache-{i}")).collect();
-    let mut ring = HashRing::new();
-    for name in &names {
-        ring.add_node(name);
-    }
-    let before = placement(&ring, &keys);
-
-    println!("{NODES} nodes, one point each, {KEYS} keys\n");
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for owner in &before {
-        *counts.entry(owner.as_str()).or_default() += 1;
-    }
-    let mut table = Table::new(&["node (ring order)", "owns", "keys", "keys / fair share"]);
-    let mut bars = Vec::new();
-    for (node, share) in ring.ownership() {
-        let n = counts.get(node).copied().unwrap_or(0);
-        table.row(&[
-            node.to_string(),
-            format!("{:.1}%", share * 100.0),
-            n.to_string(),
-            format!("{:.2}", n as f64 * NODES as f64 / KEYS as f64),
-        ]);
-        bars.push((node.to_string(), n as f64));
-    }
-    table.print();
-    println!("\nkeys per node\n{}\n", bar_chart(&bars, 40));
-
-    // Event 1: a node joins.
-    let joining = format!("cache-{NODES}");
-    ring.add_node(&joining);
-    let names_before_join = names.clone();
-    names.push(joining.clone());
-    let after_join = placement(&ring, &keys);
-    let moved_join: Vec<(&String, &String)> = before
-        .iter()
-        .zip(&after_join)
-        .filter(|(a, b)| a != b)
-        .collect();
-    let onto_new = moved_join.iter().filter(|(_, b)| **b == joining).count();
-    let donors: BTreeMap<&str, usize> = moved_join.iter().fold(BTreeMap::new(), |mut m, (a, _)| {
-        *m.entry(a.as_str()).or_default() += 1;
-        m
-    });
-
-    // Event 2: a node leaves (from the ring with the joiner).
-    let leaving = format!("cache-{LEAVING}");
-    ring.remove_node(&leaving);
-    let names_before_leave = names.clone();
-    names.retain(|n| *n != leaving);
-    let after_leave = placement(&ring, &keys);
-    let moved_leave: Vec<(&String, &String)> = after_join
-        .iter()
-        .zip(&after_leave)
-        .filter(|(a, b)| a != b)
-        .collect();
-    let off_leaver = moved_leave.iter().filter(|(a, _)| **a == leaving).count();
-    let heirs: BTreeMap<&str, usize> = moved_leave.iter().fold(BTreeMap::new(), |mut m, (_, b)| {
-        *m.entry(b.as_str()).or_default() += 1;
-        m
-    });
-
-    let mut events = Table::new(&[
-        "event",
-        "ring: moved",
-        "of which must move",
-        "mod-N: moved",
-        "keys came from / went to",
-    ]);
-    let describe = |m: &BTreeMap<&str, usize>| {
-        m.iter()
-            .map(|(n, c)| format!("{n} ({c})"))
-            .collect::<Vec<_>>()
-            .join(", ")
+    let knobs = Knobs {
+        nodes: NODES,
+        keys: KEYS,
+        leaving: LEAVING,
     };
-    events.row(&[
-        format!("{joining} joins"),
-        percent(moved_join.len() as u64, KEYS as u64),
-        percent(onto_new as u64, KEYS as u64),
-        percent(
-            mod_n_moves(&keys, &names_before_join, &names_before_leave) as u64,
-            KEYS as u64,
-        ),
-        format!("from {}", describe(&donors)),
-    ]);
-    events.row(&[
-        format!("{leaving} leaves"),
-        percent(moved_leave.len() as u64, KEYS as u64),
-        percent(off_leaver as u64, KEYS as u64),
-        percent(
-            mod_n_moves(&keys, &names_before_leave, &names) as u64,
-            KEYS as u64,
-        ),
-        format!("to {}", describe(&heirs)),
-    ]);
-    events.print();
-    println!(
-        "\nEvery move on the ring is one that had to happen, and each event involves a single \
-         neighbour of the node that joined or left."
+    let (add, remove) = (HashRing::add_node, HashRing::remove_node);
+    run(
+        HashRing::new(),
+        add,
+        remove,
+        HashRing::route,
+        HashRing::ownership,
+        knobs,
     );
-    if let Some((heir, _)) = heirs.iter().max_by_key(|(_, c)| **c) {
-        let load = after_leave.iter().filter(|o| o.as_str() == *heir).count();
-        println!(
-            "After {leaving} left, {heir} alone inherited its keys: it now holds {load} keys, \
-             {:.2}x a fair share of {} nodes (virtual nodes spread that load; see virtual_nodes).",
-            load as f64 * ring.len() as f64 / KEYS as f64,
-            ring.len()
-        );
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
+    use sdlings_kit::hashing::{RING_SIZE, position_reads, stable_hash};
+    use sdlings_kit::property::for_seeds;
 
     fn ring(nodes: &[&str]) -> HashRing {
         let mut ring = HashRing::new();
@@ -315,10 +161,6 @@ mod tests {
         (0..n).map(|i| format!("user:{i}")).collect()
     }
 
-    fn routes<'a>(ring: &'a HashRing, keys: &[String]) -> Vec<Option<&'a str>> {
-        keys.iter().map(|k| ring.route(k)).collect()
-    }
-
     const NODES: [&str; 4] = ["cache-a", "cache-b", "cache-c", "cache-d"];
 
     #[test]
@@ -326,59 +168,6 @@ mod tests {
         let ring = HashRing::new();
         assert_eq!(ring.route("user:1"), None, "no nodes, no owner");
         assert!(ring.ownership().is_empty(), "no nodes own nothing");
-    }
-
-    #[test]
-    fn a_single_node_owns_every_key() {
-        let ring = ring(&["solo"]);
-        for key in keys(200) {
-            assert_eq!(ring.route(&key), Some("solo"), "{key}: only one node");
-        }
-    }
-
-    #[test]
-    fn add_node_keeps_the_points_sorted_by_position() {
-        let ring = ring(&NODES);
-        assert_eq!(ring.len(), 4);
-        let positions: Vec<u64> = ring.points().iter().map(|p| p.position).collect();
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "points must be sorted by position for binary search: {positions:?}"
-        );
-        for point in ring.points() {
-            assert_eq!(
-                point.position,
-                stable_hash(&point.node),
-                "a node sits at stable_hash(its name)"
-            );
-        }
-    }
-
-    #[test]
-    fn route_picks_the_first_node_clockwise_from_the_key() {
-        let ring = ring(&NODES);
-        let expected = [
-            ("user:0", "cache-b"),
-            ("user:1", "cache-c"),
-            ("user:2", "cache-b"),
-            ("user:3", "cache-d"),
-            ("user:4", "cache-a"),
-            ("user:5", "cache-b"),
-            ("user:6", "cache-d"),
-            ("user:7", "cache-c"),
-        ];
-        for (key, owner) in expected {
-            assert_eq!(
-                ring.route(key),
-                Some(owner),
-                "{key} sits at {:#018x}; nodes (position, name) in ring order: {:?}",
-                stable_hash(key),
-                ring.points()
-                    .iter()
-                    .map(|p| (format!("{:#018x}", p.position), p.node.as_str()))
-                    .collect::<Vec<_>>()
-            );
-        }
     }
 
     #[test]
@@ -398,7 +187,7 @@ mod tests {
     #[test]
     fn keys_past_the_last_point_wrap_around_to_the_first_node() {
         let ring = ring(&NODES);
-        let last = ring.points().last().unwrap().position;
+        let last = ring.points().last().unwrap().position();
         let first_node = ring.points()[0].node.clone();
         let past_the_end: Vec<String> = keys(5_000)
             .into_iter()
@@ -421,119 +210,24 @@ mod tests {
     #[test]
     fn adding_a_node_twice_is_a_no_op() {
         let mut ring = ring(&NODES);
-        let keys = keys(1_000);
-        let before_points = ring.points().to_vec();
-        let before = routes(&ring, &keys)
-            .into_iter()
-            .map(|r| r.map(str::to_string))
-            .collect::<Vec<_>>();
+        let before = ring.points().to_vec();
         assert!(
             !ring.add_node("cache-b"),
             "cache-b is already on the ring: add_node returns false"
         );
-        assert_eq!(ring.len(), 4, "no second point for cache-b");
-        assert_eq!(ring.points(), before_points.as_slice(), "points unchanged");
-        let after = routes(&ring, &keys)
-            .into_iter()
-            .map(|r| r.map(str::to_string))
-            .collect::<Vec<_>>();
-        assert_eq!(before, after, "a repeated add moves no key");
-    }
-
-    #[test]
-    fn removing_an_unknown_node_returns_false_and_changes_nothing() {
-        let mut ring = ring(&NODES);
-        assert!(!ring.remove_node("cache-z"), "cache-z was never added");
-        assert_eq!(ring.len(), 4);
-        assert!(ring.remove_node("cache-c"), "cache-c is on the ring");
-        assert!(
-            !ring.remove_node("cache-c"),
-            "cache-c is gone: removing it again returns false"
-        );
-        assert_eq!(ring.len(), 3);
-    }
-
-    #[test]
-    fn removing_a_node_moves_only_its_keys_all_to_its_clockwise_successor() {
-        let keys = keys(5_000);
-        let full = ring(&NODES);
-        let mut ring = full.clone();
-        assert!(ring.remove_node("cache-c"));
-        let order = full.nodes();
-        let i = order.iter().position(|n| *n == "cache-c").unwrap();
-        let successor = order[(i + 1) % order.len()];
-        let mut moved = 0;
-        for key in &keys {
-            let (before, after) = (full.route(key).unwrap(), ring.route(key).unwrap());
-            assert_ne!(after, "cache-c", "{key}: cache-c was removed");
-            if before == "cache-c" {
-                moved += 1;
-                assert_eq!(
-                    after, successor,
-                    "{key} belonged to cache-c; its arc now belongs to the next node clockwise"
-                );
-            } else {
-                assert_eq!(
-                    before, after,
-                    "{key} belonged to {before}, which is still there: it must not move"
-                );
-            }
-        }
-        assert!(moved > 0, "test setup: cache-c owned some keys");
-    }
-
-    #[test]
-    fn adding_a_node_moves_keys_only_onto_the_new_node() {
-        let keys = keys(5_000);
-        let before = ring(&NODES);
-        let mut after = before.clone();
-        assert!(after.add_node("cache-e"));
-        let mut moved = 0;
-        for key in &keys {
-            let (old, new) = (before.route(key).unwrap(), after.route(key).unwrap());
-            if old != new {
-                moved += 1;
-                assert_eq!(
-                    new, "cache-e",
-                    "{key} moved from {old} to {new}; a join may only move keys onto the joiner"
-                );
-            }
-        }
-        assert!(moved > 0, "test setup: cache-e took some keys");
-    }
-
-    #[test]
-    fn placement_does_not_depend_on_the_order_nodes_were_added() {
-        let keys = keys(2_000);
-        let forward = ring(&NODES);
-        let mut reversed_nodes = NODES;
-        reversed_nodes.reverse();
-        let reversed = ring(&reversed_nodes);
         assert_eq!(
-            forward.points(),
-            reversed.points(),
-            "two clients that learned the nodes in different orders must build the same ring"
-        );
-        assert_eq!(routes(&forward, &keys), routes(&reversed, &keys));
-    }
-
-    #[test]
-    fn a_node_that_leaves_and_comes_back_gets_exactly_its_keys_back() {
-        let keys = keys(2_000);
-        let original = ring(&NODES);
-        let mut ring = original.clone();
-        ring.remove_node("cache-a");
-        ring.add_node("cache-a");
-        assert_eq!(
-            routes(&original, &keys),
-            routes(&ring, &keys),
-            "placement depends only on the set of nodes"
+            ring.points(),
+            before.as_slice(),
+            "a repeated add changes nothing: no second point for cache-b, so no key moves"
         );
     }
 
     #[test]
-    fn a_single_node_owns_the_whole_circle() {
+    fn a_single_node_owns_every_key_and_the_whole_circle() {
         let ring = ring(&["solo"]);
+        for key in keys(200) {
+            assert_eq!(ring.route(&key), Some("solo"), "{key}: only one node");
+        }
         assert_eq!(
             ring.ownership(),
             vec![("solo", 1.0)],
@@ -542,32 +236,144 @@ mod tests {
         );
     }
 
+    /// The obviously correct model: every node's (position, name), sorted; a key's owner is the
+    /// first one at or after its hash, else the lowest.
+    fn reference_owner(nodes: &[(u64, String)], key: &str) -> Option<String> {
+        let hash = stable_hash(key);
+        nodes
+            .iter()
+            .find(|(position, _)| *position >= hash)
+            .or(nodes.first())
+            .map(|(_, name)| name.clone())
+    }
+
+    fn reference_points(names: &std::collections::BTreeSet<String>) -> Vec<(u64, String)> {
+        let mut points: Vec<(u64, String)> =
+            names.iter().map(|n| (stable_hash(n), n.clone())).collect();
+        points.sort();
+        points
+    }
+
     #[test]
-    fn ownership_sums_to_one_and_matches_the_keys_each_node_receives() {
-        let ring = ring(&NODES);
-        let shares = ring.ownership();
-        assert_eq!(
-            shares.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            ring.nodes(),
-            "one share per node, in ring order"
-        );
-        let total: f64 = shares.iter().map(|(_, s)| s).sum();
-        assert!(
-            (total - 1.0).abs() < 1e-9,
-            "the arcs cover the circle once: {total}"
-        );
-        let keys = keys(50_000);
-        for (node, share) in shares {
-            let got = keys.iter().filter(|k| ring.route(k) == Some(node)).count();
-            let fraction = got as f64 / keys.len() as f64;
-            assert!(
-                (fraction - share).abs() < 0.015,
-                "{node} owns {:.1}% of the circle, so it should receive about that share of \
-                 uniformly hashed keys, but received {:.1}%; its arc runs from the previous \
-                 point (counter-clockwise) up to its own",
-                share * 100.0,
-                fraction * 100.0
-            );
+    fn route_agrees_with_a_sorted_list_model_through_random_joins_and_leaves() {
+        for_seeds(40, |rng| {
+            let mut ring = HashRing::new();
+            let mut names = std::collections::BTreeSet::new();
+            for step in 0..12 {
+                let name = format!("node-{}", rng.random_range(0..10));
+                if rng.random_range(0..3) < 2 {
+                    let added = ring.add_node(&name);
+                    assert_eq!(
+                        added,
+                        names.insert(name.clone()),
+                        "step {step}: add_node({name:?}) returns true only for a new node"
+                    );
+                } else {
+                    let removed = ring.remove_node(&name);
+                    assert_eq!(
+                        removed,
+                        names.remove(&name),
+                        "step {step}: remove_node({name:?}) returns true only if it was there"
+                    );
+                }
+                let model = reference_points(&names);
+                let got: Vec<(u64, String)> = ring
+                    .points()
+                    .iter()
+                    .map(|p| (p.position(), p.node.clone()))
+                    .collect();
+                assert_eq!(
+                    got, model,
+                    "step {step}: the points must be exactly one per node, at stable_hash(name), \
+                     sorted by position"
+                );
+                for k in 0..40 {
+                    let key = format!("key-{}", rng.random::<u32>());
+                    assert_eq!(
+                        ring.route(&key).map(str::to_string),
+                        reference_owner(&model, &key),
+                        "step {step}, {key} at {:#018x}: the owner is the first point at or after \
+                         the key, wrapping past the largest to the smallest; ring: {model:?} \
+                         (key {k})",
+                        stable_hash(&key)
+                    );
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn a_joining_node_takes_keys_only_from_its_clockwise_successor() {
+        let keys = keys(3_000);
+        for_seeds(30, |rng| {
+            let count = rng.random_range(1..8);
+            let names: Vec<String> = (0..count)
+                .map(|i| format!("n{i}-{}", rng.random::<u16>()))
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let before = ring(&names);
+            let joiner = format!("joiner-{}", rng.random::<u32>());
+            let mut after = before.clone();
+            assert!(after.add_node(&joiner));
+            let order = after.nodes();
+            let at = order.iter().position(|n| *n == joiner).unwrap();
+            let successor = order[(at + 1) % order.len()];
+            for key in &keys {
+                let (old, new) = (before.route(key).unwrap(), after.route(key).unwrap());
+                if old != new {
+                    assert_eq!(
+                        (old, new),
+                        (successor, joiner.as_str()),
+                        "{key} moved from {old} to {new}: a joiner takes over part of its \
+                         clockwise successor's arc ({successor}) and nothing else"
+                    );
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn route_reads_a_logarithmic_number_of_points_not_the_whole_ring() {
+        let names: Vec<String> = (0..1_024).map(|i| format!("cache-{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let ring = ring(&names);
+        let keys = keys(200);
+        let before = position_reads();
+        for key in &keys {
+            ring.route(key);
         }
+        let per_route = (position_reads() - before) as f64 / keys.len() as f64;
+        assert!(
+            per_route <= 24.0,
+            "route read {per_route:.1} point positions per lookup on a ring of 1024 points; the \
+             points are sorted, so a binary search reads about log2(1024) = 10 of them. Scanning \
+             from the start reads hundreds: it is O(n), the promise is O(log n)"
+        );
+    }
+
+    #[test]
+    fn ownership_is_each_nodes_arc_from_its_predecessor_over_random_rings() {
+        for_seeds(40, |rng| {
+            let count = rng.random_range(2..10);
+            let names: Vec<String> = (0..count)
+                .map(|i| format!("n{i}-{}", rng.random::<u16>()))
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let ring = ring(&names);
+            let model = reference_points(&names.iter().map(|n| n.to_string()).collect());
+            let shares = ring.ownership();
+            assert_eq!(shares.len(), model.len(), "one share per node");
+            for (i, ((node, share), (position, name))) in shares.iter().zip(&model).enumerate() {
+                let previous = model[(i + model.len() - 1) % model.len()].0;
+                let arc = position.wrapping_sub(previous) as f64 / RING_SIZE;
+                assert_eq!(*node, name, "shares come in ring order");
+                assert!(
+                    (share - arc).abs() < 1e-12,
+                    "{node} owns the arc from the previous point {previous:#018x} (exclusive, \
+                     wrapping through 0 for the first node) to its own {position:#018x}: \
+                     {arc}, got {share}"
+                );
+            }
+        });
     }
 }

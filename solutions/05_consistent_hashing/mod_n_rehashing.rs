@@ -17,63 +17,8 @@
 // needlessly; the gap widens with N (100 → 101 moves 99% instead of 1%). "hit rate after" is
 // what a cache tier keeps right after the resize. Fixing that is the rest of this topic.
 
-use sdlings_kit::lab::{Table, bar_chart, percent};
-
-// ---- Given: a stable hash --------------------------------------------------------------------
-
-/// FNV-1a, 64-bit (offset basis 0xcbf29ce484222325, prime 0x100000001b3). Tiny and fully
-/// specified, so every client, in every language and every version, computes the same value.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// The SplitMix64 finaliser: every input bit affects every output bit, so keys that differ in
-/// one character ("user:41", "user:42") land far apart.
-pub fn mix64(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The hash this whole topic uses: FNV-1a, then the SplitMix64 finaliser.
-///
-/// Not std's `DefaultHasher`: its algorithm may change between Rust releases (and a HashMap's
-/// `RandomState` is even seeded differently in every process). That is fine inside one HashMap
-/// and fatal for routing, where every client, every restart and every deploy must send a key to
-/// the same node.
-pub fn stable_hash(data: impl AsRef<[u8]>) -> u64 {
-    mix64(fnv1a64(data.as_ref()))
-}
-
-/// What one change of the node count did to a set of keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resize {
-    /// Keys measured.
-    pub keys: usize,
-    /// Keys whose node changed.
-    pub moved: usize,
-    /// Moved keys whose old node and new node both exist before *and* after the resize: moves
-    /// no scheme was forced to make (a good one makes none).
-    pub needless: usize,
-}
-
-impl Resize {
-    /// Share of the keys that moved, in 0.0..=1.0.
-    pub fn moved_fraction(&self) -> f64 {
-        if self.keys == 0 {
-            0.0
-        } else {
-            self.moved as f64 / self.keys as f64
-        }
-    }
-}
+use sdlings_kit::hashing::mod_n::{Resize, run};
+use sdlings_kit::hashing::stable_hash;
 
 // ---- Your part -------------------------------------------------------------------------------
 
@@ -86,7 +31,8 @@ pub fn node_for(key: &str, nodes: usize) -> usize {
 
 /// Routes every key with `from` nodes and again with `to` nodes (both at least 1) and counts
 /// the keys whose node changed, and among them the needless moves: the old and the new node
-/// are both below `min(from, to)`, so both exist in both layouts.
+/// are both below `min(from, to)`, so both exist in both layouts. `Resize` is given (kit):
+/// `Resize { keys, moved, needless }`, all counts.
 pub fn measure_resize(keys: &[String], from: usize, to: usize) -> Resize {
     let surviving = from.min(to);
     let mut moved = 0;
@@ -126,66 +72,17 @@ const NODE_COUNTS: [usize; 9] = [2, 3, 4, 5, 8, 10, 16, 32, 100];
 const KEYS: usize = 100_000;
 
 fn main() {
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("user:{i}")).collect();
-    println!("mod-N placement of {KEYS} keys: what one node joining or leaving costs\n");
-    let mut table = Table::new(&[
-        "join",
-        "moved",
-        "ideal",
-        "needless",
-        "hit rate after",
-        "leave",
-        "moved",
-        "ideal",
-        "needless",
-    ]);
-    let mut bars = Vec::new();
-    for &n in &NODE_COUNTS {
-        let join = measure_resize(&keys, n, n + 1);
-        let leave = measure_resize(&keys, n, n - 1);
-        table.row(&[
-            format!("{n} -> {}", n + 1),
-            percent(join.moved as u64, KEYS as u64),
-            format!("{:.1}%", ideal_moved_fraction(n, n + 1) * 100.0),
-            percent(join.needless as u64, KEYS as u64),
-            percent((join.keys - join.moved) as u64, KEYS as u64),
-            format!("{n} -> {}", n - 1),
-            percent(leave.moved as u64, KEYS as u64),
-            format!("{:.1}%", ideal_moved_fraction(n, n - 1) * 100.0),
-            percent(leave.needless as u64, KEYS as u64),
-        ]);
-        let round = |f: f64| (f * 1000.0).round() / 10.0;
-        bars.push((
-            format!("{n}->{} mod-N", n + 1),
-            round(join.moved_fraction()),
-        ));
-        bars.push((
-            format!("{n}->{} ideal", n + 1),
-            round(ideal_moved_fraction(n, n + 1)),
-        ));
-    }
-    table.print();
-    println!(
-        "\n(a leave here removes the last node; with mod-N, removing any other node renumbers \
-         the ones after it and moves even more)\n"
-    );
-    println!("keys moved on a join (%)\n{}", bar_chart(&bars, 40));
+    run(measure_resize, ideal_moved_fraction, &NODE_COUNTS, KEYS);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
+    use sdlings_kit::property::for_seeds;
 
     fn keys(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("user:{i}")).collect()
-    }
-
-    #[test]
-    fn the_given_hash_matches_its_published_test_vectors() {
-        // Not your code: a guard that the scaffolding is intact. FNV-1a("a") is a published
-        // test vector, and SplitMix64 seeded with 0 famously starts with 0xe220a8397b1dcdaf.
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(mix64(0x9e37_79b9_7f4a_7c15), 0xe220_a839_7b1d_cdaf);
     }
 
     #[test]
@@ -361,5 +258,57 @@ mod tests {
             );
         }
         assert_eq!(ideal_moved_fraction(6, 6), 0.0, "no resize, no move");
+    }
+
+    #[test]
+    fn measure_resize_agrees_with_a_direct_count_for_any_resize() {
+        for_seeds(60, |rng| {
+            let from = rng.random_range(1..13);
+            let to = rng.random_range(1..13);
+            let keys: Vec<String> = (0..rng.random_range(0..300))
+                .map(|_| format!("key-{}", rng.random::<u32>()))
+                .collect();
+            let (mut moved, mut needless) = (0, 0);
+            for key in &keys {
+                let (before, after) =
+                    (stable_hash(key) % from as u64, stable_hash(key) % to as u64);
+                if before != after {
+                    moved += 1;
+                    if before.max(after) < from.min(to) as u64 {
+                        needless += 1;
+                    }
+                }
+            }
+            assert_eq!(
+                measure_resize(&keys, from, to),
+                Resize {
+                    keys: keys.len(),
+                    moved,
+                    needless,
+                },
+                "{from} -> {to} nodes over {} keys: a move is needless when both its old and new \
+                 node exist in both layouts (both below min({from}, {to})), also when several \
+                 nodes join or leave at once",
+                keys.len()
+            );
+        });
+    }
+
+    #[test]
+    fn the_ideal_is_the_changed_nodes_share_of_the_larger_cluster_for_any_resize() {
+        for from in 1..=12_usize {
+            for to in 1..=12_usize {
+                let (changed, larger) = (from.abs_diff(to), from.max(to));
+                let expected = changed as f64 / larger as f64;
+                let got = ideal_moved_fraction(from, to);
+                assert!(
+                    (got - expected).abs() < 1e-12,
+                    "{from} -> {to} nodes: {} node(s) change out of the {} in the larger layout, \
+                     so the least any scheme moves is {expected}; got {got}",
+                    changed,
+                    larger
+                );
+            }
+        }
     }
 }

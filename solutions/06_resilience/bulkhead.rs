@@ -20,51 +20,13 @@
 // the fast requests' p99 explodes. Turn SLOW_MS up, SLOW_LIMIT down or WORKERS up and compare.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::RngExt;
-use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, latency, millis, nearest_rank, percent};
-use sdlings_kit::workload::seeded_rng;
+use sdlings_kit::resilience::bulkheads::{self, Limits, Rejected, Stats};
 use tokio::sync::Semaphore;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Calls allowed to run at the same time (at least 1).
-    pub max_concurrent: usize,
-    /// Calls allowed to wait for a slot when all are taken; 0 rejects at once when full.
-    pub max_waiting: usize,
-}
-
-/// The bulkhead was full (every slot taken, and the queue too): the call was not run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rejected;
-
-impl fmt::Display for Rejected {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bulkhead full: call rejected")
-    }
-}
-
-impl std::error::Error for Rejected {}
-
-/// What a dashboard shows for one bulkhead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stats {
-    /// Calls running right now.
-    pub in_flight: usize,
-    /// Calls waiting for a slot right now.
-    pub waiting: usize,
-    /// The most calls that ever ran at the same time.
-    pub peak_in_flight: usize,
-    /// Calls rejected so far.
-    pub rejected: u64,
-}
 
 /// Caps the concurrent calls to one dependency.
 pub struct Bulkhead {
@@ -79,58 +41,12 @@ pub struct Bulkhead {
     rejected: AtomicU64,
 }
 
-impl Bulkhead {
-    pub fn new(limits: Limits) -> Self {
-        assert!(
-            limits.max_concurrent >= 1,
-            "a bulkhead lets at least 1 call run"
-        );
-        Bulkhead {
-            limits,
-            permits: Semaphore::new(limits.max_concurrent),
-            in_flight: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            peak_in_flight: AtomicUsize::new(0),
-            rejected: AtomicU64::new(0),
-        }
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
-    pub fn stats(&self) -> Stats {
-        Stats {
-            in_flight: self.in_flight.load(Ordering::SeqCst),
-            waiting: self.waiting.load(Ordering::SeqCst),
-            peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
-            rejected: self.rejected.load(Ordering::SeqCst),
-        }
-    }
-}
-
 /// A bulkhead per dependency name, created on first use with that dependency's limits.
 pub struct Bulkheads {
     default: Limits,
     /// Limits for particular dependencies; the others get `default`.
     overrides: HashMap<String, Limits>,
     bulkheads: Mutex<HashMap<String, Arc<Bulkhead>>>,
-}
-
-impl Bulkheads {
-    pub fn new(default: Limits) -> Self {
-        Bulkheads {
-            default,
-            overrides: HashMap::new(),
-            bulkheads: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Gives `dependency` its own limits instead of the default.
-    pub fn with_limits(mut self, dependency: &str, limits: Limits) -> Self {
-        self.overrides.insert(dependency.to_string(), limits);
-        self
-    }
 }
 
 // ---- Your part -------------------------------------------------------------------------------
@@ -207,12 +123,59 @@ impl Bulkheads {
     }
 }
 
+// ---- Given: constructors and stats -------------------------------------------------------
+
+impl Bulkhead {
+    pub fn new(limits: Limits) -> Self {
+        assert!(
+            limits.max_concurrent >= 1,
+            "a bulkhead lets at least 1 call run"
+        );
+        Bulkhead {
+            limits,
+            permits: Semaphore::new(limits.max_concurrent),
+            in_flight: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+            rejected: AtomicU64::new(0),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            in_flight: self.in_flight.load(Ordering::SeqCst),
+            waiting: self.waiting.load(Ordering::SeqCst),
+            peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
+            rejected: self.rejected.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl Bulkheads {
+    pub fn new(default: Limits) -> Self {
+        Bulkheads {
+            default,
+            overrides: HashMap::new(),
+            bulkheads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Gives `dependency` its own limits instead of the default.
+    pub fn with_limits(mut self, dependency: &str, limits: Limits) -> Self {
+        self.overrides.insert(dependency.to_string(), limits);
+        self
+    }
+}
+
 // ---- Lab --------------------------------------------------------------------------------------
 // Real HTTP backends on 127.0.0.1: "fast" answers in FAST_MS, "slow" (a dependency in trouble) in
 // SLOW_MS. A service with WORKERS request handlers serves a stream of requests, SLOW_SHARE of
-// which need the slow dependency. A request waits for a free worker, then makes its call; the
-// client gives up after REQUEST_TIMEOUT. The same traffic runs twice, side by side: without
-// bulkheads, and with yours (the call goes through `bulkheads.get(dependency).run(...)`).
+// which need the slow dependency; the client gives up after a second. The same traffic runs
+// twice, side by side: without bulkheads, and with yours.
 
 /// The service's request handlers (a thread pool, a connection pool...).
 const WORKERS: usize = 32;
@@ -223,248 +186,47 @@ const QUEUE: usize = 0;
 /// The dependencies' latencies.
 const FAST_MS: u64 = 2;
 const SLOW_MS: u64 = 400;
-/// A request every ARRIVAL_EVERY during TRAFFIC; SLOW_SHARE of them need "slow".
-const ARRIVAL_EVERY: Duration = Duration::from_millis(2);
-const TRAFFIC: Duration = Duration::from_millis(1000);
+/// The share of requests that need "slow" (one request every 2 ms for a second).
 const SLOW_SHARE: f64 = 0.2;
-/// The client gives up after this (time waiting for a worker included).
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(1000);
-const SEED: u64 = 7;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dependency {
-    Fast,
-    Slow,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Ok,
-    /// Turned away by the bulkhead: a fast failure (the service answers with a fallback).
-    Rejected,
-    /// The client gave up: no worker in time, or the call took too long.
-    TimedOut,
-    /// The backend answered badly or not at all.
-    Failed,
-}
-
-struct Sample {
-    dependency: Dependency,
-    verdict: Verdict,
-    /// From arrival to answer, as the client sees it (queueing for a worker included).
-    latency: Duration,
-}
-
-/// Calls in flight to one backend right now, and the most there ever were (measured by the lab,
-/// the same way with or without bulkheads).
-#[derive(Default)]
-struct InFlight {
-    now: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-async fn call_backend(addr: SocketAddr, in_flight: &InFlight) -> Verdict {
-    let running = in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
-    in_flight.peak.fetch_max(running, Ordering::SeqCst);
-    let result = backend::get(addr, "/work", REQUEST_TIMEOUT).await;
-    in_flight.now.fetch_sub(1, Ordering::SeqCst);
-    match result {
-        Ok(response) if response.status == 200 => Verdict::Ok,
-        _ => Verdict::Failed,
-    }
-}
-
-struct Run {
-    samples: Vec<Sample>,
-    peak: [usize; 2],
-    peak_workers: usize,
-    stats: Option<[Stats; 2]>,
-}
-
-async fn scenario(with_bulkheads: bool, plan: &[Dependency]) -> Run {
-    let fast = Backend::start(
-        "fast",
-        Behaviour::Healthy {
-            latency: Duration::from_millis(FAST_MS),
-        },
-    );
-    let slow = Backend::start(
-        "slow",
-        Behaviour::Healthy {
-            latency: Duration::from_millis(SLOW_MS),
-        },
-    );
-    let (fast, slow) = tokio::join!(fast, slow);
-    let fast = fast.expect("start a backend on 127.0.0.1");
-    let slow = slow.expect("start a backend on 127.0.0.1");
-    let addrs = [fast.addr(), slow.addr()];
-    let bulkheads = Arc::new(
-        Bulkheads::new(Limits {
-            max_concurrent: FAST_LIMIT,
-            max_waiting: QUEUE,
-        })
-        .with_limits(
-            "slow",
-            Limits {
-                max_concurrent: SLOW_LIMIT,
-                max_waiting: QUEUE,
-            },
-        ),
-    );
-    let workers = Arc::new(Semaphore::new(WORKERS));
-    let busy = Arc::new(InFlight::default());
-    let in_flight = Arc::new([InFlight::default(), InFlight::default()]);
-    let started = Instant::now();
-    let mut requests = tokio::task::JoinSet::new();
-    for (i, &dependency) in plan.iter().enumerate() {
-        tokio::time::sleep_until((started + ARRIVAL_EVERY * i as u32).into()).await;
-        let (workers, busy, in_flight, bulkheads) = (
-            Arc::clone(&workers),
-            Arc::clone(&busy),
-            Arc::clone(&in_flight),
-            Arc::clone(&bulkheads),
-        );
-        requests.spawn(async move {
-            let arrived = Instant::now();
-            let (index, name) = match dependency {
-                Dependency::Fast => (0, "fast"),
-                Dependency::Slow => (1, "slow"),
-            };
-            let handle = async {
-                let _worker = workers.acquire().await.expect("never closed");
-                let now = busy.now.fetch_add(1, Ordering::SeqCst) + 1;
-                busy.peak.fetch_max(now, Ordering::SeqCst);
-                let call = call_backend(addrs[index], &in_flight[index]);
-                let verdict = if with_bulkheads {
-                    bulkheads
-                        .get(name)
-                        .run(call)
-                        .await
-                        .unwrap_or(Verdict::Rejected)
-                } else {
-                    call.await
-                };
-                busy.now.fetch_sub(1, Ordering::SeqCst);
-                verdict
-            };
-            let verdict = tokio::time::timeout(REQUEST_TIMEOUT, handle)
-                .await
-                .unwrap_or(Verdict::TimedOut);
-            Sample {
-                dependency,
-                verdict,
-                latency: arrived.elapsed(),
-            }
-        });
-    }
-    let samples = requests.join_all().await;
-    let stats =
-        with_bulkheads.then(|| [bulkheads.get("fast").stats(), bulkheads.get("slow").stats()]);
-    Run {
-        samples,
-        peak: [
-            in_flight[0].peak.load(Ordering::SeqCst),
-            in_flight[1].peak.load(Ordering::SeqCst),
-        ],
-        peak_workers: busy.peak.load(Ordering::SeqCst),
-        stats,
-    }
-}
 
 fn main() {
-    let runtime = sdlings_kit::lab::runtime();
-    let mut rng = seeded_rng(SEED);
-    let requests = (TRAFFIC.as_nanos() / ARRIVAL_EVERY.as_nanos()) as usize;
-    let plan: Vec<Dependency> = (0..requests)
-        .map(|_| {
-            if rng.random_bool(SLOW_SHARE) {
-                Dependency::Slow
-            } else {
-                Dependency::Fast
-            }
-        })
-        .collect();
-    runtime.block_on(async {
-        println!(
-            "A service with {WORKERS} workers gets a request every {ARRIVAL_EVERY:?} for {}; \
-             {:.0}% of them call \"slow\" ({SLOW_MS} ms), the rest \"fast\" ({FAST_MS} ms).\n\
-             Bulkheads: slow {SLOW_LIMIT}, fast {FAST_LIMIT} concurrent calls, queue {QUEUE}. \
-             Clients give up after {}.\n",
-            millis(TRAFFIC),
-            SLOW_SHARE * 100.0,
-            millis(REQUEST_TIMEOUT),
-        );
-        let (plain, guarded) = tokio::join!(scenario(false, &plan), scenario(true, &plan));
-        let mut table = Table::new(&[
-            "run / dependency",
-            "requests",
-            "ok",
-            "rejected",
-            "timed out",
-            "failed",
-            "p50",
-            "p99",
-            "peak calls in flight",
-        ]);
-        let mut chart = Vec::new();
-        for (name, run) in [("no bulkheads", &plain), ("bulkheads", &guarded)] {
-            for (index, dependency) in [(0, Dependency::Fast), (1, Dependency::Slow)] {
-                let mine: Vec<&Sample> = run
-                    .samples
-                    .iter()
-                    .filter(|s| s.dependency == dependency)
-                    .collect();
-                let count = |v: Verdict| mine.iter().filter(|s| s.verdict == v).count();
-                let mut latencies: Vec<Duration> = mine.iter().map(|s| s.latency).collect();
-                latencies.sort_unstable();
-                let quantile = |q| nearest_rank(&latencies, q).unwrap_or_default();
-                let (p50, p99) = (quantile(0.5), quantile(0.99));
-                table.row(&[
-                    format!("{name} / {dependency:?}").to_lowercase(),
-                    mine.len().to_string(),
-                    format!(
-                        "{} ({})",
-                        count(Verdict::Ok),
-                        percent(count(Verdict::Ok) as u64, mine.len() as u64)
-                    ),
-                    count(Verdict::Rejected).to_string(),
-                    count(Verdict::TimedOut).to_string(),
-                    count(Verdict::Failed).to_string(),
-                    latency(p50),
-                    latency(p99),
-                    run.peak[index].to_string(),
-                ]);
-                if dependency == Dependency::Fast {
-                    let in_ms = |d: Duration| (d.as_secs_f64() * 10_000.0).round() / 10.0;
-                    chart.push((format!("{name}: p50"), in_ms(p50)));
-                    chart.push((format!("{name}: p99"), in_ms(p99)));
-                }
-            }
-        }
-        table.print();
-        println!(
-            "\npeak busy workers: {} without bulkheads, {} with (of {WORKERS})",
-            plain.peak_workers, guarded.peak_workers
-        );
-        if let Some([fast, slow]) = guarded.stats {
-            println!("your bulkheads' stats: fast {fast:?}\n                       slow {slow:?}");
-        }
-        println!(
-            "\nlatency of the requests to \"fast\" (ms), as their clients see it\n{}",
-            bar_chart(&chart, 40)
-        );
-        println!(
-            "\nWithout bulkheads every call to \"slow\" gets through, slowly, and holds a worker \
-             while it does:\nthe requests to \"fast\" wait in line behind them. With bulkheads, \
-             \"slow\" serves what its SLOW_LIMIT\nslots can and turns the rest away in \
-             microseconds (the service answers with a fallback),\nand \"fast\" never notices."
-        );
+    let knobs = bulkheads::Knobs {
+        workers: WORKERS,
+        slow_limit: SLOW_LIMIT,
+        fast_limit: FAST_LIMIT,
+        queue: QUEUE,
+        fast_ms: FAST_MS,
+        slow_ms: SLOW_MS,
+        arrival_every: Duration::from_millis(2),
+        traffic: Duration::from_secs(1),
+        slow_share: SLOW_SHARE,
+        request_timeout: Duration::from_secs(1),
+        seed: 7,
+    };
+    bulkheads::run(&knobs, |fast, slow| {
+        Bulkheads::new(fast).with_limits("slow", slow)
     });
+}
+
+impl bulkheads::Guard for Bulkheads {
+    fn run<'a>(
+        &'a self,
+        dependency: &'a str,
+        call: bulkheads::Call<'a>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<bulkheads::Verdict>> + Send + 'a>> {
+        Box::pin(async move { self.get(dependency).run(call).await.ok() })
+    }
+
+    fn stats(&self, dependency: &str) -> Stats {
+        self.get(dependency).stats()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::RngExt;
+    use sdlings_kit::resilience::testing::{Gated, paused};
     use tokio::time::timeout;
 
     fn limits(max_concurrent: usize, max_waiting: usize) -> Limits {
@@ -480,56 +242,8 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 
-    /// A fake dependency whose calls run until the test releases them, one by one. It measures
-    /// how many calls are inside it at once, independently of the bulkhead's own stats.
-    struct FakeDependency {
-        started: AtomicUsize,
-        running: AtomicUsize,
-        peak: AtomicUsize,
-        gate: Semaphore,
-    }
-
-    /// Counts a call out of `running` however it ends (the test may cancel it).
-    struct Leaving<'a>(&'a AtomicUsize);
-
-    impl Drop for Leaving<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    impl FakeDependency {
-        fn new() -> Arc<Self> {
-            Arc::new(FakeDependency {
-                started: AtomicUsize::new(0),
-                running: AtomicUsize::new(0),
-                peak: AtomicUsize::new(0),
-                gate: Semaphore::new(0),
-            })
-        }
-
-        async fn call(&self, id: usize) -> usize {
-            self.started.fetch_add(1, Ordering::SeqCst);
-            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
-            self.peak.fetch_max(now, Ordering::SeqCst);
-            let _leaving = Leaving(&self.running);
-            self.gate.acquire().await.expect("never closed").forget();
-            id
-        }
-
-        /// Lets `n` running calls finish.
-        fn release(&self, n: usize) {
-            self.gate.add_permits(n);
-        }
-
-        fn started(&self) -> usize {
-            self.started.load(Ordering::SeqCst)
-        }
-
-        fn running(&self) -> usize {
-            self.running.load(Ordering::SeqCst)
-        }
-    }
+    /// A fake dependency whose calls run until the test releases them, one by one.
+    type FakeDependency = Gated;
 
     type Call = tokio::task::JoinHandle<Result<usize, Rejected>>;
 
@@ -582,7 +296,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn never_runs_more_than_max_concurrent_calls_at_once() {
         let bulkhead = Arc::new(Bulkhead::new(limits(3, 100)));
-        let dependency = FakeDependency::new();
+        let dependency = Gated::new();
         let calls: Vec<Call> = (0..10)
             .map(|id| spawn_call(&bulkhead, &dependency, id))
             .collect();
@@ -618,11 +332,7 @@ mod tests {
                 "every call ran in the end"
             );
         }
-        assert_eq!(
-            dependency.peak.load(Ordering::SeqCst),
-            3,
-            "never more than 3 at once"
-        );
+        assert_eq!(dependency.peak(), 3, "never more than 3 at once");
         let stats = bulkhead.stats();
         assert_eq!(
             (stats.in_flight, stats.waiting, stats.peak_in_flight),
@@ -634,7 +344,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn with_no_queue_the_call_beyond_the_limit_is_rejected_at_once() {
         let bulkhead = Arc::new(Bulkhead::new(limits(2, 0)));
-        let dependency = FakeDependency::new();
+        let dependency = Gated::new();
         let running = [0, 1].map(|id| spawn_call(&bulkhead, &dependency, id));
         settle().await;
         assert_eq!(dependency.running(), 2, "the first 2 calls run");
@@ -650,7 +360,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn calls_beyond_the_limit_wait_in_a_bounded_queue() {
         let bulkhead = Arc::new(Bulkhead::new(limits(2, 2)));
-        let dependency = FakeDependency::new();
+        let dependency = Gated::new();
         let calls: Vec<Call> = (0..4)
             .map(|id| spawn_call(&bulkhead, &dependency, id))
             .collect();
@@ -694,7 +404,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_call_cancelled_while_running_gives_its_slot_back() {
         let bulkhead = Bulkhead::new(limits(1, 0));
-        let dependency = FakeDependency::new();
+        let dependency = Gated::new();
         // The caller's timeout fires while the call runs: its future is dropped mid-call.
         let cancelled = timeout(Duration::from_millis(50), bulkhead.run(dependency.call(0))).await;
         assert!(
@@ -719,7 +429,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_waiting_call_that_is_cancelled_leaves_the_queue() {
         let bulkhead = Arc::new(Bulkhead::new(limits(1, 1)));
-        let dependency = FakeDependency::new();
+        let dependency = Gated::new();
         let first = spawn_call(&bulkhead, &dependency, 0);
         settle().await;
         let gave_up = timeout(Duration::from_millis(50), bulkhead.run(dependency.call(1))).await;
@@ -770,16 +480,111 @@ mod tests {
         );
     }
 
+    // --- any limits, any sequence ---
+
+    #[test]
+    fn any_sequence_of_arrivals_completions_and_cancellations_matches_a_fifo_model() {
+        sdlings_kit::property::for_seeds(150, |rng| {
+            let (max_concurrent, max_waiting) = (rng.random_range(1..=3), rng.random_range(0..=3));
+            let ops: Vec<u8> = (0..30).map(|_| rng.random_range(0..7)).collect();
+            let picks: Vec<usize> = (0..30).map(|_| rng.random_range(0..100)).collect();
+            paused(async {
+                let bulkhead = Arc::new(Bulkhead::new(limits(max_concurrent, max_waiting)));
+                let dependency = Gated::new();
+                // The model: calls running (in the order they reached the dependency) and calls
+                // waiting (in arrival order; the queue is first come, first served).
+                let (mut running, mut waiting) = (Vec::<usize>::new(), Vec::<usize>::new());
+                let (mut peak, mut rejected) = (0, 0_u64);
+                let mut calls: Vec<Option<Call>> = Vec::new();
+                let mut log = format!("limits({max_concurrent}, {max_waiting}):");
+                for (op, pick) in ops.into_iter().zip(picks) {
+                    match op {
+                        0..=3 => {
+                            let id = calls.len();
+                            calls.push(Some(spawn_call(&bulkhead, &dependency, id)));
+                            log += &format!(" call {id} arrives;");
+                            if running.len() < max_concurrent {
+                                running.push(id);
+                            } else if waiting.len() < max_waiting {
+                                waiting.push(id);
+                            } else {
+                                rejected += 1;
+                            }
+                        }
+                        4 | 5 if !running.is_empty() => {
+                            let id = running.remove(0);
+                            log += &format!(" call {id} completes;");
+                            dependency.release(1);
+                            settle().await;
+                            let call = calls[id].take().expect("not awaited yet");
+                            assert_eq!(
+                                call.await.expect("no panic"),
+                                Ok(id),
+                                "{log} the oldest running call was let through and must have \
+                                 completed"
+                            );
+                        }
+                        6 if !(running.is_empty() && waiting.is_empty()) => {
+                            let queue: Vec<usize> =
+                                running.iter().chain(&waiting).copied().collect();
+                            let id = queue[pick % queue.len()];
+                            log += &format!(" call {id} is cancelled by its caller;");
+                            calls[id].take().expect("still pending").abort();
+                            running.retain(|&c| c != id);
+                            waiting.retain(|&c| c != id);
+                        }
+                        _ => continue,
+                    }
+                    // A freed slot goes to the oldest waiting call, at once.
+                    while running.len() < max_concurrent && !waiting.is_empty() {
+                        running.push(waiting.remove(0));
+                    }
+                    peak = peak.max(running.len());
+                    settle().await;
+                    assert_eq!(
+                        dependency.running(),
+                        running.len(),
+                        "{log} calls running inside the dependency now (at most \
+                         max_concurrent = {max_concurrent}; a freed slot is taken at once by the \
+                         oldest waiting call)"
+                    );
+                    assert_eq!(
+                        bulkhead.stats(),
+                        Stats {
+                            in_flight: running.len(),
+                            waiting: waiting.len(),
+                            peak_in_flight: peak,
+                            rejected
+                        },
+                        "{log} the stats now. A cancelled call leaves (slot or queue place \
+                         given back); peak_in_flight is the most ever running at once; rejected \
+                         counts every call turned away"
+                    );
+                }
+                dependency.release(1_000);
+                for (id, call) in calls.into_iter().enumerate() {
+                    if let Some(call) = call {
+                        let result = call.await.expect("no panic");
+                        assert!(
+                            result == Ok(id) || result == Err(Rejected),
+                            "{log} call {id} ended with {result:?}"
+                        );
+                    }
+                }
+            });
+        });
+    }
+
     // --- one bulkhead per dependency ---
 
     #[tokio::test(start_paused = true)]
     async fn a_full_bulkhead_does_not_affect_other_dependencies() {
         let bulkheads = Bulkheads::new(limits(1, 0));
-        let slow = FakeDependency::new();
+        let slow = Gated::new();
         let stuck = spawn_call(&bulkheads.get("slow"), &slow, 0);
         settle().await;
         assert_rejected_at_once(&bulkheads.get("slow"), &slow, "\"slow\" is full").await;
-        let fast = FakeDependency::new();
+        let fast = Gated::new();
         fast.release(1);
         assert_eq!(
             timeout(Duration::ZERO, bulkheads.get("fast").run(fast.call(1))).await,
@@ -800,7 +605,7 @@ mod tests {
             Arc::ptr_eq(&a, &b),
             "get(\"payments\") twice must give the same bulkhead: a new one per call caps nothing"
         );
-        let dependency = FakeDependency::new();
+        let dependency = Gated::new();
         let calls = [
             spawn_call(&a, &dependency, 0),
             spawn_call(&a, &dependency, 1),

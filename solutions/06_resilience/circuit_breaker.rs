@@ -27,49 +27,11 @@
 // OPEN_FOR. Turn OPEN_FOR up: fewer trials, slower to notice the recovery. Turn FAILURE_THRESHOLD
 // up: more calls wasted before it trips. Hystrix, resilience4j, Polly and Finagle all ship one.
 
-use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use sdlings_kit::backend::{self, Backend, Behaviour};
+use sdlings_kit::backend::Behaviour;
 use sdlings_kit::clock::{Clock, SystemClock};
-use sdlings_kit::lab::{Table, bar_chart, latency, millis, percent, quantile};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Consecutive failures, while closed, that trip the breaker open (at least 1).
-    pub failure_threshold: u32,
-    /// How long the breaker stays open, counted from the moment it opened.
-    pub open_for: Duration,
-    /// Trial calls admitted while half-open (at least 1). All of them must succeed to close.
-    pub trial_calls: u32,
-}
-
-/// What the outside world sees (dashboards, metrics, tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-/// How an admitted call went, as the caller judges it. A `404 Not Found` or a `400` caused by
-/// the caller's own input is a *success* for the breaker: the dependency is up and answering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    Failure,
-}
-
-/// Why `try_acquire` turned a call away. The dependency was not called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejected {
-    /// The breaker is open: a trial call will be admitted in `retry_in`.
-    Open { retry_in: Duration },
-    /// Half-open, and every trial call has been handed out already: wait for their verdict.
-    TrialsInFlight,
-}
+use sdlings_kit::resilience::breakers::{self, BreakerConfig, Outcome, Rejected, State};
 
 /// A ticket for one admitted call. It must come back through `record` with the call's outcome.
 /// It remembers the breaker's generation when it was issued, so `record` can tell a current call
@@ -96,16 +58,6 @@ enum Phase {
     },
 }
 
-impl Phase {
-    fn state(self) -> State {
-        match self {
-            Phase::Closed { .. } => State::Closed,
-            Phase::Open { .. } => State::Open,
-            Phase::HalfOpen { .. } => State::HalfOpen,
-        }
-    }
-}
-
 pub struct CircuitBreaker<C: Clock> {
     config: BreakerConfig,
     clock: C,
@@ -116,47 +68,8 @@ pub struct CircuitBreaker<C: Clock> {
     transitions: Vec<(Duration, State)>,
 }
 
-impl<C: Clock> CircuitBreaker<C> {
-    /// A closed breaker with no failures.
-    pub fn new(config: BreakerConfig, clock: C) -> Self {
-        assert!(
-            config.failure_threshold >= 1 && config.trial_calls >= 1,
-            "failure_threshold and trial_calls are at least 1"
-        );
-        CircuitBreaker {
-            config,
-            clock,
-            phase: Phase::Closed { failures: 0 },
-            generation: 0,
-            transitions: Vec::new(),
-        }
-    }
-
-    pub fn config(&self) -> BreakerConfig {
-        self.config
-    }
-
-    /// The state right now (an open breaker whose `open_for` is over is half-open).
-    pub fn state(&mut self) -> State {
-        self.refresh();
-        self.phase.state()
-    }
-
-    /// Every state change so far: (clock reading, new state), oldest first.
-    pub fn transitions(&self) -> &[(Duration, State)] {
-        &self.transitions
-    }
-
-    /// Moves to `phase`: starts a new generation (every permit issued before is now stale) and
-    /// logs the transition. Make every state change through here.
-    fn enter(&mut self, phase: Phase) {
-        self.phase = phase;
-        self.generation += 1;
-        self.transitions.push((self.clock.now(), phase.state()));
-    }
-}
-
 // ---- Your part -------------------------------------------------------------------------------
+// Given after your part: `new`, `state()` (it calls `refresh`), and `enter`: change state only so.
 
 impl<C: Clock> CircuitBreaker<C> {
     /// If the breaker is open and `open_for` has elapsed since it opened (`now >= since +
@@ -256,6 +169,58 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 }
 
+// ---- Given: construction, state, transitions ---------------------------------------------
+
+impl Phase {
+    fn state(self) -> State {
+        match self {
+            Phase::Closed { .. } => State::Closed,
+            Phase::Open { .. } => State::Open,
+            Phase::HalfOpen { .. } => State::HalfOpen,
+        }
+    }
+}
+
+impl<C: Clock> CircuitBreaker<C> {
+    /// A closed breaker with no failures.
+    pub fn new(config: BreakerConfig, clock: C) -> Self {
+        assert!(
+            config.failure_threshold >= 1 && config.trial_calls >= 1,
+            "failure_threshold and trial_calls are at least 1"
+        );
+        CircuitBreaker {
+            config,
+            clock,
+            phase: Phase::Closed { failures: 0 },
+            generation: 0,
+            transitions: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> BreakerConfig {
+        self.config
+    }
+
+    /// The state right now (an open breaker whose `open_for` is over is half-open).
+    pub fn state(&mut self) -> State {
+        self.refresh();
+        self.phase.state()
+    }
+
+    /// Every state change so far: (clock reading, new state), oldest first.
+    pub fn transitions(&self) -> &[(Duration, State)] {
+        &self.transitions
+    }
+
+    /// Moves to `phase`: starts a new generation (every permit issued before is now stale) and
+    /// logs the transition. Make every state change through here.
+    fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.generation += 1;
+        self.transitions.push((self.clock.now(), phase.state()));
+    }
+}
+
 // ---- Lab --------------------------------------------------------------------------------------
 // Two identical HTTP backends on 127.0.0.1 and two identical clients, run side by side in real
 // time: one client calls its backend directly, the other through your breaker. Both backends go
@@ -267,231 +232,49 @@ const FAILURE_THRESHOLD: u32 = 5;
 const OPEN_FOR: Duration = Duration::from_millis(250);
 /// Trial calls in half-open; all must succeed to close.
 const TRIAL_CALLS: u32 = 1;
-/// When the outage starts and how long it lasts.
-const OUTAGE_START: Duration = Duration::from_millis(300);
-const OUTAGE: Duration = Duration::from_millis(1000);
-/// How the backend misbehaves during the outage. Try `Behaviour::Failing { latency:
+/// How the backend misbehaves during its outage. Try `Behaviour::Failing { latency:
 /// Duration::from_millis(1) }`: 503s come back fast, so latency hardly changes, but the breaker
 /// still spares the backend the load.
 const OUTAGE_BEHAVIOUR: Behaviour = Behaviour::Hung;
-/// The whole run.
-const RUN: Duration = Duration::from_millis(1800);
-/// A request every REQUEST_EVERY, from each client.
-const REQUEST_EVERY: Duration = Duration::from_millis(2);
-/// The client's timeout on one call.
+/// How long the outage lasts (from 300 ms into the run), and the client's timeout on one call.
+const OUTAGE: Duration = Duration::from_millis(1000);
 const CALL_TIMEOUT: Duration = Duration::from_millis(100);
-const BACKEND_LATENCY: Duration = Duration::from_millis(2);
-/// Width of one bar of the timeline.
-const BAR: Duration = Duration::from_millis(100);
-
-struct Sample {
-    sent_at: Duration,
-    /// The call reached the backend (it was not rejected by the breaker).
-    reached: bool,
-    ok: bool,
-    latency: Duration,
-}
-
-/// One call, through the breaker if there is one. The breaker lock is held only for the
-/// bookkeeping, never across the network call.
-async fn call(
-    addr: SocketAddr,
-    breaker: Option<&Mutex<CircuitBreaker<SystemClock>>>,
-) -> (bool, bool) {
-    let permit = match breaker {
-        Some(breaker) => match breaker.lock().expect("not poisoned").try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => return (false, false), // fast fail: the backend is not called
-        },
-        None => None,
-    };
-    let result: io::Result<backend::Response> = backend::get(addr, "/work", CALL_TIMEOUT).await;
-    let ok = matches!(&result, Ok(r) if r.status == 200);
-    if let (Some(breaker), Some(permit)) = (breaker, permit) {
-        let outcome = if ok {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        };
-        breaker
-            .lock()
-            .expect("not poisoned")
-            .record(permit, outcome);
-    }
-    (true, ok)
-}
-
-struct Run {
-    samples: Vec<Sample>,
-    transitions: Vec<(Duration, State)>,
-}
-
-async fn scenario(with_breaker: bool) -> Run {
-    let backend = Backend::start(
-        "dependency",
-        Behaviour::Healthy {
-            latency: BACKEND_LATENCY,
-        },
-    )
-    .await
-    .expect("start a backend on 127.0.0.1");
-    let backend = Arc::new(backend);
-    let config = BreakerConfig {
-        failure_threshold: FAILURE_THRESHOLD,
-        open_for: OPEN_FOR,
-        trial_calls: TRIAL_CALLS,
-    };
-    // The breaker's clock starts with the run, so its transition times line up with the lab's.
-    let breaker =
-        with_breaker.then(|| Arc::new(Mutex::new(CircuitBreaker::new(config, SystemClock::new()))));
-    let started = Instant::now();
-
-    // The outage, on its own schedule.
-    let chaos = {
-        let backend = Arc::clone(&backend);
-        tokio::spawn(async move {
-            tokio::time::sleep_until((started + OUTAGE_START).into()).await;
-            backend.set_behaviour(OUTAGE_BEHAVIOUR);
-            tokio::time::sleep_until((started + OUTAGE_START + OUTAGE).into()).await;
-            backend.set_behaviour(Behaviour::Healthy {
-                latency: BACKEND_LATENCY,
-            });
-        })
-    };
-
-    let mut requests = tokio::task::JoinSet::new();
-    let count = (RUN.as_nanos() / REQUEST_EVERY.as_nanos()) as u32;
-    for i in 0..count {
-        let sent_at = REQUEST_EVERY * i;
-        tokio::time::sleep_until((started + sent_at).into()).await;
-        let (addr, breaker) = (backend.addr(), breaker.clone());
-        requests.spawn(async move {
-            let began = Instant::now();
-            let (reached, ok) = call(addr, breaker.as_deref()).await;
-            Sample {
-                sent_at,
-                reached,
-                ok,
-                latency: began.elapsed(),
-            }
-        });
-    }
-    let mut samples = requests.join_all().await;
-    samples.sort_by_key(|s| s.sent_at);
-    chaos.await.expect("the chaos task does not panic");
-    let transitions = breaker.map_or_else(Vec::new, |b| {
-        b.lock().expect("not poisoned").transitions().to_vec()
-    });
-    Run {
-        samples,
-        transitions,
-    }
-}
 
 fn main() {
-    let runtime = sdlings_kit::lab::runtime();
-    runtime.block_on(async {
-        let recovery = OUTAGE_START + OUTAGE;
-        println!(
-            "A client sends GET /work every {REQUEST_EVERY:?} (timeout {CALL_TIMEOUT:?}) to a \
-             backend on 127.0.0.1.\nThe backend is {OUTAGE_BEHAVIOUR:?} from t={} to t={}, healthy \
-             otherwise. Breaker: trip after {FAILURE_THRESHOLD} failures in a row, open for \
-             {OPEN_FOR:?}, {TRIAL_CALLS} trial call(s).\n",
-            millis(OUTAGE_START),
-            millis(recovery),
-        );
-        let (plain, guarded) = tokio::join!(scenario(false), scenario(true));
-
-        let mut table = Table::new(&[
-            "client",
-            "requests",
-            "reached backend in outage",
-            "fast-failed",
-            "failed",
-            "outage p50",
-            "outage p99",
-            "time held by the dead backend",
-            "first success after recovery",
-        ]);
-        for (name, run) in [("no breaker", &plain), ("your breaker", &guarded)] {
-            let in_outage = |s: &&Sample| s.sent_at >= OUTAGE_START && s.sent_at < recovery;
-            let mut outage_latencies: Vec<Duration> = run
-                .samples
-                .iter()
-                .filter(in_outage)
-                .map(|s| s.latency)
-                .collect();
-            let first_success = run
-                .samples
-                .iter()
-                .filter(|s| s.ok && s.sent_at + s.latency >= recovery)
-                .map(|s| s.sent_at + s.latency - recovery)
-                .min()
-                .map_or("never".to_string(), |d| format!("+{}", latency(d)));
-            let reached_in_outage: Vec<&Sample> = run
-                .samples
-                .iter()
-                .filter(in_outage)
-                .filter(|s| s.reached)
-                .collect();
-            // Each call that reached the hung backend held a connection (in a thread-per-request
-            // server: a thread) until its timeout.
-            let held: Duration = reached_in_outage.iter().map(|s| s.latency).sum();
-            table.row(&[
-                name.to_string(),
-                run.samples.len().to_string(),
-                reached_in_outage.len().to_string(),
-                run.samples
-                    .iter()
-                    .filter(|s| !s.reached)
-                    .count()
-                    .to_string(),
-                run.samples.iter().filter(|s| !s.ok).count().to_string(),
-                quantile(&mut outage_latencies, 0.5),
-                quantile(&mut outage_latencies, 0.99),
-                format!("{:.1} s", held.as_secs_f64()),
-                first_success,
-            ]);
-        }
-        table.print();
-
-        let failed = |run: &Run| run.samples.iter().filter(|s| !s.ok).count() as u64;
-        println!(
-            "\nBoth clients fail about as many requests ({} vs {}): the backend is down either \
-             way. The difference is\nwhat failing costs: how long each failure takes, and how \
-             hard the dying backend is hit. The breaker\nfails a few more after the recovery: it \
-             only finds out at its next trial, up to OPEN_FOR later.",
-            percent(failed(&plain), plain.samples.len() as u64),
-            percent(failed(&guarded), guarded.samples.len() as u64),
-        );
-
-        println!("\nyour breaker's transitions:");
-        for (at, state) in &guarded.transitions {
-            println!("  t={:>10}  {state:?}", millis(*at));
-        }
-
-        let bars = (RUN.as_nanos() / BAR.as_nanos()) as usize;
-        let mut reached = vec![0u32; bars];
-        for s in guarded.samples.iter().filter(|s| s.reached) {
-            reached[((s.sent_at.as_nanos() / BAR.as_nanos()) as usize).min(bars - 1)] += 1;
-        }
-        let chart: Vec<(String, f64)> = reached
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| {
-                let from = BAR * i as u32;
-                let down = from + BAR > OUTAGE_START && from < recovery;
-                let label = format!("{}{}", millis(from), if down { " (down)" } else { "" });
-                (label, f64::from(n))
-            })
-            .collect();
-        println!(
-            "\ncalls that reached the backend per {BAR:?}, with your breaker (without: {} per \
-             bar)\n{}",
-            BAR.as_nanos() / REQUEST_EVERY.as_nanos(),
-            bar_chart(&chart, 40)
-        );
+    let knobs = breakers::Knobs {
+        config: BreakerConfig {
+            failure_threshold: FAILURE_THRESHOLD,
+            open_for: OPEN_FOR,
+            trial_calls: TRIAL_CALLS,
+        },
+        outage_start: Duration::from_millis(300),
+        outage: OUTAGE,
+        outage_behaviour: OUTAGE_BEHAVIOUR,
+        run: Duration::from_millis(1800),
+        request_every: Duration::from_millis(2),
+        call_timeout: CALL_TIMEOUT,
+        backend_latency: Duration::from_millis(2),
+        bar: Duration::from_millis(100),
+    };
+    breakers::run(&knobs, |config| {
+        CircuitBreaker::new(config, SystemClock::new())
     });
+}
+
+impl breakers::Breaker for CircuitBreaker<SystemClock> {
+    type Permit = Permit;
+
+    fn admit(&mut self) -> Option<Permit> {
+        self.try_acquire().ok()
+    }
+
+    fn report(&mut self, permit: Permit, outcome: Outcome) {
+        self.record(permit, outcome);
+    }
+
+    fn state_changes(&self) -> Vec<(Duration, State)> {
+        self.transitions().to_vec()
+    }
 }
 
 #[cfg(test)]
@@ -1032,5 +815,187 @@ mod tests {
                 (secs(14), State::Closed)
             ]
         );
+    }
+
+    // --- any configuration, any sequence ---
+
+    /// The reference breaker, straight from the rules in the header, on whole milliseconds.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Model {
+        Closed {
+            failures: u32,
+        },
+        Open {
+            since: u64,
+        },
+        HalfOpen {
+            since: u64,
+            admitted: u32,
+            succeeded: u32,
+        },
+    }
+
+    struct Reference {
+        threshold: u32,
+        open_for: u64,
+        trials: u32,
+        phase: Model,
+        generation: u64,
+        transitions: Vec<(Duration, State)>,
+    }
+
+    impl Reference {
+        fn enter(&mut self, now: u64, phase: Model) {
+            self.phase = phase;
+            self.generation += 1;
+            let state = match phase {
+                Model::Closed { .. } => State::Closed,
+                Model::Open { .. } => State::Open,
+                Model::HalfOpen { .. } => State::HalfOpen,
+            };
+            self.transitions.push((Duration::from_millis(now), state));
+        }
+
+        fn state(&mut self, now: u64) -> State {
+            match self.phase {
+                Model::Open { since } if now >= since + self.open_for => self.enter(
+                    now,
+                    Model::HalfOpen {
+                        since: now,
+                        admitted: 0,
+                        succeeded: 0,
+                    },
+                ),
+                Model::HalfOpen {
+                    since,
+                    admitted,
+                    succeeded,
+                } if admitted > succeeded && now >= since + self.open_for => {
+                    self.enter(now, Model::Open { since: now })
+                }
+                _ => {}
+            }
+            match self.phase {
+                Model::Closed { .. } => State::Closed,
+                Model::Open { .. } => State::Open,
+                Model::HalfOpen { .. } => State::HalfOpen,
+            }
+        }
+
+        fn acquire(&mut self, now: u64) -> Result<u64, Rejected> {
+            self.state(now);
+            match &mut self.phase {
+                Model::Closed { .. } => {}
+                Model::Open { since } => {
+                    return Err(Rejected::Open {
+                        retry_in: Duration::from_millis(*since + self.open_for - now),
+                    });
+                }
+                Model::HalfOpen { admitted, .. } if *admitted >= self.trials => {
+                    return Err(Rejected::TrialsInFlight);
+                }
+                Model::HalfOpen { admitted, .. } => *admitted += 1,
+            }
+            Ok(self.generation)
+        }
+
+        fn record(&mut self, now: u64, generation: u64, success: bool) {
+            if generation != self.generation {
+                return;
+            }
+            match (&mut self.phase, success) {
+                (Model::Closed { failures }, true) => *failures = 0,
+                (Model::Closed { failures }, false) => {
+                    *failures += 1;
+                    if *failures >= self.threshold {
+                        self.enter(now, Model::Open { since: now });
+                    }
+                }
+                (Model::HalfOpen { succeeded, .. }, true) => {
+                    *succeeded += 1;
+                    if *succeeded >= self.trials {
+                        self.enter(now, Model::Closed { failures: 0 });
+                    }
+                }
+                (Model::HalfOpen { .. }, false) => self.enter(now, Model::Open { since: now }),
+                (Model::Open { .. }, _) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn any_configuration_and_sequence_of_calls_matches_the_reference_breaker() {
+        use rand::RngExt;
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let (threshold, trials) = (rng.random_range(1..=4), rng.random_range(1..=3));
+            let open_for = 100 * rng.random_range(1..=5);
+            let (clock, mut b) = breaker(threshold, Duration::from_millis(open_for), trials);
+            let mut reference = Reference {
+                threshold,
+                open_for,
+                trials,
+                phase: Model::Closed { failures: 0 },
+                generation: 0,
+                transitions: Vec::new(),
+            };
+            let mut now = 0;
+            let mut held: Vec<(Permit, u64)> = Vec::new();
+            let mut log =
+                format!("threshold {threshold}, open_for {open_for} ms, {trials} trials:");
+            for _ in 0..60 {
+                match rng.random_range(0..10) {
+                    0..=1 => {
+                        let by = 50 * rng.random_range(0..=12);
+                        now += by;
+                        clock.advance(Duration::from_millis(by));
+                        log += &format!(" +{by} ms;");
+                    }
+                    2..=5 => {
+                        let got = b.try_acquire();
+                        let expected = reference.acquire(now);
+                        log += &format!(" try_acquire at {now} ms;");
+                        assert_eq!(
+                            got.as_ref().map(|_| ()).map_err(|r| *r),
+                            expected.map(|_| ()),
+                            "{log} the call must be admitted or rejected as the rules say"
+                        );
+                        if let (Ok(permit), Ok(generation)) = (got, expected) {
+                            held.push((permit, generation));
+                        }
+                    }
+                    6..=8 if !held.is_empty() => {
+                        let (permit, generation) = held.remove(rng.random_range(0..held.len()));
+                        let success = rng.random_bool(0.5);
+                        // Both look first, so an overdue trial is given up on before the answer.
+                        b.state();
+                        reference.state(now);
+                        b.record(
+                            permit,
+                            if success {
+                                Outcome::Success
+                            } else {
+                                Outcome::Failure
+                            },
+                        );
+                        reference.record(now, generation, success);
+                        log += &format!(
+                            " a call admitted earlier records {} at {now} ms;",
+                            if success { "a success" } else { "a failure" }
+                        );
+                    }
+                    9 if !held.is_empty() => {
+                        drop(held.remove(rng.random_range(0..held.len())).0);
+                        log += " a call is cancelled (its permit dropped);";
+                    }
+                    _ => continue,
+                }
+                assert_eq!(b.state(), reference.state(now), "{log} the state now");
+            }
+            assert_eq!(
+                b.transitions(),
+                reference.transitions.as_slice(),
+                "{log} every state change, with its time"
+            );
+        });
     }
 }

@@ -21,16 +21,15 @@
 // success rate, and the bar charts of lock-step retries without jitter.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::pin::Pin;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+#[allow(unused_imports)] // for your `delay` (and the tests)
 use rand::RngExt;
 use rand::rngs::StdRng;
-use sdlings_kit::backend::{self, Backend, Behaviour};
-use sdlings_kit::lab::{Table, bar_chart, percent};
+use sdlings_kit::resilience::retrying::{self, Attempted, Failure, Op, Strategy, Which};
 use sdlings_kit::workload::seeded_rng;
-use tokio::time::Instant;
 
 /// How a failed call failed, as the caller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +41,27 @@ pub enum CallError {
     /// The connection was refused or dropped before an answer.
     ConnectionFailed,
 }
+
+// ---- Your part -------------------------------------------------------------------------------
+
+impl CallError {
+    /// Whether the same request may succeed if sent again: timeouts, failed connections, 408
+    /// (the server gave up waiting for the request), 429 (throttled: try again later) and 5xx (the
+    /// server's trouble), except 501 Not Implemented and 505 HTTP Version Not Supported, which
+    /// the server will answer the same way every time. Any other status, such as 400, 401, 403,
+    /// 404 or 409, is the caller's own problem and will fail again.
+    pub fn is_retryable(&self) -> bool {
+        match *self {
+            CallError::TimedOut | CallError::ConnectionFailed => true,
+            CallError::Status(501 | 505) => false,
+            CallError::Status(status) => {
+                status == 408 || status == 429 || (500..600).contains(&status)
+            }
+        }
+    }
+}
+
+// Given: the backoff's description. Yours: its `ceiling` and `delay`.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jitter {
@@ -65,92 +85,6 @@ pub struct RetryPolicy {
     /// Attempts in all, the first try included: 1 means "never retry".
     pub max_attempts: u32,
     pub backoff: Backoff,
-}
-
-/// Why `retry` stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    Succeeded,
-    /// The last error was not worth retrying.
-    NotRetryable,
-    /// `max_attempts` attempts were made.
-    OutOfAttempts,
-    /// The retry budget refused the next retry.
-    OutOfBudget,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome<T> {
-    /// The last attempt's result.
-    pub result: Result<T, CallError>,
-    /// Attempts made, the first try included.
-    pub attempts: u32,
-    /// Total time slept between attempts.
-    pub waited: Duration,
-    pub stop: Stop,
-}
-
-/// Retry tokens, shared by all the requests of one client. Every request (its first try)
-/// deposits `percent` hundredths of a retry; every retry withdraws a whole one. So over time
-/// retries are at most `percent`% of requests, plus the `reserve` the budget starts with and can
-/// save up to, which lets a quiet client still retry a few blips.
-///
-/// Counted in hundredths of a retry, in integers: ten deposits at 10% make exactly one retry (ten
-/// additions of 0.1 in floating point make 0.9999999999999999, which is not one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryBudget {
-    /// Hundredths of a retry earned per request.
-    percent: u64,
-    /// The most the budget can hold, in hundredths (`reserve` whole retries).
-    max_balance: u64,
-    /// Available now, in hundredths of a retry.
-    balance: u64,
-}
-
-impl RetryBudget {
-    /// A budget that earns `percent`% of a retry per request and holds at most `reserve` retries;
-    /// it starts full.
-    pub fn new(percent: u32, reserve: u32) -> Self {
-        let max_balance = u64::from(reserve) * 100;
-        RetryBudget {
-            percent: u64::from(percent),
-            max_balance,
-            balance: max_balance,
-        }
-    }
-
-    /// Whole and partial retries available now (2.5 = two retries, and half of the next).
-    pub fn retries_available(&self) -> f64 {
-        self.balance as f64 / 100.0
-    }
-}
-
-/// Locks a budget shared by concurrent requests. Hold the guard for the update only, never across
-/// an `.await`.
-pub fn lock(budget: &Mutex<RetryBudget>) -> MutexGuard<'_, RetryBudget> {
-    // A panic in another request while it held the lock leaves the numbers intact: carry on.
-    budget
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-// ---- Your part -------------------------------------------------------------------------------
-
-impl CallError {
-    /// Whether the same request may succeed if sent again: timeouts, failed connections, 408
-    /// (the server gave up waiting for the request), 429 (throttled: try again later) and 5xx (the
-    /// server's trouble), except 501 Not Implemented and 505 HTTP Version Not Supported, which
-    /// the server will answer the same way every time. Any other status, such as 400, 401, 403,
-    /// 404 or 409, is the caller's own problem and will fail again.
-    pub fn is_retryable(&self) -> bool {
-        match *self {
-            CallError::TimedOut | CallError::ConnectionFailed => true,
-            CallError::Status(501 | 505) => false,
-            CallError::Status(status) => {
-                status == 408 || status == 429 || (500..600).contains(&status)
-            }
-        }
-    }
 }
 
 impl Backoff {
@@ -188,6 +122,25 @@ impl Backoff {
     }
 }
 
+// Given: the budget's state (its constructor comes after your part). Yours: the updates.
+
+/// Retry tokens, shared by all the requests of one client. Every request (its first try)
+/// deposits `percent` hundredths of a retry; every retry withdraws a whole one. So over time
+/// retries are at most `percent`% of requests, plus the `reserve` the budget starts with and can
+/// save up to, which lets a quiet client still retry a few blips.
+///
+/// Counted in hundredths of a retry, in integers: ten deposits at 10% make exactly one retry (ten
+/// additions of 0.1 in floating point make 0.9999999999999999, which is not one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// Hundredths of a retry earned per request.
+    percent: u64,
+    /// The most the budget can hold, in hundredths (`reserve` whole retries).
+    max_balance: u64,
+    /// Available now, in hundredths of a retry.
+    balance: u64,
+}
+
 impl RetryBudget {
     /// A request was made (its first try): earn `percent` hundredths of a retry, up to the cap.
     pub fn deposit(&mut self) {
@@ -203,6 +156,31 @@ impl RetryBudget {
             false
         }
     }
+}
+
+// Given: what `retry` reports. Yours: `retry`.
+
+/// Why `retry` stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Succeeded,
+    /// The last error was not worth retrying.
+    NotRetryable,
+    /// `max_attempts` attempts were made.
+    OutOfAttempts,
+    /// The retry budget refused the next retry.
+    OutOfBudget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<T> {
+    /// The last attempt's result.
+    pub result: Result<T, CallError>,
+    /// Attempts made, the first try included.
+    pub attempts: u32,
+    /// Total time slept between attempts.
+    pub waited: Duration,
+    pub stop: Stop,
 }
 
 /// Runs `op` until it succeeds or a defence says stop:
@@ -268,11 +246,40 @@ where
     }
 }
 
+// ---- Given: the budget's constructor, and its lock ------------------------------------------
+
+impl RetryBudget {
+    /// A budget that earns `percent`% of a retry per request and holds at most `reserve` retries;
+    /// it starts full.
+    pub fn new(percent: u32, reserve: u32) -> Self {
+        let max_balance = u64::from(reserve) * 100;
+        RetryBudget {
+            percent: u64::from(percent),
+            max_balance,
+            balance: max_balance,
+        }
+    }
+
+    /// Whole and partial retries available now (2.5 = two retries, and half of the next).
+    pub fn retries_available(&self) -> f64 {
+        self.balance as f64 / 100.0
+    }
+}
+
+/// Locks a budget shared by concurrent requests. Hold the guard for the update only, never across
+/// an `.await`.
+pub fn lock(budget: &Mutex<RetryBudget>) -> MutexGuard<'_, RetryBudget> {
+    // A panic in another request while it held the lock leaves the numbers intact: carry on.
+    budget
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 // ---- Lab: a real HTTP backend on localhost -----------------------------------------------------
-// Part 1: REQUESTS requests, one every REQUEST_EVERY, each run through your `retry` with one of
+// Part 1: REQUESTS requests, one every millisecond, each run through your `retry` with one of
 // four strategies. The backend fails FAILURE_RATE of the time (503, in short flaky patches) and
-// is down (503 to everything) from OUTAGE_FROM to OUTAGE_UNTIL. Each strategy gets its own
-// backend, run at the same time with exactly the same flaky patches and outage.
+// is down (503 to everything) from 100 to 250 ms. Each strategy gets its own backend, run at the
+// same time with exactly the same flaky patches and outage.
 // Part 2: BURST clients send a request at the same instant while the backend restarts; their
 // retries, per time slot, without and with jitter.
 
@@ -282,311 +289,98 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Retries allowed per 100 requests, and the retries a client can save up.
 const BUDGET_PERCENT: u32 = 20;
 const BUDGET_RESERVE: u32 = 10;
-/// The share of time the backend answers 503 outside the outage (flaky patches of FLAP_EVERY).
+/// The share of time the backend answers 503 outside the outage (flaky patches of 2 ms).
 const FAILURE_RATE: f64 = 0.1;
-const FLAP_EVERY: Duration = Duration::from_millis(2);
 const REQUESTS: usize = 400;
-const REQUEST_EVERY: Duration = Duration::from_millis(1);
-const OUTAGE_FROM: Duration = Duration::from_millis(100);
-const OUTAGE_UNTIL: Duration = Duration::from_millis(250);
 const BURST: usize = 100;
-const BURST_RESTART: Duration = Duration::from_millis(50);
-const SLOT: Duration = Duration::from_millis(20);
-const LATENCY: Duration = Duration::from_millis(1);
-const CALL_TIMEOUT: Duration = Duration::from_millis(500);
-const SEED: u64 = 42;
-
-/// One attempt: when it was sent (time since `start`) and whether it was a retry.
-type Attempt = (Duration, bool);
-
-/// One call to the backend, logged so the lab can count the load per time slot.
-async fn call(
-    addr: SocketAddr,
-    start: Instant,
-    retry: bool,
-    log: Arc<Mutex<Vec<Attempt>>>,
-) -> Result<(), CallError> {
-    log.lock()
-        .expect("not poisoned")
-        .push((start.elapsed(), retry));
-    match backend::get(addr, "/work", CALL_TIMEOUT).await {
-        Ok(response) if response.status == 200 => Ok(()),
-        Ok(response) => Err(CallError::Status(response.status)),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(CallError::TimedOut),
-        Err(_) => Err(CallError::ConnectionFailed),
-    }
-}
-
-struct Run {
-    /// Per request, in arrival order: the outcome and the request's latency.
-    outcomes: Vec<(Outcome<()>, Duration)>,
-    attempts: Vec<Attempt>,
-}
-
-/// Sends `arrivals.len()` requests (the i-th at `arrivals[i]` after start) through `retry`.
-async fn run(
-    addr: SocketAddr,
-    policy: RetryPolicy,
-    budget: Option<RetryBudget>,
-    arrivals: Vec<Duration>,
-    start: Instant,
-) -> Run {
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let budget = Arc::new(budget.map(Mutex::new));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, at) in arrivals.into_iter().enumerate() {
-        let (log, budget) = (Arc::clone(&log), Arc::clone(&budget));
-        tasks.spawn(async move {
-            tokio::time::sleep_until(start + at).await;
-            let began = Instant::now();
-            let mut rng = seeded_rng(SEED + i as u64);
-            let mut tries = 0;
-            let outcome = retry(&policy, budget.as_ref().as_ref(), &mut rng, || {
-                tries += 1;
-                call(addr, start, tries > 1, Arc::clone(&log))
-            })
-            .await;
-            (i, outcome, began.elapsed())
-        });
-    }
-    // join_all gives completion order: put the outcomes back in the order the requests arrived.
-    let mut finished = tasks.join_all().await;
-    finished.sort_by_key(|(i, _, _)| *i);
-    let outcomes = finished.into_iter().map(|(_, o, l)| (o, l)).collect();
-    let attempts = log.lock().expect("not poisoned").clone();
-    Run { outcomes, attempts }
-}
-
-/// Plays the backend's schedule: 503 during the outage and in FAILURE_RATE of the flaky patches.
-async fn play_schedule(backend: Arc<Backend>, schedule: Vec<bool>, start: Instant) {
-    for (i, failing) in schedule.into_iter().enumerate() {
-        tokio::time::sleep_until(start + FLAP_EVERY * i as u32).await;
-        backend.set_behaviour(if failing {
-            Behaviour::Failing { latency: LATENCY }
-        } else {
-            Behaviour::Healthy { latency: LATENCY }
-        });
-    }
-    backend.set_behaviour(Behaviour::Healthy { latency: LATENCY });
-}
-
-fn in_outage(t: Duration) -> bool {
-    t >= OUTAGE_FROM && t < OUTAGE_UNTIL
-}
-
-/// Retries sent per SLOT.
-fn retries_per_slot(attempts: &[Attempt], slots: usize) -> Vec<f64> {
-    let mut counts = vec![0.0; slots];
-    for (t, _) in attempts.iter().filter(|(_, retry)| *retry) {
-        let slot = (t.as_nanos() / SLOT.as_nanos()) as usize;
-        if slot < slots {
-            counts[slot] += 1.0;
-        }
-    }
-    counts
-}
-
-fn fmt_ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-}
 
 fn main() {
-    let runtime = sdlings_kit::lab::runtime();
-    runtime.block_on(async {
-        let wall = std::time::Instant::now();
+    let knobs = retrying::Knobs {
+        base: BASE,
+        cap: CAP,
+        max_attempts: MAX_ATTEMPTS,
+        budget_percent: BUDGET_PERCENT,
+        budget_reserve: BUDGET_RESERVE,
+        failure_rate: FAILURE_RATE,
+        flap_every: Duration::from_millis(2),
+        requests: REQUESTS,
+        request_every: Duration::from_millis(1),
+        outage_from: Duration::from_millis(100),
+        outage_until: Duration::from_millis(250),
+        burst: BURST,
+        burst_restart: Duration::from_millis(50),
+        slot: Duration::from_millis(20),
+        call_timeout: Duration::from_millis(500),
+        seed: 42,
+    };
+    retrying::run(&knobs, |which| {
         let backoff = |jitter| Backoff {
             base: BASE,
             cap: CAP,
             jitter,
         };
-        let policy = |max_attempts, backoff| RetryPolicy {
-            max_attempts,
-            backoff,
-        };
-        let immediate = Backoff {
+        let at_once = Backoff {
             base: Duration::ZERO,
             cap: Duration::ZERO,
             jitter: Jitter::None,
         };
-        let budget = RetryBudget::new(BUDGET_PERCENT, BUDGET_RESERVE);
-        let strategies = [
-            ("no retries", policy(1, immediate), None),
-            ("retry at once", policy(MAX_ATTEMPTS, immediate), None),
-            (
-                "backoff + full jitter",
-                policy(MAX_ATTEMPTS, backoff(Jitter::Full)),
-                None,
+        let (max_attempts, backoff, budget) = match which {
+            Which::NoRetries => (1, at_once, None),
+            Which::AtOnce => (MAX_ATTEMPTS, at_once, None),
+            Which::NoJitter => (MAX_ATTEMPTS, backoff(Jitter::None), None),
+            Which::FullJitter => (MAX_ATTEMPTS, backoff(Jitter::Full), None),
+            Which::FullJitterAndBudget => (
+                MAX_ATTEMPTS,
+                backoff(Jitter::Full),
+                Some(RetryBudget::new(BUDGET_PERCENT, BUDGET_RESERVE)),
             ),
-            (
-                "full jitter + budget",
-                policy(MAX_ATTEMPTS, backoff(Jitter::Full)),
-                Some(budget),
-            ),
-        ];
-
-        // Part 1. The same schedule of flaky patches and outage for every strategy.
-        let mut rng = seeded_rng(SEED);
-        let span = REQUEST_EVERY * REQUESTS as u32 + CAP * MAX_ATTEMPTS;
-        let schedule: Vec<bool> = (0..span.as_nanos() / FLAP_EVERY.as_nanos())
-            .map(|i| in_outage(FLAP_EVERY * i as u32) || rng.random_bool(FAILURE_RATE))
-            .collect();
-        let arrivals: Vec<Duration> = (0..REQUESTS).map(|i| REQUEST_EVERY * i as u32).collect();
-        let in_outage_requests = arrivals.iter().filter(|t| in_outage(**t)).count();
-        let outage_len = OUTAGE_UNTIL - OUTAGE_FROM;
-        let start = Instant::now() + Duration::from_millis(20);
-        let mut runs = tokio::task::JoinSet::new();
-        let mut backends = Vec::new();
-        for (index, (_, policy, budget)) in strategies.iter().cloned().enumerate() {
-            let backend = Arc::new(
-                Backend::start(
-                    &format!("backend-{index}"),
-                    Behaviour::Healthy { latency: LATENCY },
-                )
-                .await
-                .expect("start a backend on 127.0.0.1"),
-            );
-            tokio::spawn(play_schedule(Arc::clone(&backend), schedule.clone(), start));
-            let (addr, arrivals) = (backend.addr(), arrivals.clone());
-            runs.spawn(async move { (index, run(addr, policy, budget, arrivals, start).await) });
-            backends.push(backend);
-        }
-        let mut results: Vec<(usize, Run)> = runs.join_all().await;
-        results.sort_by_key(|(index, _)| *index);
-
-        println!(
-            "Part 1. {REQUESTS} requests, one every {REQUEST_EVERY:?}, to a backend on \
-             127.0.0.1 that answers 503 {:.0}% of the time\nin short patches, and to everything \
-             from {} to {} (an outage). Retries: at most {MAX_ATTEMPTS} attempts, backoff \
-             base {}, cap {};\nbudget {BUDGET_PERCENT}% of requests plus a reserve of \
-             {BUDGET_RESERVE}.\n",
-            FAILURE_RATE * 100.0,
-            fmt_ms(OUTAGE_FROM),
-            fmt_ms(OUTAGE_UNTIL),
-            fmt_ms(BASE),
-            fmt_ms(CAP),
-        );
-        let mut table = Table::new(&[
-            "strategy",
-            "load on backend",
-            "x requests",
-            "x in the outage",
-            "ok outside outage",
-            "ok in outage",
-            "p99 latency",
-            "time waiting",
-            "out of budget",
-        ]);
-        for ((name, _, _), (_, run)) in strategies.iter().zip(&results) {
-            let requests = run.outcomes.len() as u64;
-            let load = run.attempts.len() as u64;
-            let outage_load = run.attempts.iter().filter(|(t, _)| in_outage(*t)).count();
-            // Requests arrive in order, one every REQUEST_EVERY: outcome i arrived at arrivals[i].
-            let ok = |outage: bool| {
-                let matching = run
-                    .outcomes
-                    .iter()
-                    .zip(&arrivals)
-                    .filter(|(_, at)| in_outage(**at) == outage);
-                let total = matching.clone().count() as u64;
-                let ok = matching
-                    .filter(|((o, _), _)| o.stop == Stop::Succeeded)
-                    .count() as u64;
-                percent(ok, total)
-            };
-            let mut latencies: Vec<Duration> = run.outcomes.iter().map(|(_, l)| *l).collect();
-            latencies.sort_unstable();
-            let p99 = latencies[(latencies.len() * 99).div_ceil(100) - 1];
-            let waited: Duration = run.outcomes.iter().map(|(o, _)| o.waited).sum();
-            let out_of_budget = run
-                .outcomes
-                .iter()
-                .filter(|(o, _)| o.stop == Stop::OutOfBudget)
-                .count();
-            table.row(&[
-                name.to_string(),
-                load.to_string(),
-                format!("{:.2}", load as f64 / requests as f64),
-                format!("{:.2}", outage_load as f64 / in_outage_requests as f64),
-                ok(false),
-                ok(true),
-                fmt_ms(p99),
-                format!("{:.2} s", waited.as_secs_f64()),
-                out_of_budget.to_string(),
-            ]);
-        }
-        table.print();
-        println!(
-            "\n\"x in the outage\": attempts that reached the backend during the {} outage, per \
-             request that arrived in it.\nThe budget lets the requests in the outage fail fast \
-             (as without retries) and still retries the flaky\n503s outside it: the backend \
-             sees little more than its normal load when it can least take it.",
-            fmt_ms(outage_len)
-        );
-
-        // Part 2. A synchronised burst: everybody fails at once, during a restart.
-        drop(backends);
-        println!(
-            "\nPart 2. {BURST} clients send a request at the same instant; the backend answers \
-             503 for the first {} (a restart).\nRetries reaching the backend per {} slot (first tries not \
-             counted):\n",
-            fmt_ms(BURST_RESTART),
-            fmt_ms(SLOT)
-        );
-        let slots = ((BURST_RESTART + CAP).as_nanos() / SLOT.as_nanos()) as usize;
-        for (name, jitter) in [
-            ("backoff, no jitter", Jitter::None),
-            ("backoff + full jitter", Jitter::Full),
-        ] {
-            let backend = Arc::new(
-                Backend::start("restarting", Behaviour::Failing { latency: LATENCY })
-                    .await
-                    .expect("start a backend on 127.0.0.1"),
-            );
-            let start = Instant::now() + Duration::from_millis(10);
-            let restart = Arc::clone(&backend);
-            tokio::spawn(async move {
-                tokio::time::sleep_until(start + BURST_RESTART).await;
-                restart.set_behaviour(Behaviour::Healthy { latency: LATENCY });
-            });
-            let run = run(
-                backend.addr(),
-                policy(MAX_ATTEMPTS, backoff(jitter)),
-                None,
-                vec![Duration::ZERO; BURST],
-                start,
-            )
-            .await;
-            let counts = retries_per_slot(&run.attempts, slots);
-            let failed = run
-                .outcomes
-                .iter()
-                .filter(|(o, _)| o.stop != Stop::Succeeded)
-                .count();
-            println!(
-                "{name}: {} attempts in all, {failed} requests failed",
-                run.attempts.len()
-            );
-            let bars: Vec<(String, f64)> = counts
-                .into_iter()
-                .enumerate()
-                .map(|(i, n)| (format!("{:>3} ms", SLOT.as_millis() * i as u128), n))
-                .collect();
-            println!("{}\n", bar_chart(&bars, 40));
-        }
-        println!(
-            "Without jitter the clients come back together, in waves with idle gaps between them; \
-             full jitter spreads\nthe same retries out. It also waits half as long on average, \
-             so the same MAX_ATTEMPTS covers a shorter\noutage: raise MAX_ATTEMPTS or BASE if \
-             requests fail above.\n(lab wall time {:.1} s)",
-            wall.elapsed().as_secs_f64()
-        );
+        };
+        Box::new(LabStrategy {
+            policy: RetryPolicy {
+                max_attempts,
+                backoff,
+            },
+            budget: budget.map(Mutex::new),
+        })
     });
+}
+
+/// A policy and (perhaps) a budget, as the lab runs them: through your `retry`.
+struct LabStrategy {
+    policy: RetryPolicy,
+    budget: Option<Mutex<RetryBudget>>,
+}
+
+impl Strategy for LabStrategy {
+    fn run(&self, seed: u64, mut op: Op) -> Pin<Box<dyn Future<Output = Attempted> + Send + '_>> {
+        Box::pin(async move {
+            let mut rng = seeded_rng(seed);
+            let outcome = retry(&self.policy, self.budget.as_ref(), &mut rng, || {
+                let call = op();
+                async move {
+                    call.await.map_err(|failure| match failure {
+                        Failure::Status(status) => CallError::Status(status),
+                        Failure::TimedOut => CallError::TimedOut,
+                        Failure::ConnectionFailed => CallError::ConnectionFailed,
+                    })
+                }
+            })
+            .await;
+            Attempted {
+                succeeded: outcome.stop == Stop::Succeeded,
+                out_of_budget: outcome.stop == Stop::OutOfBudget,
+                waited: outcome.waited,
+            }
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sdlings_kit::resilience::testing::paused;
     use std::collections::HashSet;
+    use tokio::time::Instant;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -1027,5 +821,142 @@ mod tests {
              = 5) and 1 of the second, then every 10 requests earn one more retry (requests 11, \
              21, ... 91: 9 retries). 100 + 5 + 9 = 114"
         );
+    }
+
+    // --- any parameters ---
+
+    #[test]
+    fn the_ceiling_is_min_of_cap_and_base_times_2_to_the_attempt_for_any_base_and_cap() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            // Whole and fractional milliseconds, zero included.
+            let base = Duration::from_nanos(rng.random_range(0..=3_000_000_000));
+            let cap = Duration::from_nanos(rng.random_range(0..=60_000_000_000));
+            let b = Backoff {
+                base,
+                cap,
+                jitter: Jitter::None,
+            };
+            for attempt in (0..70).chain([100, 1_000, u32::MAX]) {
+                // base < 2^32 ns and 2^64 ns is far above any cap: no overflow in a u128.
+                let doubled = base.as_nanos() << attempt.min(64);
+                let expected = Duration::from_nanos(doubled.min(cap.as_nanos()) as u64);
+                assert_eq!(
+                    b.ceiling(attempt),
+                    expected,
+                    "base {base:?}, cap {cap:?}, attempt {attempt}: min(cap, base x 2^attempt)"
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn any_budget_earns_percent_per_request_spends_whole_retries_and_saves_at_most_the_reserve() {
+        sdlings_kit::property::for_seeds(300, |rng| {
+            let (percent, reserve) = (rng.random_range(0..=100), rng.random_range(0..=5));
+            let mut budget = RetryBudget::new(percent, reserve);
+            let mut hundredths = u64::from(reserve) * 100; // the reference: starts full
+            let mut log = format!("RetryBudget::new({percent}, {reserve}):");
+            for _ in 0..60 {
+                if rng.random_bool(0.6) {
+                    budget.deposit();
+                    hundredths = (hundredths + u64::from(percent)).min(u64::from(reserve) * 100);
+                    log += " deposit;";
+                } else {
+                    let expected = hundredths >= 100;
+                    if expected {
+                        hundredths -= 100;
+                    }
+                    log += " withdraw;";
+                    assert_eq!(
+                        budget.try_withdraw(),
+                        expected,
+                        "{log} a retry is granted when a whole one is available"
+                    );
+                }
+                assert!(
+                    (budget.retries_available() - hundredths as f64 / 100.0).abs() < 1e-9,
+                    "{log} {} retries should be available, not {}",
+                    hundredths as f64 / 100.0,
+                    budget.retries_available()
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn any_policy_and_sequence_of_failures_matches_the_reference_retry_loop() {
+        const ERRORS: [CallError; 5] = [
+            CallError::TimedOut,
+            CallError::ConnectionFailed,
+            CallError::Status(503),
+            CallError::Status(400),
+            CallError::Status(501),
+        ];
+        sdlings_kit::property::for_seeds(200, |rng| {
+            let jitter = if rng.random_bool(0.5) {
+                Jitter::None
+            } else {
+                Jitter::Full
+            };
+            let p = policy(
+                rng.random_range(1..=6),
+                backoff(rng.random_range(0..=40), rng.random_range(0..=200), jitter),
+            );
+            let script: Vec<Result<u32, CallError>> = (0..rng.random_range(0..=7))
+                .map(|i| {
+                    if rng.random_bool(0.2) {
+                        Ok(i)
+                    } else {
+                        Err(ERRORS[rng.random_range(0..ERRORS.len())])
+                    }
+                })
+                .collect();
+            let reserve = rng.random_bool(0.5).then(|| rng.random_range(0..=4));
+            let seed = rng.random_range(0..1_000);
+            // The reference: the same rng, one delay drawn per retry.
+            let mut draws = seeded_rng(seed);
+            let mut left = reserve.map(|r| r * 100);
+            let (mut attempts, mut waited) = (0, Duration::ZERO);
+            let mut delays = Vec::new();
+            let (result, stop) = loop {
+                let answer = script.get(attempts).copied().unwrap_or(Err(UNAVAILABLE));
+                attempts += 1;
+                let error = match answer {
+                    Ok(v) => break (Ok(v), Stop::Succeeded),
+                    Err(e) => e,
+                };
+                if !error.is_retryable() {
+                    break (Err(error), Stop::NotRetryable);
+                }
+                if attempts as u32 >= p.max_attempts {
+                    break (Err(error), Stop::OutOfAttempts);
+                }
+                if let Some(balance) = left.as_mut() {
+                    if *balance < 100 {
+                        break (Err(error), Stop::OutOfBudget);
+                    }
+                    *balance -= 100;
+                }
+                let delay = p.backoff.delay(attempts as u32 - 1, &mut draws);
+                delays.push(delay);
+                waited += delay;
+            };
+            let what = format!("{p:?}, budget reserve {reserve:?} at 0%, answers {script:?}");
+            paused(async {
+                let budget = reserve.map(|r| Mutex::new(RetryBudget::new(0, r)));
+                let (outcome, attempts_at) = run_script(&p, budget.as_ref(), seed, &script).await;
+                assert_eq!(
+                    outcome,
+                    Outcome {
+                        result,
+                        attempts: attempts as u32,
+                        waited,
+                        stop
+                    },
+                    "{what}: the outcome"
+                );
+                assert_gaps_match(&attempts_at, &delays);
+            });
+        });
     }
 }

@@ -3,9 +3,10 @@
 //! A load balancer, a rate limiter, a retry policy or a circuit breaker only shows what it does
 //! when it sits in front of real servers that are slow, fail, hang or crash. This module gives a
 //! lab a small fleet of such servers: each [`Backend`] is a real HTTP/1.1 server on
-//! `127.0.0.1:<random port>`, run as tokio tasks, whose [`Behaviour`] the lab can change while it
-//! runs (healthy with some latency, failing with `503`, hung) and which it can [`crash`]. The
-//! [`get`] client sends one request with a deadline, as the learner's component would.
+//! `127.0.0.1:<random port>`, built on hyper (the HTTP stack under axum, reqwest and tonic) and
+//! run as tokio tasks, whose [`Behaviour`] the lab can change while it runs (healthy with some
+//! latency, failing with `503`, hung) and which it can [`crash`]. The [`get`] client sends one
+//! request with a deadline over hyper's client connection, as the learner's component would.
 //!
 //! It contains no exercise answer: no balancing, limiting, retrying or breaking logic. It is the
 //! "fleet of backend servers" a lab points the learner's component at.
@@ -27,6 +28,7 @@
 //! [`crash`]: Backend::crash
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
@@ -35,15 +37,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-
-/// The longest request line or header line the server accepts, in bytes.
-const MAX_LINE: u64 = 8 * 1024;
-/// The most header lines the server reads before giving up on a request.
-const MAX_HEADERS: usize = 100;
 
 /// How a backend behaves right now; can be changed while it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,36 +217,55 @@ async fn accept_loop(shared: Arc<Shared>) {
         tokio::spawn(async move {
             tokio::select! {
                 _ = stopped(&mut conn_shutdown) => {}
-                _ = handle_connection(&conn_shared, stream) => {}
+                _ = handle_connection(conn_shared, stream) => {}
             }
         });
     }
 }
 
 /// Counts a request as in flight for as long as it lives (also when its task is cancelled).
-struct InFlight<'a>(&'a AtomicU64);
+struct InFlight(Arc<Shared>);
 
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicU64) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        InFlight(counter)
+impl InFlight {
+    fn enter(shared: &Arc<Shared>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(Arc::clone(shared))
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// A parsed request line: method, path, query parameters.
+/// What the server needs of a request: method, path, query parameters.
 struct Request {
-    method: String,
+    method: Method,
     path: String,
     query: HashMap<String, String>,
 }
 
 impl Request {
+    fn from_http(request: &hyper::Request<Incoming>) -> Request {
+        let query = request
+            .uri()
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (key.to_string(), value.to_string())
+            })
+            .collect();
+        Request {
+            method: request.method().clone(),
+            path: request.uri().path().to_string(),
+            query,
+        }
+    }
+
     /// The query parameter `key` as a number; `Ok(None)` when absent, `Err` when not a number.
     fn number(&self, key: &str) -> Result<Option<u64>, ()> {
         match self.query.get(key) {
@@ -252,76 +273,6 @@ impl Request {
             Some(value) => value.parse().map(Some).map_err(|_| ()),
         }
     }
-}
-
-/// Reads the request line and the headers (a GET has no body). `None` when the client closed
-/// the connection or sent something that is not HTTP.
-async fn read_request(stream: &mut TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    (&mut reader)
-        .take(MAX_LINE)
-        .read_line(&mut line)
-        .await
-        .ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
-    if !version.starts_with("HTTP/1.") || parts.next().is_some() {
-        return None;
-    }
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let query = query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (key.to_string(), value.to_string())
-        })
-        .collect();
-    let request = Request {
-        method: method.to_string(),
-        path: path.to_string(),
-        query,
-    };
-    for _ in 0..MAX_HEADERS {
-        let mut header = String::new();
-        let n = (&mut reader)
-            .take(MAX_LINE)
-            .read_line(&mut header)
-            .await
-            .ok()?;
-        if n == 0 || !header.ends_with('\n') {
-            return None; // closed or oversized before the end of the headers
-        }
-        if header.trim_end().is_empty() {
-            return Some(request);
-        }
-    }
-    None
-}
-
-/// Writes a complete response (the caller then closes the connection).
-async fn write_response(
-    stream: &mut TcpStream,
-    name: &str,
-    status: u16,
-    body: &str,
-) -> io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        503 => "Service Unavailable",
-        _ => "Unknown",
-    };
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nX-Backend: {name}\r\nContent-Type: text/plain\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.flush().await
 }
 
 /// Deterministic CPU-bound work: `iters` rounds of a 64-bit hash mix.
@@ -336,17 +287,34 @@ fn busy_work(iters: u64) -> u64 {
     x
 }
 
-/// Serves one request on one connection.
-async fn handle_connection(shared: &Shared, mut stream: TcpStream) {
-    let Some(request) = read_request(&mut stream).await else {
-        return;
-    };
-    let in_flight = InFlight::enter(&shared.in_flight);
+/// Serves one connection: one request (no keep-alive, like the labs' clients), parsed and
+/// answered by hyper.
+async fn handle_connection(shared: Arc<Shared>, stream: TcpStream) {
+    let service = service_fn(move |request| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(respond(&shared, request).await) }
+    });
+    // An error here is the client's (it went away, or sent something that is not HTTP): the
+    // connection simply ends.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}
+
+/// Answers one request according to the backend's behaviour.
+async fn respond(
+    shared: &Arc<Shared>,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let request = Request::from_http(&request);
+    let in_flight = InFlight::enter(shared);
     let behaviour = lock(&shared.behaviour).clone();
-    if request.method == "GET" && request.path == "/crash" {
-        // A kill switch, honoured whatever the behaviour: the connection is dropped unanswered.
+    if request.method == Method::GET && request.path == "/crash" {
+        // A kill switch, honoured whatever the behaviour: the connection is dropped unanswered
+        // (the crash ends the connection's task while this waits).
         shared.crash();
-        return;
+        return std::future::pending().await;
     }
     let (status, body) = match behaviour {
         Behaviour::Hung => std::future::pending().await,
@@ -359,24 +327,25 @@ async fn handle_connection(shared: &Shared, mut stream: TcpStream) {
             route(shared, &request).await
         }
     };
-    if write_response(&mut stream, &shared.name, status, &body)
-        .await
-        .is_err()
-    {
-        return;
-    }
-    // Counted before the connection is closed, so a client that has read the whole answer (up
-    // to the end of the stream) always sees the counters up to date.
+    // Counted before the answer is sent, so a client that has read it always sees the counters
+    // up to date.
     if (200..300).contains(&status) && request.path != "/health" {
         shared.served.fetch_add(1, Ordering::SeqCst);
     }
     drop(in_flight);
-    let _ = stream.shutdown().await;
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    if let Ok(name) = HeaderValue::from_str(&shared.name) {
+        headers.insert(X_BACKEND, name);
+    }
+    response
 }
 
 /// What a healthy backend answers to `request`.
 async fn route(shared: &Shared, request: &Request) -> (u16, String) {
-    if request.method != "GET" {
+    if request.method != Method::GET {
         return (405, "method not allowed".to_string());
     }
     match request.path.as_str() {
@@ -414,6 +383,9 @@ async fn route(shared: &Shared, request: &Request) -> (u16, String) {
     }
 }
 
+/// The response header that names the backend that answered.
+const X_BACKEND: &str = "x-backend";
+
 /// A response as seen by the client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
@@ -439,73 +411,60 @@ pub async fn get(addr: SocketAddr, path: &str, timeout: Duration) -> io::Result<
 }
 
 async fn exchange(addr: SocketAddr, path: &str) -> io::Result<Response> {
-    let mut stream = TcpStream::connect(addr).await?;
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| http_error(addr, path, e))?;
+    // The connection is driven by its own task; it ends with the exchange (Connection: close).
+    tokio::spawn(connection);
     let slash = if path.starts_with('/') { "" } else { "/" };
-    let request =
-        format!("GET {slash}{path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await?;
-    if raw.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("GET {path} to {addr}: connection closed without a response"),
-        ));
-    }
-    parse_response(&raw)
-}
-
-fn parse_response(raw: &[u8]) -> io::Result<Response> {
-    let bad =
-        |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("bad response: {what}"));
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers are not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.split_whitespace();
-    if !parts.next().is_some_and(|v| v.starts_with("HTTP/1.")) {
-        return Err(bad("no HTTP/1.x status line"));
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| bad("no status code"))?;
-    let mut backend = None;
-    let mut length = None;
-    for line in lines {
-        let (key, value) = line
-            .split_once(':')
-            .ok_or_else(|| bad("malformed header"))?;
-        let value = value.trim();
-        if key.eq_ignore_ascii_case("x-backend") {
-            backend = Some(value.to_string());
-        } else if key.eq_ignore_ascii_case("content-length") {
-            length = Some(
-                value
-                    .parse::<usize>()
-                    .map_err(|_| bad("bad Content-Length"))?,
-            );
-        }
-    }
-    let mut body = &raw[end + 4..];
-    if let Some(length) = length {
-        if body.len() < length {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "bad response: body shorter than Content-Length",
-            ));
-        }
-        body = &body[..length];
-    }
-    let body = String::from_utf8(body.to_vec()).map_err(|_| bad("body is not UTF-8"))?;
+    let request = hyper::Request::get(format!("{slash}{path}"))
+        .header(HOST, addr.to_string())
+        .header(CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("GET {path}: {e}")))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| http_error(addr, path, e))?;
+    let status = response.status().as_u16();
+    let backend = response
+        .headers()
+        .get(X_BACKEND)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| http_error(addr, path, e))?
+        .to_bytes();
+    let body = String::from_utf8(body.to_vec()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("GET {path} to {addr}: the body is not UTF-8"),
+        )
+    })?;
     Ok(Response {
         status,
         backend,
         body,
     })
+}
+
+/// hyper's error as the io::Error kinds callers match on: a connection closed before the whole
+/// answer is `UnexpectedEof`, an unparsable answer `InvalidData`, a socket error its own kind.
+fn http_error(addr: SocketAddr, path: &str, error: hyper::Error) -> io::Error {
+    let kind = if error.is_incomplete_message() || error.is_closed() || error.is_canceled() {
+        io::ErrorKind::UnexpectedEof
+    } else if error.is_parse() || error.is_parse_status() {
+        io::ErrorKind::InvalidData
+    } else {
+        std::error::Error::source(&error)
+            .and_then(|source| source.downcast_ref::<io::Error>())
+            .map_or(io::ErrorKind::Other, io::Error::kind)
+    };
+    io::Error::new(kind, format!("GET {path} to {addr}: {error}"))
 }
 
 /// Starts `n` healthy backends named "backend-0".."backend-{n-1}" with the given latency.
