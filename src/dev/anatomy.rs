@@ -11,8 +11,6 @@ use std::fs;
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::dev::mutants;
-use crate::info_file::ExerciseInfo;
 use crate::workbook::{SOLUTIONS_DIR, Workbook};
 
 /// The file, beside the solutions, that holds a workbook's targets and exemptions.
@@ -81,26 +79,26 @@ fn policy(workbook: &Workbook) -> Result<Policy> {
 }
 
 /// Problems with the anatomy targets, for every exercise and topic not exempted; and exemptions
-/// that name nothing, or something that now meets the targets.
-pub fn anatomy_problems(workbook: &Workbook) -> Result<Vec<String>> {
+/// that name nothing, or something that now meets the targets. `mutant_counts` holds the length
+/// of each exercise's mutants list that loaded (the mutants check has already read them all; a
+/// list that did not load is its problem to report).
+pub fn anatomy_problems(
+    workbook: &Workbook,
+    mutant_counts: &BTreeMap<&str, usize>,
+) -> Result<Vec<String>> {
     let Policy { targets, exempt } = policy(workbook)?;
     let mut problems = Vec::new();
     let mut needed: Vec<&str> = Vec::new();
     for (index, topic) in workbook.info.topics.iter().enumerate() {
-        let exercises: Vec<&ExerciseInfo> = workbook
-            .info
-            .exercises
-            .iter()
-            .filter(|e| e.topic == index)
-            .collect();
         let mut lengths = Vec::new();
-        for exercise in exercises {
+        for exercise in workbook.info.exercises.iter().filter(|e| e.topic == index) {
             let Ok(text) = fs::read_to_string(workbook.exercise_path(exercise)) else {
                 continue; // a missing file is reported by the file checks
             };
             let m = measure(&text);
             lengths.push(m.lines);
-            let own = exercise_problems(workbook, exercise, &m, &targets);
+            let mutants = mutant_counts.get(exercise.name.as_str()).copied();
+            let own = exercise_problems(&exercise.name, &m, mutants, &targets);
             if own.is_empty() {
                 continue;
             }
@@ -132,12 +130,11 @@ pub fn anatomy_problems(workbook: &Workbook) -> Result<Vec<String>> {
 }
 
 fn exercise_problems(
-    workbook: &Workbook,
-    exercise: &ExerciseInfo,
+    name: &str,
     m: &Measure,
+    mutants: Option<usize>,
     targets: &Targets,
 ) -> Vec<String> {
-    let name = &exercise.name;
     let Targets {
         first_todo_within,
         max_lines,
@@ -158,13 +155,11 @@ fn exercise_problems(
             "{name}: the first `todo!()` is on line {line}; put the learner's part right after the header, within {first_todo_within} lines"
         ));
     }
-    // A list that does not load is reported by the mutants check.
-    if let Ok(list) = mutants::load(workbook, exercise)
-        && list.len() < min_mutants
+    if let Some(count) = mutants
+        && count < min_mutants
     {
         problems.push(format!(
-            "{name}: lists {} plausible mistakes in its .mutants.toml; at least {min_mutants} (think like a learner in a hurry)",
-            list.len()
+            "{name}: lists {count} plausible mistakes in its .mutants.toml; at least {min_mutants} (think like a learner in a hurry)"
         ));
     }
     problems

@@ -3,6 +3,7 @@
 //! asks for (`anatomy`). They explain most authoring mistakes, take a
 //! fraction of a second, and are all `dev check --static` runs.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -28,10 +29,16 @@ pub const HINT_PLACEHOLDER: &str = "TODO";
 /// Problems that need no build: files, hints, bins, READMEs, identical tests.
 pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
     let mut problems = Vec::new();
+    let mut mutant_counts = BTreeMap::new();
     for exercise in &workbook.info.exercises {
         problems.extend(hint_problem(exercise));
         problems.extend(file_problems(workbook, exercise));
-        problems.extend(mutants_problem(workbook, exercise));
+        match mutants_count(workbook, exercise) {
+            Ok(count) => {
+                mutant_counts.insert(exercise.name.as_str(), count);
+            }
+            Err(problem) => problems.push(problem),
+        }
     }
     for package in [Package::Exercises, Package::Solutions] {
         problems.extend(update::bins_problem(workbook, package)?);
@@ -49,7 +56,7 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
     for topic in &workbook.info.topics {
         problems.extend(readme_problems(workbook, topic));
     }
-    problems.extend(anatomy::anatomy_problems(workbook)?);
+    problems.extend(anatomy::anatomy_problems(workbook, &mutant_counts)?);
     Ok(problems)
 }
 
@@ -129,17 +136,18 @@ fn readme_problems(workbook: &Workbook, topic: &Topic) -> Vec<String> {
 
 /// The exercise's list of plausible wrong implementations must be written and apply cleanly to
 /// its solution (whether the tests reject them is `dev mutants`' job: it needs a build each).
-fn mutants_problem(workbook: &Workbook, exercise: &ExerciseInfo) -> Option<String> {
+/// Its length, or the problem with it.
+fn mutants_count(workbook: &Workbook, exercise: &ExerciseInfo) -> Result<usize, String> {
     let path = mutants::mutants_path(workbook, exercise);
     if fs::read_to_string(&path).is_ok_and(|text| text.contains(AUTHOR_TODO)) {
-        return Some(format!(
+        return Err(format!(
             "{}: still has {AUTHOR_TODO} placeholders: list the mistakes a learner would really make",
             workbook.display_path(&path)
         ));
     }
     mutants::load(workbook, exercise)
-        .err()
-        .map(|e| format!("{}: {e:#}", exercise.name))
+        .map(|list| list.len())
+        .map_err(|e| format!("{}: {e:#}", exercise.name))
 }
 
 fn read_or_note(path: &Path, workbook: &Workbook, problems: &mut Vec<String>) -> Option<String> {

@@ -133,6 +133,11 @@ pub fn millis(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// A duration in whole milliseconds, e.g. `"12 ms"`: for figures where a tenth would be noise.
+pub fn whole_millis(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
 /// A latency as text: in µs under a millisecond (a rejection or a fast failure takes
 /// microseconds, and "0.0 ms" would hide how much faster it is), in ms otherwise.
 pub fn latency(d: Duration) -> String {

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::backend::{self, Backend, Behaviour, Response};
-use crate::lab::{Table, bar_chart, percent};
+use crate::lab::{Table, bar_chart, millis, nearest_rank, percent};
 use crate::workload::seeded_rng;
 
 /// Panics unless `p` is a percentile, 0 to 100 inclusive (NaN is not). Call it first in anything
@@ -238,8 +238,7 @@ pub struct FanOutLab {
 
 /// Nearest-rank percentile of sorted latencies, formatted in milliseconds.
 fn pct(sorted: &[Duration], p: f64) -> String {
-    let rank = ((p * sorted.len() as f64 / 100.0).ceil() as usize).clamp(1, sorted.len());
-    format!("{:.1} ms", sorted[rank - 1].as_secs_f64() * 1000.0)
+    millis(nearest_rank(sorted, p / 100.0).expect("at least one request"))
 }
 
 /// Sends `lab.requests` requests, each calling `n` different random backends and completing

@@ -680,7 +680,7 @@ pub mod timeouts {
     use tokio::time::Instant;
 
     use crate::backend::{self, Backend, Behaviour};
-    use crate::lab::{Table, bar_chart, percent};
+    use crate::lab::{Table, bar_chart, nearest_rank, percent, whole_millis};
     use crate::workload::seeded_rng;
 
     /// How a call ended, as the lab counts it.
@@ -881,16 +881,11 @@ pub mod timeouts {
         tasks.join_all().await
     }
 
-    fn fmt_ms(d: Duration) -> String {
-        format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-    }
-
     /// Nearest-rank percentile of the latencies.
     fn pct(samples: &[Sample], p: f64) -> Duration {
         let mut latencies: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
         latencies.sort_unstable();
-        let rank = ((p * latencies.len() as f64 / 100.0).ceil() as usize).clamp(1, latencies.len());
-        latencies[rank - 1]
+        nearest_rank(&latencies, p / 100.0).expect("at least one sample")
     }
 
     fn count(samples: &[Sample], outcome: Outcome) -> usize {
@@ -941,7 +936,7 @@ pub mod timeouts {
             );
             for (label, (per_backend, peak)) in [
                 ("no timeout*".to_string(), without),
-                (format!("timeout {}", fmt_ms(k.timeout)), with),
+                (format!("timeout {}", whole_millis(k.timeout)), with),
             ] {
                 for ((name, _), samples) in backends.iter().zip(&per_backend) {
                     let timed_out =
@@ -951,9 +946,9 @@ pub mod timeouts {
                         format!("{name} / {label}"),
                         percent(count(samples, Outcome::Ok) as u64, samples.len() as u64),
                         timed_out.to_string(),
-                        fmt_ms(pct(samples, 50.0)),
-                        fmt_ms(pct(samples, 99.0)),
-                        fmt_ms(pct(samples, 100.0)),
+                        whole_millis(pct(samples, 50.0)),
+                        whole_millis(pct(samples, 99.0)),
+                        whole_millis(pct(samples, 100.0)),
                         format!("{:.1} s", stuck.as_secs_f64()),
                     ]);
                 }
@@ -963,7 +958,7 @@ pub mod timeouts {
             println!(
                 "* bounded by a {} safety limit so that the lab ends: the hung backend's calls \
                  would otherwise wait forever.\n",
-                fmt_ms(k.safety_limit)
+                whole_millis(k.safety_limit)
             );
             println!(
                 "calls open at once at the peak (each holds a socket and a task)\n{}\nWithout a \
@@ -994,7 +989,7 @@ pub mod timeouts {
                 k.calls,
                 k.sub_calls.len(),
                 k.sub_calls.join(", "),
-                fmt_ms(k.timeout)
+                whole_millis(k.timeout)
             );
             let mut table = Table::new(&[
                 "timeouts",
@@ -1011,8 +1006,11 @@ pub mod timeouts {
                 multi_step(k, slow, &plan, true)
             );
             for (label, samples) in [
-                (format!("{} per sub-call", fmt_ms(k.timeout)), per_step),
-                (format!("one budget of {}", fmt_ms(k.timeout)), budget),
+                (
+                    format!("{} per sub-call", whole_millis(k.timeout)),
+                    per_step,
+                ),
+                (format!("one budget of {}", whole_millis(k.timeout)), budget),
             ] {
                 // A little slack for the timer and the scheduler: "late" means really late.
                 let late = samples
@@ -1025,9 +1023,9 @@ pub mod timeouts {
                     (count(&samples, Outcome::Ok) - late).to_string(),
                     late.to_string(),
                     count(&samples, Outcome::TimedOut).to_string(),
-                    fmt_ms(pct(&samples, 50.0)),
-                    fmt_ms(pct(&samples, 99.0)),
-                    fmt_ms(pct(&samples, 100.0)),
+                    whole_millis(pct(&samples, 50.0)),
+                    whole_millis(pct(&samples, 99.0)),
+                    whole_millis(pct(&samples, 100.0)),
                     format!("{:.1} s", stuck.as_secs_f64()),
                 ]);
             }
@@ -1036,10 +1034,10 @@ pub mod timeouts {
                 "\n\"ok too late\": answered after the caller had given up ({}): work wasted. \
                  With a full timeout per sub-call\na request may run up to {} x {}; one budget \
                  ends every request by {}.\n(lab wall time {:.1} s)",
-                fmt_ms(k.timeout),
+                whole_millis(k.timeout),
                 k.sub_calls.len(),
-                fmt_ms(k.timeout),
-                fmt_ms(k.timeout),
+                whole_millis(k.timeout),
+                whole_millis(k.timeout),
                 wall.elapsed().as_secs_f64()
             );
         });
@@ -2073,7 +2071,7 @@ pub mod retrying {
     use tokio::time::Instant;
 
     use crate::backend::{self, Backend, Behaviour};
-    use crate::lab::{Table, bar_chart, percent};
+    use crate::lab::{Table, bar_chart, percent, whole_millis};
     use crate::workload::seeded_rng;
 
     /// Why a call failed, as the backend client sees it (the exercise maps it to its `CallError`).
@@ -2266,10 +2264,6 @@ pub mod retrying {
         counts
     }
 
-    fn fmt_ms(d: Duration) -> String {
-        format!("{:.0} ms", d.as_secs_f64() * 1000.0)
-    }
-
     /// Runs both parts: four strategies against a flaky backend with an outage, then a synchronised
     /// burst without and with jitter. `make` builds a fresh strategy (and budget) for each run.
     pub fn run(k: &Knobs, make: impl Fn(Which) -> Box<dyn Strategy>) {
@@ -2329,11 +2323,11 @@ pub mod retrying {
                 k.requests,
                 k.request_every,
                 k.failure_rate * 100.0,
-                fmt_ms(k.outage_from),
-                fmt_ms(k.outage_until),
+                whole_millis(k.outage_from),
+                whole_millis(k.outage_until),
                 k.max_attempts,
-                fmt_ms(k.base),
-                fmt_ms(k.cap),
+                whole_millis(k.base),
+                whole_millis(k.cap),
                 k.budget_percent,
                 k.budget_reserve,
             );
@@ -2381,7 +2375,7 @@ pub mod retrying {
                     format!("{:.2}", outage_load as f64 / in_outage_requests as f64),
                     ok(false),
                     ok(true),
-                    fmt_ms(p99),
+                    whole_millis(p99),
                     format!("{:.2} s", waited.as_secs_f64()),
                     out_of_budget.to_string(),
                 ]);
@@ -2392,7 +2386,7 @@ pub mod retrying {
                  request that arrived in it.\nThe budget lets the requests in the outage fail fast \
                  (as without retries) and still retries the flaky\n503s outside it: the backend \
                  sees little more than its normal load when it can least take it.",
-                fmt_ms(outage_len)
+                whole_millis(outage_len)
             );
 
             // Part 2. A synchronised burst: everybody fails at once, during a restart.
@@ -2402,8 +2396,8 @@ pub mod retrying {
                  the first {} (a restart).\nRetries reaching the backend per {} slot (first tries not \
                  counted):\n",
                 k.burst,
-                fmt_ms(k.burst_restart),
-                fmt_ms(k.slot)
+                whole_millis(k.burst_restart),
+                whole_millis(k.slot)
             );
             let slots = ((k.burst_restart + k.cap).as_nanos() / k.slot.as_nanos()) as usize;
             for (name, which) in [
