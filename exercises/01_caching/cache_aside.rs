@@ -164,16 +164,10 @@ mod tests {
     async fn first_read_is_a_miss_that_loads_from_the_database() {
         let repo = repo_with_users(&[1, 2]);
         assert_eq!(repo.get(1).await, Ok(Some(user(1, 0))));
-        assert_eq!(
-            repo.db().queries(),
-            1,
-            "an empty cache must ask the database"
-        );
-        assert_eq!(
-            repo.stats(),
-            CacheStats { hits: 0, misses: 1 },
-            "the first read of a key is a miss"
-        );
+        let why = "an empty cache must ask the database";
+        assert_eq!(repo.db().queries(), 1, "{why}");
+        let why = "the first read of a key is a miss";
+        assert_eq!(repo.stats(), CacheStats { hits: 0, misses: 1 }, "{why}");
         assert!(repo.is_cached(1), "a miss fills the cache for next time");
     }
 
@@ -183,11 +177,8 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(repo.get(1).await, Ok(Some(user(1, 0))));
         }
-        assert_eq!(
-            repo.db().queries(),
-            1,
-            "100 reads of one key should cost one database query: the first one"
-        );
+        let why = "100 reads of one key should cost one database query: the first one";
+        assert_eq!(repo.db().queries(), 1, "{why}");
         assert_eq!(
             repo.stats(),
             CacheStats {
@@ -204,11 +195,8 @@ mod tests {
         for id in [1, 1, 2, 1, 2, 3] {
             repo.get(id).await.unwrap();
         }
-        assert_eq!(
-            repo.stats(),
-            CacheStats { hits: 3, misses: 3 },
-            "reads 1,1,2,1,2,3: the first read of each id is a miss, the rest are hits"
-        );
+        let why = "reads 1,1,2,1,2,3: the first read of each id is a miss, the rest are hits";
+        assert_eq!(repo.stats(), CacheStats { hits: 3, misses: 3 }, "{why}");
         assert_eq!(repo.stats().hit_ratio(), 0.5, "3 hits out of 6 reads");
         assert_eq!(CacheStats::default().hit_ratio(), 0.0, "no reads, no ratio");
     }
@@ -231,11 +219,8 @@ mod tests {
             Ok(Some(user(1, 1))),
             "v0 was cached before the write: the write must invalidate it, or reads stay stale"
         );
-        assert_eq!(
-            repo.db().queries(),
-            queries + 1,
-            "the read after a write is a miss and loads the committed row"
-        );
+        let why = "the read after a write is a miss and loads the committed row";
+        assert_eq!(repo.db().queries(), queries + 1, "{why}");
     }
 
     #[tokio::test]
@@ -244,11 +229,8 @@ mod tests {
         repo.get(1).await.unwrap();
         repo.delete(1).await.unwrap();
         assert_eq!(repo.db().row(1), None, "delete must delete the row");
-        assert_eq!(
-            repo.get(1).await,
-            Ok(None),
-            "the row was deleted; the cached copy must go too"
-        );
+        let why = "the row was deleted; the cached copy must go too";
+        assert_eq!(repo.get(1).await, Ok(None), "{why}");
     }
 
     #[tokio::test]
@@ -262,11 +244,8 @@ mod tests {
             "the second lookup of an unknown id should be answered by the cache (negative \
              caching), or a flood of bad ids all reaches the database"
         );
-        assert_eq!(
-            repo.stats(),
-            CacheStats { hits: 1, misses: 1 },
-            "a cached \"missing\" answers the read: it is a hit"
-        );
+        let why = "a cached \"missing\" answers the read: it is a hit";
+        assert_eq!(repo.stats(), CacheStats { hits: 1, misses: 1 }, "{why}");
     }
 
     #[tokio::test]
@@ -274,38 +253,26 @@ mod tests {
         let repo = repo_with_users(&[]);
         assert_eq!(repo.get(7).await, Ok(None), "user 7 does not exist yet");
         repo.save(user(7, 1)).await.unwrap();
-        assert_eq!(
-            repo.get(7).await,
-            Ok(Some(user(7, 1))),
-            "\"missing\" was cached before the row was created; the write must invalidate it"
-        );
+        let why = "\"missing\" was cached before the row was created; the write must invalidate it";
+        assert_eq!(repo.get(7).await, Ok(Some(user(7, 1))), "{why}");
     }
 
     #[tokio::test]
     async fn database_errors_are_returned_and_never_cached() {
         let repo = repo_with_users(&[1]);
         repo.db().fail_next_call();
-        assert_eq!(
-            repo.get(1).await,
-            Err(DbError::Unavailable),
-            "the caller must see the error"
-        );
+        let why = "the caller must see the error";
+        assert_eq!(repo.get(1).await, Err(DbError::Unavailable), "{why}");
         assert!(
             !repo.is_cached(1),
             "an error is not an answer: caching it (e.g. as \"missing\") would hide a row that \
              exists"
         );
-        assert_eq!(
-            repo.get(1).await,
-            Ok(Some(user(1, 0))),
-            "the next read retries the database"
-        );
+        let why = "the next read retries the database";
+        assert_eq!(repo.get(1).await, Ok(Some(user(1, 0))), "{why}");
         assert_eq!(repo.db().queries(), 2, "the failed read and the retry");
-        assert_eq!(
-            repo.stats(),
-            CacheStats { hits: 0, misses: 2 },
-            "a read that failed still went past the cache: it is a miss"
-        );
+        let why = "a read that failed still went past the cache: it is a miss";
+        assert_eq!(repo.stats(), CacheStats { hits: 0, misses: 2 }, "{why}");
     }
 
     #[tokio::test]
@@ -313,11 +280,8 @@ mod tests {
         let repo = repo_with_users(&[1]);
         repo.get(1).await.unwrap();
         repo.db().time_out_next_call_after_applying_it();
-        assert_eq!(
-            repo.save(user(1, 1)).await,
-            Err(DbError::Timeout),
-            "the error is returned"
-        );
+        let why = "the error is returned";
+        assert_eq!(repo.save(user(1, 1)).await, Err(DbError::Timeout), "{why}");
         assert_eq!(
             repo.get(1).await,
             Ok(Some(user(1, 1))),
@@ -336,11 +300,8 @@ mod tests {
             Err(DbError::Unavailable),
             "the error is returned"
         );
-        assert_eq!(
-            repo.get(1).await,
-            Ok(Some(user(1, 0))),
-            "the database still holds v0"
-        );
+        let why = "the database still holds v0";
+        assert_eq!(repo.get(1).await, Ok(Some(user(1, 0))), "{why}");
     }
 
     #[tokio::test]
@@ -348,16 +309,10 @@ mod tests {
         let repo = repo_with_users(&[1]);
         repo.get(1).await.unwrap();
         repo.db().time_out_next_call_after_applying_it();
-        assert_eq!(
-            repo.delete(1).await,
-            Err(DbError::Timeout),
-            "the error is returned"
-        );
-        assert_eq!(
-            repo.get(1).await,
-            Ok(None),
-            "the delete committed; the row must not be served"
-        );
+        let why = "the error is returned";
+        assert_eq!(repo.delete(1).await, Err(DbError::Timeout), "{why}");
+        let why = "the delete committed; the row must not be served";
+        assert_eq!(repo.get(1).await, Ok(None), "{why}");
     }
 
     // --- order: a read that runs while a write is in flight ---
@@ -375,11 +330,8 @@ mod tests {
             during
         });
         assert_eq!(saved, Ok(()));
-        assert_eq!(
-            during,
-            Ok(Some(user(1, 0))),
-            "while the write was in flight the database still held v0"
-        );
+        let why = "while the write was in flight the database still held v0";
+        assert_eq!(during, Ok(Some(user(1, 0))), "{why}");
         assert_eq!(
             repo.get(1).await,
             Ok(Some(user(1, 1))),

@@ -1,21 +1,18 @@
 // TTL cache — entries that expire, with time injected through a clock.
 //
-// Build `TtlCache<K, V, C>`: every entry gets a time-to-live (the cache's default, or its own).
-// An entry written at time t with TTL d is live while now < t + d and expired from t + d on: at
-// t + d exactly it is gone (so a TTL of zero is never served). `get` never returns an expired
-// entry and removes the one it finds (lazy expiry); `purge_expired` sweeps the whole map (active
-// expiry), because keys that are never read again would otherwise hold memory forever. Writing a
-// key again restarts its TTL; reading it does not (this is a fixed TTL, not a sliding one).
+// Build `TtlCache<K, V, C>`: each entry lives for a TTL (the cache's default, or its own). Written
+// at time t with TTL d, it is live while now < t + d: at t + d exactly it is gone (a TTL of zero
+// is never served). `get` never returns an expired entry and removes the one it finds (lazy
+// expiry); `purge_expired` sweeps the map (active expiry), or keys never read again would hold
+// memory forever. Writing a key again restarts its TTL; reading it does not (a fixed TTL).
 //
 // Why it matters: TTL is how most caches bound staleness when nobody tells them the data changed
-// — DNS records, CDN objects (`Cache-Control: max-age`), session tokens, Redis `SET key v EX 60`.
-// Redis expires keys in the same two ways: lazily when a key is touched, plus a periodic sweep
-// (sampled, to bound its cost).
+// — DNS records, CDN objects (`Cache-Control: max-age`), sessions, Redis `SET key v EX 60`. Redis
+// expires keys both ways too: lazily when touched, plus a periodic sampled sweep.
 //
-// Lab (runs once the tests pass): turn TTLS (and UPDATE_EVERY, how often the source data
-// changes). A longer TTL raises the hit rate and cuts database loads, but serves older data: the
-// share of stale reads grows and the oldest value served is as old as the TTL — the TTL *is* your
-// staleness bound. Set PURGE_EVERY very high to see expired entries pile up in memory.
+// Lab (runs once the tests pass): turn TTLS and UPDATE_EVERY (how often the data changes). A longer
+// TTL raises the hit rate and cuts database loads but serves older data: the oldest value served
+// is as old as the TTL, which *is* your staleness bound. A huge PURGE_EVERY piles up dead entries.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -151,15 +148,13 @@ mod tests {
         let (clock, mut cache) = cache(10 * SEC);
         clock.advance(2 * SEC);
         cache.put("a", 1); // written at t = 2 s, expires at t = 12 s
-        assert_eq!(cache.get(&"missing"), None);
         clock.set(12 * SEC - NANO);
         assert_eq!(cache.get(&"a"), Some(&1), "1 ns before t + ttl it is live");
+        assert_eq!(cache.ttl_remaining(&"a"), Some(NANO), "with 1 ns to go");
         clock.set(12 * SEC);
-        assert_eq!(
-            cache.get(&"a"),
-            None,
-            "at exactly t + ttl the entry is expired: live means now < t + ttl"
-        );
+        let expired = "at exactly t + ttl the entry is expired: live means now < t + ttl";
+        assert_eq!(cache.ttl_remaining(&"a"), None, "{expired}");
+        assert_eq!(cache.get(&"a"), None, "{expired}");
     }
 
     #[test]
@@ -217,92 +212,35 @@ mod tests {
             assert_eq!(cache.get(&"a"), Some(&1), "live at t = {second} s");
         }
         clock.set(10 * SEC);
-        assert_eq!(
-            cache.get(&"a"),
-            None,
-            "reads at 1..9 s must not push the deadline: a hot key must still be refreshed \
-             from the source once per TTL, or it could be served stale forever"
-        );
+        let fixed = "reads must not push the deadline: a hot key must still be refreshed from the \
+                     source once per TTL, or it could be served stale forever";
+        assert_eq!(cache.get(&"a"), None, "{fixed}");
     }
 
     #[test]
-    fn zero_ttl_is_never_served() {
-        let (_clock, mut cache) = cache(10 * SEC);
-        cache.put_with_ttl("a", 1, Duration::ZERO);
-        assert_eq!(
-            cache.get(&"a"),
-            None,
-            "written at t with ttl 0: expired at t"
-        );
-        assert_eq!(cache.len(), 0, "an entry with ttl 0 is never live");
-    }
-
-    #[test]
-    fn len_counts_only_live_entries_and_removes_nothing() {
+    fn expired_entries_leave_memory_when_read_or_purged_and_len_counts_live_ones() {
         let (clock, mut cache) = cache(10 * SEC);
         cache.put_with_ttl("a", 1, 5 * SEC);
         cache.put_with_ttl("b", 2, 10 * SEC);
         cache.put_with_ttl("c", 3, 20 * SEC);
-        assert_eq!(cache.len(), 3, "all three are live at t = 0");
-        clock.set(5 * SEC);
-        assert_eq!(cache.len(), 2, "at t = 5 s, \"a\" (ttl 5 s) has expired");
+        cache.put_with_ttl("zero", 4, Duration::ZERO);
+        assert_eq!(cache.len(), 3, "at t = 0 all but the TTL-0 entry are live");
         clock.set(10 * SEC);
-        assert_eq!(cache.len(), 1, "at t = 10 s only \"c\" is live");
-        assert_eq!(cache.stored_entries(), 3, "len must not remove anything");
-        clock.set(20 * SEC);
-        assert!(cache.is_empty(), "at t = 20 s nothing is live");
-    }
-
-    #[test]
-    fn get_removes_the_expired_entry_it_finds() {
-        let (clock, mut cache) = cache(10 * SEC);
-        cache.put("a", 1);
-        cache.put("b", 2);
-        clock.advance(10 * SEC);
-        assert_eq!(cache.get(&"a"), None, "\"a\" expired at t = 10 s");
         assert_eq!(
-            cache.stored_entries(),
+            cache.len(),
             1,
-            "get found \"a\" expired and should have removed it (lazy expiry); \"b\" was not \
-             touched and stays until a purge"
+            "at t = 10 s only \"c\" is live; len removes nothing"
         );
-    }
-
-    #[test]
-    fn purge_removes_expired_entries_and_keeps_live_ones() {
-        let (clock, mut cache) = cache(10 * SEC);
-        cache.put_with_ttl("a", 1, 5 * SEC);
-        cache.put_with_ttl("b", 2, 10 * SEC);
-        cache.put_with_ttl("c", 3, 20 * SEC);
-        clock.set(10 * SEC);
+        assert_eq!(cache.get(&"a"), None);
+        let lazy = "get found \"a\" expired and removes it (lazy expiry); others wait for a purge";
+        assert_eq!(cache.stored_entries(), 3, "{lazy}");
+        let active = "\"b\" (expired at exactly 10 s) and \"zero\" go; \"c\" is live and stays";
+        assert_eq!(cache.purge_expired(), 2, "{active}");
         assert_eq!(
-            cache.purge_expired(),
-            2,
-            "at t = 10 s \"a\" (expired at 5 s) and \"b\" (at exactly 10 s) go"
+            (cache.stored_entries(), cache.get(&"c")),
+            (1, Some(&3)),
+            "{active}"
         );
-        assert_eq!(
-            cache.stored_entries(),
-            1,
-            "only the live entry is left in memory"
-        );
-        assert_eq!(cache.get(&"c"), Some(&3), "purge must keep live entries");
-        assert_eq!(cache.purge_expired(), 0, "a second purge finds nothing");
-    }
-
-    #[test]
-    fn ttl_remaining_counts_down_and_ends_at_the_deadline() {
-        let (clock, mut cache) = cache(10 * SEC);
-        cache.put("a", 1);
-        assert_eq!(cache.ttl_remaining(&"a"), Some(10 * SEC), "just written");
-        clock.set(10 * SEC - NANO);
-        assert_eq!(
-            cache.ttl_remaining(&"a"),
-            Some(NANO),
-            "1 ns before the deadline"
-        );
-        clock.set(10 * SEC);
-        assert_eq!(cache.ttl_remaining(&"a"), None, "expired at the deadline");
-        assert_eq!(cache.ttl_remaining(&"missing"), None);
     }
 
     #[test]
@@ -311,52 +249,42 @@ mod tests {
         clock.advance(5 * SEC);
         cache.put_with_ttl("forever", 1, Duration::MAX);
         clock.advance(Duration::from_secs(100 * 365 * 24 * 3600));
-        assert_eq!(
-            cache.get(&"forever"),
-            Some(&1),
-            "now + Duration::MAX overflows: saturate instead of panicking"
-        );
-        assert_eq!(
-            cache.purge_expired(),
-            0,
-            "a never-expiring entry is not purged"
-        );
+        let never = "now + Duration::MAX overflows: saturate instead of panicking";
+        assert_eq!(cache.get(&"forever"), Some(&1), "{never}");
+        assert_eq!(cache.purge_expired(), 0, "a never-expiring entry stays");
     }
 
-    /// A deliberately simple model: each key's value and deadline in u128 nanoseconds (nothing
-    /// overflows), compared with the clock on every question.
+    /// A deliberately simple model: each key's value and deadline (saturating: `Duration::MAX`
+    /// means never), compared with the clock on every question.
     #[derive(Default)]
-    struct Reference(HashMap<u32, (u32, u128)>);
+    struct Reference(HashMap<u32, (u32, Duration)>);
 
     impl Reference {
-        fn get(&mut self, now: u128, key: u32) -> Option<u32> {
+        fn get(&mut self, now: Duration, key: u32) -> Option<u32> {
             let (value, deadline) = *self.0.get(&key)?;
-            if deadline <= now {
+            let live = deadline > now;
+            if !live {
                 self.0.remove(&key);
-                return None;
             }
-            Some(value)
+            live.then_some(value)
         }
 
-        fn ttl_remaining(&self, now: u128, key: u32) -> Option<Duration> {
+        fn ttl_remaining(&self, now: Duration, key: u32) -> Option<Duration> {
             let (_, deadline) = *self.0.get(&key)?;
-            (deadline > now).then(|| Duration::from_nanos((deadline - now) as u64))
-        }
-
-        fn live(&self, now: u128) -> usize {
-            self.0.values().filter(|e| e.1 > now).count()
+            (deadline > now).then(|| deadline - now)
         }
     }
 
-    /// Random writes (TTL 0, 1 ns, ms, s), reads, sweeps and clock moves — many landing exactly
-    /// on a deadline, 1 ns before or 1 ns after — checked against the model after every step.
+    /// Random writes (TTL 0, 1 ns, ms, s, forever), reads, sweeps and clock moves (many landing
+    /// exactly on a deadline, 1 ns before or 1 ns after), checked against the model at every step.
     #[test]
     fn random_operations_match_a_simple_model_at_every_step() {
         fn random_ttl(rng: &mut impl RngExt) -> Duration {
-            match rng.random_range(0..6) {
+            match rng.random_range(0..7) {
                 0 => Duration::ZERO,
                 1 => NANO,
                 2 => SEC * rng.random_range(1..5),
+                3 => Duration::MAX,
                 _ => Duration::from_millis(rng.random_range(1..4_000)),
             }
         }
@@ -367,30 +295,26 @@ mod tests {
             let mut model = Reference::default();
             let mut log = vec![format!("default ttl {default_ttl:?}")];
             for step in 0..80u32 {
-                let (now, key) = (clock.now().as_nanos(), rng.random_range(0..5));
+                let (now, key) = (clock.now(), rng.random_range(0..5));
                 match rng.random_range(0..12) {
                     0..=3 => {
-                        let ttl = if step % 2 == 0 {
-                            default_ttl
-                        } else {
-                            random_ttl(rng)
-                        };
+                        let ttl = [default_ttl, random_ttl(rng)][step as usize % 2];
                         log.push(format!("put_with_ttl({key}, {ttl:?})"));
                         match ttl == default_ttl {
                             true => cache.put(key, step),
                             false => cache.put_with_ttl(key, step, ttl),
                         }
-                        model.0.insert(key, (step, now + ttl.as_nanos()));
+                        model.0.insert(key, (step, now.saturating_add(ttl)));
                     }
                     4..=6 => {
                         log.push(format!("get({key})"));
-                        let expected = model.get(now, key);
-                        assert_eq!(cache.get(&key).copied(), expected, "after {log:?}");
+                        let value = model.get(now, key);
+                        assert_eq!(cache.get(&key).copied(), value, "after {log:?}");
                     }
                     7 => {
                         log.push(format!("ttl_remaining({key})"));
-                        let expected = model.ttl_remaining(now, key);
-                        assert_eq!(cache.ttl_remaining(&key), expected, "after {log:?}");
+                        let left = model.ttl_remaining(now, key);
+                        assert_eq!(cache.ttl_remaining(&key), left, "after {log:?}");
                     }
                     8 => {
                         log.push("purge_expired()".to_string());
@@ -401,21 +325,22 @@ mod tests {
                     }
                     _ => {
                         // Move the clock to a deadline exactly, 1 ns around it, or a bit on.
-                        let deadlines: Vec<u128> = model.0.values().map(|e| e.1).collect();
+                        let far = now + 1_000 * SEC;
+                        let deadlines: Vec<_> = model.0.values().map(|e| e.1.min(far)).collect();
                         let target = match deadlines.get(rng.random_range(0..=deadlines.len())) {
-                            Some(&d) => (d + rng.random_range(0..3)).saturating_sub(1),
-                            None => now + rng.random_range(0..2_000_000_000u128),
+                            Some(&d) => (d + NANO * rng.random_range(0..3)).saturating_sub(NANO),
+                            None => now + Duration::from_millis(rng.random_range(0..2_000)),
                         };
-                        if target > now && target < now + 1_000 * SEC.as_nanos() {
-                            log.push(format!("clock to {target} ns"));
-                            clock.set(Duration::from_nanos(target as u64));
+                        if target > now && target < far {
+                            log.push(format!("clock to {target:?}"));
+                            clock.set(target);
                         }
                     }
                 }
-                let now = clock.now().as_nanos();
+                let live = model.0.values().filter(|e| e.1 > clock.now()).count();
                 assert_eq!(
                     (cache.len(), cache.stored_entries()),
-                    (model.live(now), model.0.len()),
+                    (live, model.0.len()),
                     "after {log:?}: (len: live entries, stored_entries: get and purge remove \
                      expired entries, nothing else removes anything)"
                 );

@@ -1,23 +1,13 @@
 // Capacity estimates: from "100 million daily users" to servers, terabytes and gigabits
 //
-// Before building anything, engineers size it on the back of an envelope: how many requests a
-// second at peak, how many in flight at once, how much disk a year, how much bandwidth, how many
-// servers. Build `estimate`: stated assumptions in, estimates with their units out, plus the
-// small formulas it is made of:
-//
-//   - average QPS = daily active users × requests per user per day / 86 400 (seconds in a day,
-//     exactly: the "about 10^5" shortcut is for mental arithmetic, not for a sheet);
-//   - peak QPS = average × the peak-to-average factor: servers are sized for the peak, never the
-//     average;
-//   - Little's law, L = λ × W: requests in flight = arrival rate × time each one spends inside;
-//   - storage per year = average write rate × bytes per write × replicas × 365 days (disk fills
-//     at the average rate, not the peak);
-//   - servers = peak QPS / (one server's capacity × target utilisation), rounded up: running at
-//     60% utilisation means each server takes only 60% of what it could, so you need MORE.
-//
-// Units: sizes in bytes, bandwidth in bits per second (× 8), and decimal prefixes throughout
-// (1 kB = 1000 B, 1 Gbps = 10^9 bit/s), as disk vendors, network links and cloud price sheets
-// use. `si` formats a figure that way.
+// Before building anything, engineers size it on the back of an envelope: requests a second at
+// peak, requests in flight, disk a year, bandwidth, servers. Build `estimate`: stated assumptions
+// in, estimates with their units out, and the small formulas it is made of. What must hold: a day
+// is exactly 86 400 s (the "about 10^5" shortcut is for mental arithmetic) and a year 365 days;
+// connections and servers are sized for the PEAK second, while the disk fills at the AVERAGE
+// write rate; a server planned at 60% utilisation takes only 60% of its capacity, so a lower
+// target means MORE servers; sizes are in bytes, bandwidth in bits per second, and prefixes are
+// decimal (1 kB = 1000 B, 1 Gbps = 10^9 bit/s), as disks, network links and price sheets use.
 //
 // Lab: an estimate sheet for a URL shortener. Turn DAU, READS_PER_WRITE and PAYLOAD_BYTES:
 // servers follow the peak read traffic, storage follows the writes and the payload, and a 10×
@@ -205,37 +195,29 @@ mod tests {
 
     #[test]
     fn average_qps_spreads_a_days_requests_over_86_400_seconds() {
-        assert_close(
-            average_qps(86_400, 1.0),
-            1.0,
-            "86 400 requests a day is one a second (24 × 60 × 60 = 86 400 seconds in a day)",
-        );
-        assert_close(
-            average_qps(1_000_000, 50.0),
-            578.703_703_703_703_7,
-            "1 M users × 50 requests ÷ 86 400",
-        );
-        assert_close(average_qps(0, 50.0), 0.0, "no users, no traffic");
+        for (users, per_user, expected) in [
+            (86_400, 1.0, 1.0),
+            (1_000_000, 50.0, 578.703_703_703_703_7),
+            (0, 50.0, 0.0),
+        ] {
+            let why = format!("{users} users × {per_user} a day ÷ 86 400 s (24 × 60 × 60)");
+            assert_close(average_qps(users, per_user), expected, &why);
+        }
     }
 
     #[test]
     fn littles_law_multiplies_arrival_rate_by_time_in_the_system() {
-        assert_close(
-            in_flight(1_000.0, Duration::from_millis(50)),
-            50.0,
-            "1000 req/s, each inside for 50 ms (0.05 s): 50 in flight. Convert the latency to \
-             seconds, the unit of the rate",
-        );
-        assert_close(
-            in_flight(200.0, Duration::from_secs(2)),
-            400.0,
-            "200 req/s × 2 s",
-        );
-        assert_close(
-            in_flight(10_000.0, Duration::from_micros(250)),
-            2.5,
-            "10k req/s × 250 µs",
-        );
+        for (rate, latency, expected) in [
+            (1_000.0, Duration::from_millis(50), 50.0),
+            (200.0, Duration::from_secs(2), 400.0),
+            (10_000.0, Duration::from_micros(250), 2.5),
+        ] {
+            let why = format!(
+                "{rate} req/s, each inside for {latency:?}: {expected} in flight. Convert the \
+                 latency to seconds, the unit of the rate"
+            );
+            assert_close(in_flight(rate, latency), expected, &why);
+        }
     }
 
     #[test]
@@ -254,28 +236,22 @@ mod tests {
 
     #[test]
     fn servers_divide_the_peak_by_the_usable_share_of_each_server_and_round_up() {
-        assert_eq!(
-            servers_needed(10_000.0, 1_000.0, 0.7),
-            15,
-            "at 70% each server takes 700 req/s: 10 000 / 700 = 14.3, so 15 servers (not 7: \
-             multiplying by the utilisation plans to run each server ABOVE capacity)"
-        );
-        assert_eq!(
-            servers_needed(3_000.0, 400.0, 0.6),
-            13,
-            "3000 / (400 × 0.6) = 12.5 → 13"
-        );
-        assert_eq!(
-            servers_needed(5_000.0, 1_000.0, 1.0),
-            5,
-            "exactly 5 servers' worth at 100%: no rounding up of a whole number"
-        );
-        assert_eq!(
-            servers_needed(1.0, 1_000.0, 0.5),
-            1,
-            "any traffic at all needs a server"
-        );
-        assert_eq!(servers_needed(0.0, 1_000.0, 0.5), 0, "no traffic");
+        for (peak, capacity, utilisation, expected) in [
+            (10_000.0, 1_000.0, 0.7, 15),
+            (3_000.0, 400.0, 0.6, 13),
+            (5_000.0, 1_000.0, 1.0, 5),
+            (1.0, 1_000.0, 0.5, 1),
+            (0.0, 1_000.0, 0.5, 0),
+        ] {
+            assert_eq!(
+                servers_needed(peak, capacity, utilisation),
+                expected,
+                "{peak} req/s, each server taking {utilisation} × {capacity} req/s: {expected} \
+                 servers, rounded up (a part of a server is a whole server, a whole number is \
+                 not rounded up). Multiplying by the utilisation instead of dividing by it \
+                 plans to run each server ABOVE capacity"
+            );
+        }
     }
 
     #[test]
@@ -303,61 +279,56 @@ mod tests {
     #[test]
     fn estimate_of_a_worked_example() {
         let e = estimate(&example());
-        assert_close(e.average_qps, 1_000.0, "8.64 M users × 10 ÷ 86 400");
-        assert_close(e.peak_qps, 3_000.0, "peak = average × 3");
-        assert_close(
-            e.average_write_qps,
-            100.0,
-            "9 reads per write: 1 request in 10 is a write",
-        );
-        assert_close(e.peak_write_qps, 300.0, "writes at peak");
-        assert_close(e.peak_read_qps, 2_700.0, "reads at peak");
-        assert_close(e.peak_in_flight, 60.0, "3000 req/s × 0.02 s");
-        assert_close(
-            e.storage_bytes_per_year,
-            4_730_400_000_000.0,
-            "100 writes/s × 500 B × 3 replicas × 31 536 000 s",
-        );
-        assert_close(
-            e.peak_egress_bits_per_sec,
-            43_200_000.0,
-            "2700 reads/s × 2000 B × 8 bits = 43.2 Mbps",
-        );
+        for (got, expected, why) in [
+            (e.average_qps, 1_000.0, "8.64 M users × 10 ÷ 86 400"),
+            (e.peak_qps, 3_000.0, "peak = average × 3"),
+            (e.average_write_qps, 100.0, "9 reads per write: 1 in 10"),
+            (e.peak_write_qps, 300.0, "writes at peak"),
+            (e.peak_read_qps, 2_700.0, "reads at peak"),
+            (e.peak_in_flight, 60.0, "3000 req/s × 0.02 s"),
+            (
+                e.storage_bytes_per_year,
+                4.7304e12,
+                "100 writes/s × 500 B × 3 replicas × 31 536 000 s",
+            ),
+            (
+                e.peak_egress_bits_per_sec,
+                43.2e6,
+                "2700 reads/s × 2000 B × 8 bits = 43.2 Mbps",
+            ),
+        ] {
+            assert_close(got, expected, why);
+        }
         assert_eq!(e.servers_needed, 13, "3000 / (400 × 0.6) = 12.5 → 13");
     }
 
     #[test]
     fn the_read_write_ratio_splits_the_traffic() {
-        let mut a = example();
-        a.reads_per_write = 0.0;
-        let e = estimate(&a);
-        assert_close(e.peak_write_qps, 3_000.0, "0 reads per write: write-only");
-        assert_close(e.peak_read_qps, 0.0, "write-only: no reads");
-        a.reads_per_write = 1.0;
-        let e = estimate(&a);
-        assert_close(
-            e.peak_write_qps,
-            1_500.0,
-            "one read per write: half the requests are writes",
-        );
-        a.reads_per_write = 99.0;
-        let e = estimate(&a);
-        assert_close(
-            e.average_write_qps,
-            10.0,
-            "99 reads per write: 1 request in 100 is a write (not 1/99 of them)",
-        );
-        assert_close(e.peak_read_qps, 2_970.0, "and 99 in 100 are reads");
+        // 1000 requests a second on average, 3000 at peak.
+        for (reads_per_write, average_writes) in [(0.0, 1_000.0), (1.0, 500.0), (99.0, 10.0)] {
+            let e = estimate(&Assumptions {
+                reads_per_write,
+                ..example()
+            });
+            let why = format!(
+                "{reads_per_write} reads per write: 1 request in {} is a write (0: write-only)",
+                reads_per_write + 1.0
+            );
+            assert_close(e.average_write_qps, average_writes, &why);
+            assert_close(e.peak_write_qps, 3.0 * average_writes, &why);
+            assert_close(e.peak_read_qps, 3_000.0 - 3.0 * average_writes, &why);
+        }
     }
 
     #[test]
     fn egress_is_in_bits_per_second() {
-        let mut a = example();
-        a.bytes_per_read = 125_000;
-        let e = estimate(&a);
+        let e = estimate(&Assumptions {
+            bytes_per_read: 125_000,
+            ..example()
+        });
         assert_close(
             e.peak_egress_bits_per_sec,
-            2_700.0 * 1_000_000.0,
+            2.7e9,
             "2700 reads/s × 125 kB = 337.5 MB/s = 2.7 Gbps: network links are sold in bits",
         );
         assert_eq!(si(e.peak_egress_bits_per_sec, "bps"), "2.7 Gbps");
@@ -399,60 +370,56 @@ mod tests {
                 target_utilisation: [1.0, rng.random_range(0.05..1.0)][rng.random_range(0..2)],
             };
             let e = estimate(&a);
-            let requests_per_day = a.daily_active_users as f64 * a.requests_per_user_per_day;
-            assert_close(e.average_qps, requests_per_day / 86_400.0, "average QPS");
-            assert_close(
-                e.peak_qps,
-                e.average_qps * a.peak_to_average,
-                "peak = average × factor",
-            );
-            assert_close(
-                e.peak_write_qps * (1.0 + a.reads_per_write),
-                e.peak_qps,
-                &format!(
-                    "{} reads per write: one request in {} is a write",
-                    a.reads_per_write,
-                    1.0 + a.reads_per_write
+            let per_day = a.daily_active_users as f64 * a.requests_per_user_per_day;
+            let replicas = f64::from(a.replication_factor);
+            let year = e.average_write_qps * a.bytes_per_write as f64 * replicas * 86_400.0 * 365.0;
+            for (got, expected, why) in [
+                (
+                    e.average_qps,
+                    per_day / 86_400.0,
+                    "average QPS = requests a day ÷ 86 400 s",
                 ),
-            );
-            assert_close(
-                e.peak_write_qps + e.peak_read_qps,
-                e.peak_qps,
-                "reads + writes = all requests",
-            );
-            assert_close(
-                e.average_write_qps * a.peak_to_average,
-                e.peak_write_qps,
-                "writes peak by the same factor",
-            );
-            assert_close(
-                e.peak_in_flight,
-                e.peak_qps * a.latency.as_secs_f64(),
-                &format!(
+                (
+                    e.peak_qps,
+                    e.average_qps * a.peak_to_average,
+                    "peak = average × factor",
+                ),
+                (
+                    e.peak_write_qps * (1.0 + a.reads_per_write),
+                    e.peak_qps,
+                    "with r reads per write, one request in r + 1 is a write",
+                ),
+                (
+                    e.peak_write_qps + e.peak_read_qps,
+                    e.peak_qps,
+                    "reads + writes = all requests",
+                ),
+                (
+                    e.average_write_qps * a.peak_to_average,
+                    e.peak_write_qps,
+                    "writes peak by the same factor",
+                ),
+                (
+                    e.peak_in_flight,
+                    e.peak_qps * a.latency.as_secs_f64(),
                     "Little's law at the PEAK rate (the busiest second needs the most \
-                     connections), latency {:?} in seconds",
-                    a.latency
+                     connections), with the latency in seconds",
                 ),
-            );
-            assert_close(
-                e.storage_bytes_per_year,
-                e.average_write_qps
-                    * a.bytes_per_write as f64
-                    * f64::from(a.replication_factor)
-                    * 86_400.0
-                    * 365.0,
-                &format!(
-                    "365 days of AVERAGE writes × bytes × {} replicas: the peak factor changes how \
+                (
+                    e.storage_bytes_per_year,
+                    year,
+                    "365 days of AVERAGE writes × bytes × replicas: the peak factor changes how \
                      fast you must write, not how much a day brings, so the disk fills at the \
                      average rate",
-                    a.replication_factor
                 ),
-            );
-            assert_close(
-                e.peak_egress_bits_per_sec,
-                e.peak_read_qps * a.bytes_per_read as f64 * 8.0,
-                "egress: peak reads × response bytes × 8 bits",
-            );
+                (
+                    e.peak_egress_bits_per_sec,
+                    e.peak_read_qps * a.bytes_per_read as f64 * 8.0,
+                    "egress: peak reads × response bytes × 8 bits",
+                ),
+            ] {
+                assert_close(got, expected, &format!("{why}; {a:?}"));
+            }
             let usable = a.server_capacity_qps * a.target_utilisation;
             let servers = e.servers_needed as f64;
             assert!(

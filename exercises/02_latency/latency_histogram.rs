@@ -144,38 +144,24 @@ const SLOW_SERVER_PAUSE_RATE: f64 = 0.03;
 const SEED: u64 = 2024;
 
 fn main() {
-    let servers =
+    let latencies =
         latency::fleet_latencies(SERVERS, REQUESTS_PER_SERVER, SLOW_SERVER_PAUSE_RATE, SEED);
-    let per_server: Vec<LatencyHistogram> = servers
-        .iter()
-        .map(|latencies| {
-            let mut histogram = LatencyHistogram::new();
-            latencies.iter().for_each(|&v| histogram.record(v));
-            histogram
-        })
-        .collect();
-    let mut fleet = LatencyHistogram::new();
-    for histogram in &per_server {
-        fleet.merge(histogram);
+    let mut servers = vec![LatencyHistogram::new(); SERVERS];
+    for (histogram, values) in servers.iter_mut().zip(&latencies) {
+        values.iter().for_each(|&v| histogram.record(v));
     }
-    let mut everything = servers.concat();
-    everything.sort_unstable();
-    let n = everything.len() as u64;
-    let exact = FLEET_PERCENTILES.map(|p| everything[(nearest_rank(p, n) - 1) as usize]);
+    let mut fleet = LatencyHistogram::new();
+    servers.iter().for_each(|h| fleet.merge(h));
     let figures = |h: &LatencyHistogram| {
         let values = FLEET_PERCENTILES.map(|p| h.value_at_percentile(p).expect("recorded"));
         (h.count(), values)
     };
-    println!(
-        "{SERVERS} servers × {REQUESTS_PER_SERVER} requests; server-{} stalls on {:.1}% of its \
-         requests (150-400 ms)\n",
-        SERVERS - 1,
-        SLOW_SERVER_PAUSE_RATE * 100.0
-    );
+    let per_server: Vec<_> = servers.iter().map(figures).collect();
     latency::print_fleet_report(
-        &per_server.iter().map(figures).collect::<Vec<_>>(),
+        &latencies,
+        SLOW_SERVER_PAUSE_RATE,
+        &per_server,
         figures(&fleet),
-        (n, exact),
         fleet.bucket_count(),
         MAX_RELATIVE_ERROR,
     );

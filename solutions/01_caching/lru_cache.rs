@@ -160,12 +160,6 @@ impl<K: Hash + Eq + Clone, V> LruCache<K, V> {
         self.evictions
     }
 
-    /// Looks at a value without counting as a use (monitoring, debugging, tests).
-    pub fn peek(&self, key: &K) -> Option<&V> {
-        let id = *self.map.get(key)?;
-        Some(&self.slab.node(id).value)
-    }
-
     /// The keys from most to least recently used, read by walking the list from `head` along
     /// `next` links. Panics if the links are inconsistent.
     pub fn keys_by_recency(&self) -> Vec<K> {
@@ -220,109 +214,61 @@ mod tests {
     }
 
     #[test]
-    fn get_returns_what_put_stored_and_none_for_a_missing_key() {
+    fn get_returns_what_put_stored_and_put_returns_the_value_it_replaced() {
         let mut cache = filled(3, &[1, 2]);
         assert_eq!(cache.get(&1), Some(&"v1".to_string()));
-        assert_eq!(cache.get(&2), Some(&"v2".to_string()));
         assert_eq!(cache.get(&7), None);
-        assert_eq!(cache.len(), 2);
-    }
-
-    #[test]
-    fn put_of_an_existing_key_replaces_the_value_and_returns_the_old_one() {
-        let mut cache = filled(3, &[1, 2]);
-        assert_eq!(cache.put(1, "new".to_string()), Some("v1".to_string()));
-        assert_eq!(cache.get(&1), Some(&"new".to_string()));
-        assert_eq!(
-            (cache.len(), cache.evictions()),
-            (2, 0),
-            "an update adds no entry and evicts nothing"
-        );
+        assert_eq!(cache.put(2, "new".to_string()), Some("v2".to_string()));
+        assert_eq!(cache.get(&2), Some(&"new".to_string()));
+        let update = "an update adds no entry and evicts nothing";
+        assert_eq!((cache.len(), cache.evictions()), (2, 0), "{update}");
     }
 
     #[test]
     fn push_front_and_unlink_keep_head_tail_and_links_consistent() {
         let mut cache: LruCache<u32, ()> = LruCache::new(4);
-        let ids: Vec<NodeId> = (1..=4)
-            .map(|key| {
-                let (value, prev, next) = ((), None, None);
-                cache.slab.insert(Node {
-                    key,
-                    value,
-                    prev,
-                    next,
-                })
-            })
-            .collect();
+        let node = |key| Node {
+            key,
+            value: (),
+            prev: None,
+            next: None,
+        };
+        let ids: Vec<NodeId> = (1..=4).map(|key| cache.slab.insert(node(key))).collect();
         for &id in &ids {
             cache.push_front(id);
         }
-        assert_eq!(
-            cache.keys_by_recency(),
-            [4, 3, 2, 1],
-            "push_front puts at the head"
-        );
+        // keys_by_recency also checks every prev link, and that the walk ends at `tail`.
+        let order = |cache: &LruCache<u32, ()>, keys: &[u32], what: &str| {
+            assert_eq!(cache.keys_by_recency(), keys, "{what}");
+        };
+        order(&cache, &[4, 3, 2, 1], "push_front puts at the head");
         cache.unlink(ids[2]);
-        assert_eq!(
-            cache.keys_by_recency(),
-            [4, 2, 1],
-            "unlinking a middle node"
-        );
+        order(&cache, &[4, 2, 1], "unlinking a middle node");
         cache.unlink(ids[0]);
-        assert_eq!(cache.keys_by_recency(), [4, 2], "unlinking the tail");
+        order(&cache, &[4, 2], "unlinking the tail");
         cache.unlink(ids[3]);
-        assert_eq!(cache.keys_by_recency(), [2], "unlinking the head");
+        order(&cache, &[2], "unlinking the head");
         cache.unlink(ids[1]);
-        assert_eq!(cache.keys_by_recency(), [0; 0], "unlinking the last node");
-        assert_eq!(
-            (cache.head, cache.tail),
-            (None, None),
-            "an empty list has no ends"
-        );
-        let node = cache.slab.node(ids[2]);
-        assert_eq!(
-            (node.prev, node.next),
-            (None, None),
-            "unlink clears the node's own links so it can be pushed again"
-        );
+        let ends = (cache.head, cache.tail);
+        assert_eq!(ends, (None, None), "unlinking the last node leaves no ends");
+        let cleared = cache.slab.node(ids[2]);
+        let links = "unlink clears the node's own links so it can be pushed again";
+        assert_eq!((cleared.prev, cleared.next), (None, None), "{links}");
         cache.push_front(ids[2]);
-        assert_eq!(
-            cache.keys_by_recency(),
-            [3],
-            "an unlinked node can be pushed back"
-        );
-    }
-
-    #[test]
-    fn holds_exactly_capacity_entries_before_evicting() {
-        let mut cache = filled(3, &[1, 2, 3]);
-        assert_eq!(
-            (cache.len(), cache.evictions()),
-            (3, 0),
-            "3 entries fit in 3"
-        );
-        cache.put(4, "v4".to_string());
-        assert_eq!(
-            (cache.len(), cache.evictions()),
-            (3, 1),
-            "the fourth key evicts exactly one entry: never more than capacity"
-        );
+        order(&cache, &[3], "an unlinked node can be pushed back");
     }
 
     #[test]
     fn evicts_least_recently_used_not_least_recently_inserted() {
         let mut cache = filled(3, &[1, 2, 3]);
+        let sizes = (cache.len(), cache.evictions());
+        assert_eq!(sizes, (3, 0), "3 entries fit in 3");
         cache.get(&1);
         cache.put(4, "v4".to_string());
-        assert!(
-            cache.peek(&2).is_none(),
-            "key 2 was the least recently used (1 was read since), so it should be evicted"
-        );
-        assert_eq!(
-            cache.keys_by_recency(),
-            [4, 1, 3],
-            "key 1 was read after 2 and 3"
-        );
+        let lru = "key 1 was read after 2 and 3, so 2 was the least recently used and goes";
+        assert_eq!(cache.keys_by_recency(), [4, 1, 3], "{lru}");
+        let sizes = (cache.len(), cache.evictions());
+        assert_eq!(sizes, (3, 1), "one in, exactly one out");
     }
 
     #[test]
@@ -330,90 +276,45 @@ mod tests {
         let mut cache = filled(3, &[1, 2, 3]);
         cache.put(1, "v1 again".to_string());
         cache.put(4, "v4".to_string());
-        assert_eq!(
-            cache.keys_by_recency(),
-            [4, 1, 3],
-            "key 1 was just written, so it is the most recently used and survives; 2 goes"
-        );
+        let fresh = "key 1 was just written, so it is the most recently used and survives; 2 goes";
+        assert_eq!(cache.keys_by_recency(), [4, 1, 3], "{fresh}");
     }
 
     #[test]
-    fn peek_and_a_miss_do_not_change_recency() {
-        let mut cache = filled(3, &[1, 2, 3]);
-        cache.peek(&1);
-        assert_eq!(cache.get(&9), None);
-        assert_eq!(
-            cache.keys_by_recency(),
-            [3, 2, 1],
-            "peek is not a use; a miss changes nothing"
-        );
-    }
-
-    #[test]
-    fn evicted_key_is_gone_even_after_its_slot_is_reused() {
+    fn an_evicted_key_is_gone_from_map_and_slab_even_after_its_slot_is_reused() {
         let mut cache = filled(2, &[1, 2]);
         cache.put(3, "v3".to_string()); // evicts 1; key 3's node reuses 1's slot
-        assert_eq!(
-            cache.get(&1),
-            None,
-            "key 1 was evicted: its map entry must go too, or it points at key 3's node"
-        );
+        let gone = "key 1 was evicted: its map entry must go too, or it points at key 3's node";
+        assert_eq!(cache.get(&1), None, "{gone}");
         assert_eq!(cache.get(&3), Some(&"v3".to_string()));
-        assert_eq!(
-            cache.slab.len(),
-            2,
-            "evicted nodes leave the slab, or memory grows"
-        );
+        let slab = "evicted nodes leave the slab, or memory grows";
+        assert_eq!(cache.slab.len(), 2, "{slab}");
     }
 
     #[test]
     fn evict_lru_returns_the_tail_entry_and_counts_it() {
         let mut cache = filled(3, &[1, 2, 3]);
-        assert_eq!(
-            cache.evict_lru(),
-            Some((1, "v1".to_string())),
-            "key 1 was written first and never used since: it is the tail"
-        );
+        let tail = "key 1 was written first and never used since: it is the tail";
+        assert_eq!(cache.evict_lru(), Some((1, "v1".to_string())), "{tail}");
         assert_eq!((cache.len(), cache.evictions()), (2, 1), "(len, evictions)");
-        assert_eq!(
-            cache.keys_by_recency(),
-            [3, 2],
-            "the evicted node leaves the list"
-        );
-        let mut empty: LruCache<u32, String> = LruCache::new(3);
-        assert_eq!(
-            empty.evict_lru(),
-            None,
-            "nothing to evict in an empty cache"
-        );
+        let left = "the evicted node leaves the list";
+        assert_eq!(cache.keys_by_recency(), [3, 2], "{left}");
+        let empty = filled(3, &[]).evict_lru();
+        assert_eq!(empty, None, "nothing to evict in an empty cache");
     }
 
     #[test]
-    fn capacity_one_keeps_only_the_latest_key() {
-        let mut cache = filled(1, &[1, 2]);
-        assert_eq!(
-            cache.get(&1),
-            None,
-            "key 2 needed the only slot: key 1 was evicted"
-        );
-        assert_eq!(cache.get(&2), Some(&"v2".to_string()));
-        assert_eq!((cache.len(), cache.evictions()), (1, 1), "(len, evictions)");
-    }
-
-    #[test]
-    fn capacity_zero_stores_nothing() {
-        let mut cache = filled(0, &[1]);
-        assert_eq!(cache.put(1, "v1".to_string()), None);
-        assert_eq!(
-            cache.get(&1),
-            None,
-            "a capacity-0 cache is caching switched off"
-        );
-        assert_eq!(
-            (cache.len(), cache.evictions()),
-            (0, 0),
-            "nothing stored or evicted"
-        );
+    fn capacity_zero_stores_nothing_and_capacity_one_keeps_only_the_latest_key() {
+        let mut off = filled(0, &[1]);
+        assert_eq!(off.put(1, "v1".to_string()), None);
+        let got = off.get(&1).cloned();
+        let nothing = "a capacity-0 cache is caching switched off: nothing stored or evicted";
+        assert_eq!((got, off.len(), off.evictions()), (None, 0, 0), "{nothing}");
+        let mut one = filled(1, &[1, 2]);
+        let only = "key 2 needed the only slot: key 1 was evicted";
+        assert_eq!(one.get(&1), None, "{only}");
+        let got = (one.get(&2).cloned(), one.len(), one.evictions());
+        assert_eq!(got, (Some("v2".to_string()), 1, 1), "{only}");
     }
 
     #[test]
@@ -457,7 +358,8 @@ mod tests {
             let capacity = rng.random_range(0..=6usize);
             let key_space = rng.random_range(1..=capacity as u64 * 2 + 2);
             let mut cache = LruCache::new(capacity);
-            let (mut entries, mut evictions, mut log) = (Vec::new(), 0, Vec::new());
+            let (mut entries, mut evictions) = (Vec::new(), 0);
+            let mut log = vec![format!("capacity {capacity}")];
             for step in 0..60u64 {
                 let key = rng.random_range(0..key_space);
                 match rng.random_range(0..10) {
@@ -473,36 +375,25 @@ mod tests {
                             }
                             entries.insert(0, (key, step));
                         }
-                        assert_eq!(cache.put(key, step), old, "capacity {capacity}, {log:?}");
+                        assert_eq!(cache.put(key, step), old, "{log:?}");
                     }
                     4..9 => {
                         log.push(format!("get({key})"));
                         let expected = reference_get(&mut entries, key);
-                        assert_eq!(
-                            cache.get(&key).copied(),
-                            expected,
-                            "capacity {capacity}, {log:?}"
-                        );
+                        assert_eq!(cache.get(&key).copied(), expected, "{log:?}");
                     }
                     _ => {
                         log.push("evict_lru()".to_string());
                         let expected = entries.pop();
                         evictions += u64::from(expected.is_some());
-                        assert_eq!(cache.evict_lru(), expected, "capacity {capacity}, {log:?}");
+                        assert_eq!(cache.evict_lru(), expected, "{log:?}");
                     }
                 }
                 let keys: Vec<u64> = entries.iter().map(|e| e.0).collect();
-                assert_eq!(
-                    (
-                        cache.keys_by_recency(),
-                        cache.evictions(),
-                        cache.len(),
-                        cache.slab.len()
-                    ),
-                    (keys.clone(), evictions, keys.len(), keys.len()),
-                    "capacity {capacity}, after {log:?}: (keys from most to least recently \
-                     used, evictions, len, nodes in the slab)"
-                );
+                let (n, sizes) = (keys.len(), (cache.len(), cache.slab.len()));
+                let recency = (cache.keys_by_recency(), cache.evictions());
+                assert_eq!(recency, (keys, evictions), "{log:?}: (recency, evictions)");
+                assert_eq!(sizes, (n, n), "{log:?}: (len, nodes in the slab)");
             }
         });
     }

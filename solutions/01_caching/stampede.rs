@@ -9,9 +9,8 @@
 // Build `CoalescingCache::get`. A hit returns the cached value. The first miss on a key loads it
 // through the `Loader`; concurrent misses on that key wait for that one load; different keys load
 // in parallel. A failed load is delivered to everyone waiting for it and is NOT cached, so the
-// next request tries again. A key must never be left stuck on a load that will not finish: not
-// after an error, not after a panicking loader, not when the caller that started the load gives
-// up (its future is dropped, e.g. by a timeout), which must not fail the others either.
+// next request tries again. (What happens when the caller running the load gives up or panics is
+// the lesson of 06_resilience/single_flight_cancellation; here every caller waits to the end.)
 //
 // The slow database (`SlowDb`) and the `Loader` trait are given, in `sdlings_kit::caching::stampede`.
 //
@@ -49,101 +48,58 @@ pub struct CoalescingCache<L: Loader> {
     loader: Arc<L>,
     /// A std (not tokio) mutex: it only guards quick map bookkeeping and is never held across an
     /// `.await`, so no load ever runs under it and different keys never wait for each other.
-    slots: Arc<Mutex<HashMap<Key, Slot>>>,
+    slots: Mutex<HashMap<Key, Slot>>,
 }
 
 impl<L: Loader> CoalescingCache<L> {
     pub fn new(loader: Arc<L>) -> Self {
         CoalescingCache {
             loader,
-            slots: Arc::new(Mutex::new(HashMap::new())),
+            slots: Mutex::new(HashMap::new()),
         }
     }
 
     /// The value for `key`: cached, or loaded once however many callers ask concurrently.
     pub async fn get(&self, key: Key) -> Result<Value, LoadError> {
-        let mut outcome = {
-            let mut slots = self
-                .slots
-                .lock()
-                .expect("never poisoned: no panics under this lock");
+        let (leader, mut outcome) = {
+            let mut slots = self.slots.lock().expect("no panics under this lock");
             match slots.get(&key) {
                 Some(Slot::Ready(value)) => return Ok(value.clone()),
-                Some(Slot::Loading(outcome)) => outcome.clone(),
+                Some(Slot::Loading(outcome)) => (None, outcome.clone()),
                 None => {
-                    // First miss: this caller starts the load. Registering the in-flight slot
+                    // First miss: this caller leads the load. Registering the in-flight slot
                     // under the same lock as the check is what stops the herd: nobody can miss
                     // in between and start a second load.
                     let (tx, rx) = watch::channel(None);
                     slots.insert(key, Slot::Loading(rx.clone()));
-                    let mut publisher = Publisher {
-                        slots: Arc::clone(&self.slots),
-                        key,
-                        tx: Some(tx),
-                    };
-                    let loader = Arc::clone(&self.loader);
-                    // The load runs in its own task, not in this caller's future: if this caller
-                    // gives up (its future is dropped), the load carries on for the others.
-                    tokio::spawn(async move {
-                        let result = loader.load(key).await;
-                        publisher.publish(result);
-                    });
-                    rx
+                    (Some(tx), rx)
                 }
             }
         };
-        // Leader and followers alike wait here for the one load's outcome.
+        if let Some(tx) = leader {
+            let result = self.loader.load(key).await;
+            let mut slots = self.slots.lock().expect("no panics under this lock");
+            match &result {
+                Ok(value) => {
+                    slots.insert(key, Slot::Ready(value.clone()));
+                }
+                // Errors are not cached: removing the in-flight slot lets the next caller retry.
+                Err(_) => {
+                    slots.remove(&key);
+                }
+            }
+            // `send_replace` stores the outcome even if no waiter is subscribed.
+            tx.send_replace(Some(result.clone()));
+            return result;
+        }
+        // A follower waits for the leader's outcome, whatever it is: the loader's own error
+        // included, so a failing database sees one query, not one per waiter.
         match outcome.wait_for(Option::is_some).await {
-            Ok(result) => result
-                .clone()
-                .expect("wait_for only returns once it is Some"),
-            // The publisher always sends before it goes away, so this is only reachable if the
-            // runtime is shutting down; report it rather than panic.
-            Err(_) => Err(LoadError(format!(
-                "the load of key {key} ended without a result"
-            ))),
+            Ok(result) => result.clone().expect("wait_for returns once it is Some"),
+            // The leader went away without publishing (its caller gave up, or the loader
+            // panicked). Making that safe is 06_resilience/single_flight_cancellation's lesson.
+            Err(_) => Err(LoadError(format!("the load of key {key} was abandoned"))),
         }
-    }
-}
-
-/// Owned by the task running a load: publishes its outcome exactly once. If the task never gets
-/// to publish (the loader panicked, or the runtime dropped the task), `Drop` publishes an error
-/// instead, so the waiters wake up and the key is free to be loaded again.
-struct Publisher {
-    slots: Arc<Mutex<HashMap<Key, Slot>>>,
-    key: Key,
-    tx: Option<watch::Sender<Outcome>>,
-}
-
-impl Publisher {
-    fn publish(&mut self, result: Result<Value, LoadError>) {
-        let Some(tx) = self.tx.take() else {
-            return;
-        };
-        let mut slots = self
-            .slots
-            .lock()
-            .expect("never poisoned: no panics under this lock");
-        match &result {
-            Ok(value) => {
-                slots.insert(self.key, Slot::Ready(value.clone()));
-            }
-            // Errors are not cached: removing the in-flight slot lets the next caller retry.
-            Err(_) => {
-                slots.remove(&self.key);
-            }
-        }
-        // `send_replace` stores the outcome even if no waiter is subscribed any more.
-        tx.send_replace(Some(result));
-    }
-}
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let key = self.key;
-        self.publish(Err(LoadError(format!(
-            "the load of key {key} panicked or was aborted"
-        ))));
     }
 }
 
@@ -176,8 +132,6 @@ impl<L: Loader> stampede::LabCache for CoalescingCache<L> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use sdlings_kit::caching::stampede::SlowDb;
     use sdlings_kit::caching::within;
     use tokio::task::JoinSet;
@@ -410,25 +364,10 @@ mod tests {
         );
     }
 
-    /// A loader whose latency depends on the key: key 1 is very slow, the others are quick.
-    struct OneSlowKey {
-        calls: AtomicU64,
-    }
-
-    impl Loader for OneSlowKey {
-        async fn load(&self, key: Key) -> Result<Value, LoadError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let latency = if key == 1 { 100 * LATENCY } else { LATENCY };
-            tokio::time::sleep(latency).await;
-            Ok(format!("row {key}"))
-        }
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_slow_load_on_one_key_does_not_hold_up_another_key() {
-        let db = Arc::new(OneSlowKey {
-            calls: AtomicU64::new(0),
-        });
+        // Key 1's load takes 100 times as long as any other key's.
+        let db = Arc::new(SlowDb::new(LATENCY).with_latency_for(1, 100 * LATENCY));
         let cache = Arc::new(CoalescingCache::new(Arc::clone(&db)));
         let start = Instant::now();
         let slow = {
@@ -448,60 +387,6 @@ mod tests {
         assert_eq!(quick_again, row(2), "key 2 is now cached");
         assert!(!slow.is_finished(), "key 1's load is still running");
         assert_eq!(within("get(1)", slow).await.expect("no panic"), row(1));
-        assert_eq!(db.calls.load(Ordering::SeqCst), 2, "one load per key");
-    }
-
-    // --- never stuck ---
-
-    #[tokio::test(start_paused = true)]
-    async fn a_caller_giving_up_does_not_strand_or_fail_the_others() {
-        let (db, cache) = setup();
-        let leader = {
-            let cache = Arc::clone(&cache);
-            tokio::spawn(async move { cache.get(1).await })
-        };
-        tokio::time::sleep(LATENCY / 4).await; // the leader has started the load
-        let follower = spawn_gets(&cache, [1]);
-        tokio::time::sleep(LATENCY / 4).await; // the follower is waiting on that load
-        // The leader gives up halfway (a client-side timeout, a closed connection): its `get`
-        // future is dropped mid-load.
-        leader.abort();
-        let out = results(follower).await;
-        assert_eq!(
-            out[0].1,
-            row(1),
-            "the caller that started the load gave up, but the follower waiting on the same \
-             load must still get the value (no hang, no error)"
-        );
-        assert_eq!(
-            within("a get after the leader gave up", cache.get(1)).await,
-            row(1),
-            "and later callers must get it too"
-        );
-        assert!(db.calls() >= 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_panicking_loader_does_not_leave_the_key_stuck() {
-        let (db, cache) = setup();
-        db.panic_next(1);
-        let mut set = JoinSet::new();
-        for _ in 0..5 {
-            let cache = Arc::clone(&cache);
-            set.spawn(async move { cache.get(1).await });
-        }
-        // Each waiter may see an error or a retried value, or its task may panic along with
-        // the loader; what it must not do is wait forever.
-        within("a waiter of a panicking load", async {
-            while set.join_next().await.is_some() {}
-        })
-        .await;
-        assert_eq!(
-            within("a get after the loader panicked", cache.get(1)).await,
-            row(1),
-            "the loader panicked once; a later get must load the key again, not find it stuck \
-             behind an in-flight entry whose load is gone"
-        );
-        assert!(db.calls() >= 2, "the later get needed a fresh load");
+        assert_eq!(db.calls(), 2, "one load per key");
     }
 }

@@ -259,17 +259,11 @@ mod tests {
     fn write_through_put_writes_the_store_before_returning_and_caches_clean() {
         let mut c = cache(WriteThrough, 10);
         c.put(1, 100);
-        assert_eq!(
-            c.store().peek(1),
-            Some(100),
-            "the store holds it once put returns"
-        );
+        let why = "the store holds it once put returns";
+        assert_eq!(c.store().peek(1), Some(100), "{why}");
         assert_eq!(c.get(1), Some(100), "a value just put is readable back");
-        assert_eq!(
-            c.store().reads(),
-            0,
-            "put also caches it: get needs no store read"
-        );
+        let why = "put also caches it: get needs no store read";
+        assert_eq!(c.store().reads(), 0, "{why}");
         assert_eq!(c.dirty_count(), 0, "write-through entries are never dirty");
         assert_eq!(c.flush(), 0, "so flush has nothing to write");
     }
@@ -280,11 +274,8 @@ mod tests {
         for v in 1..=5 {
             c.put(7, v);
         }
-        assert_eq!(
-            c.store().writes(),
-            5,
-            "write-through does not coalesce: 5 puts, 5 writes"
-        );
+        let why = "write-through does not coalesce: 5 puts, 5 writes";
+        assert_eq!(c.store().writes(), 5, "{why}");
         let store = c.crash();
         assert_eq!(store.peek(7), Some(5), "the latest value survives a crash");
     }
@@ -297,23 +288,14 @@ mod tests {
         for v in 1..=50 {
             c.put(1, v);
         }
-        assert_eq!(
-            c.store().writes(),
-            0,
-            "write-back: put only updates the cache"
-        );
+        let why = "write-back: put only updates the cache";
+        assert_eq!(c.store().writes(), 0, "{why}");
         assert_eq!(c.dirty_count(), 1, "... and marks the entry dirty");
-        assert_eq!(
-            c.get(1),
-            Some(50),
-            "get serves the cached (newer) value, not the store's"
-        );
+        let why = "get serves the cached (newer) value, not the store's";
+        assert_eq!(c.get(1), Some(50), "{why}");
         assert_eq!(c.flush(), 1, "flush writes the one dirty entry");
-        assert_eq!(
-            c.store().log(),
-            [(1, 50)],
-            "50 puts, one store write: the latest value"
-        );
+        let why = "50 puts, one store write: the latest value";
+        assert_eq!(c.store().log(), [(1, 50)], "{why}");
     }
 
     #[test]
@@ -321,28 +303,16 @@ mod tests {
         let mut c = WriteCache::new(WriteBack, 10, Store::with_rows([(3, 30)]));
         c.put(1, 10);
         c.put(2, 20);
-        assert_eq!(
-            c.get(3),
-            Some(30),
-            "key 3 is read from the store: a clean entry"
-        );
+        let why = "key 3 is read from the store: a clean entry";
+        assert_eq!(c.get(3), Some(30), "{why}");
         assert_eq!(c.flush(), 2, "keys 1 and 2 are dirty; key 3 is clean");
-        assert_eq!(
-            (c.dirty_count(), c.flush()),
-            (0, 0),
-            "nothing changed since the last flush"
-        );
-        assert_eq!(
-            c.store().log(),
-            [(1, 10), (2, 20)],
-            "each dirty key written once, 3 never"
-        );
+        let why = "nothing changed since the last flush";
+        assert_eq!((c.dirty_count(), c.flush()), (0, 0), "{why}");
+        let why = "each dirty key written once, 3 never";
+        assert_eq!(c.store().log(), [(1, 10), (2, 20)], "{why}");
         assert_eq!(c.get(1), Some(10), "flushed entries stay cached");
-        assert_eq!(
-            c.store().reads(),
-            1,
-            "... so get does not read the store again"
-        );
+        let why = "... so get does not read the store again";
+        assert_eq!(c.store().reads(), 1, "{why}");
     }
 
     #[test]
@@ -351,16 +321,10 @@ mod tests {
         c.put(1, 10);
         c.flush();
         c.put(1, 11);
-        assert_eq!(
-            (c.dirty_count(), c.flush()),
-            (1, 1),
-            "a put after a flush dirties it again"
-        );
-        assert_eq!(
-            c.store().log(),
-            [(1, 10), (1, 11)],
-            "one write per flush that found it dirty"
-        );
+        let why = "a put after a flush dirties it again";
+        assert_eq!((c.dirty_count(), c.flush()), (1, 1), "{why}");
+        let why = "one write per flush that found it dirty";
+        assert_eq!(c.store().log(), [(1, 10), (1, 11)], "{why}");
     }
 
     #[test]
@@ -385,11 +349,8 @@ mod tests {
     fn write_around_writes_the_store_and_leaves_the_cache_to_reads() {
         let mut c = cache(WriteAround, 10);
         c.put(1, 100);
-        assert_eq!(
-            c.store().peek(1),
-            Some(100),
-            "the store holds it once put returns"
-        );
+        let why = "the store holds it once put returns";
+        assert_eq!(c.store().peek(1), Some(100), "{why}");
         assert_eq!(c.len(), 0, "write-around does not cache what it writes");
         assert_eq!((c.get(1), c.get(1)), (Some(100), Some(100)));
         assert_eq!(c.store().reads(), 1, "the first read loads and caches it");
@@ -402,23 +363,14 @@ mod tests {
         c.get(1);
         c.get(2);
         c.put(1, 11);
-        assert_eq!(
-            c.get(1),
-            Some(11),
-            "key 1 was cached as 10 when put wrote 11 to the store: the cached copy must go"
-        );
+        let why = "key 1 was cached as 10 when put wrote 11 to the store: the cached copy must go";
+        assert_eq!(c.get(1), Some(11), "{why}");
         c.put(2, 21);
         c.put(3, 30);
-        assert_eq!(
-            (c.get(2), c.get(3)),
-            (Some(21), Some(30)),
-            "reads see every put"
-        );
-        assert_eq!(
-            (c.store().reads(), c.store().writes()),
-            (5, 3),
-            "(store reads, writes)"
-        );
+        let why = "reads see every put";
+        assert_eq!((c.get(2), c.get(3)), (Some(21), Some(30)), "{why}");
+        let why = "(store reads, writes)";
+        assert_eq!((c.store().reads(), c.store().writes()), (5, 3), "{why}");
     }
 
     // --- get, capacity and eviction ---
@@ -426,28 +378,16 @@ mod tests {
     #[test]
     fn get_falls_back_to_the_store_and_then_serves_from_the_cache() {
         let mut c = WriteCache::new(WriteBack, 2, Store::with_rows([(1, 10), (2, 20), (3, 30)]));
-        assert_eq!(
-            (c.get(1), c.get(1)),
-            (Some(10), Some(10)),
-            "a miss is answered by the store"
-        );
-        assert_eq!(
-            c.store().reads(),
-            1,
-            "the first get caches it; the second is a hit"
-        );
-        assert_eq!(
-            c.get(4),
-            None,
-            "a key in neither the cache nor the store is absent"
-        );
+        let why = "a miss is answered by the store";
+        assert_eq!((c.get(1), c.get(1)), (Some(10), Some(10)), "{why}");
+        let why = "the first get caches it; the second is a hit";
+        assert_eq!(c.store().reads(), 1, "{why}");
+        let why = "a key in neither the cache nor the store is absent";
+        assert_eq!(c.get(4), None, "{why}");
         c.get(2);
         c.get(3); // evicts key 1, clean: the store already has it
-        assert_eq!(
-            c.store().writes(),
-            0,
-            "reads never write the store, nor do clean victims"
-        );
+        let why = "reads never write the store, nor do clean victims";
+        assert_eq!(c.store().writes(), 0, "{why}");
     }
 
     #[test]
@@ -456,16 +396,10 @@ mod tests {
         c.put(1, 10);
         c.put(2, 20);
         c.put(1, 11); // key 1 is already cached: no new room is needed
-        assert_eq!(
-            (c.len(), c.dirty_count()),
-            (2, 2),
-            "both keys still cached and dirty"
-        );
-        assert_eq!(
-            c.store().writes(),
-            0,
-            "nothing was evicted, so nothing written back"
-        );
+        let why = "both keys still cached and dirty";
+        assert_eq!((c.len(), c.dirty_count()), (2, 2), "{why}");
+        let why = "nothing was evicted, so nothing written back";
+        assert_eq!(c.store().writes(), 0, "{why}");
     }
 
     #[test]
@@ -480,11 +414,8 @@ mod tests {
             "key 1 was dirty when evicted: it must be written back, or it is lost; keys 2 and \
              3 stay dirty in the cache (never more than capacity 2)"
         );
-        assert_eq!(
-            (c.len(), c.get(1)),
-            (2, Some(10)),
-            "an evicted key is read from the store"
-        );
+        let why = "an evicted key is read from the store";
+        assert_eq!((c.len(), c.get(1)), (2, Some(10)), "{why}");
     }
 
     #[test]

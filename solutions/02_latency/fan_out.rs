@@ -1,27 +1,19 @@
 // Fan-out: how a backend's rare slow call becomes the common case for requests
 //
-// A search query, a news feed or a product page is rarely served by one backend: the frontend
-// sends N calls in parallel (to N index shards, or to N microservices) and answers only when
-// they are all back. Its latency is the MAX of N backend latencies, not their mean. If a backend
-// is slow 1% of the time (its p99: a GC pause, a cache miss, a compaction), a request that waits
-// for 100 of them hits at least one slow call with probability 1 − 0.99^100 ≈ 63%: the backend's
-// rare tail has become the request's common case. Google's "The Tail at Scale" is about exactly
-// this.
+// A search page or a feed sends N calls in parallel (to N index shards or services) and answers
+// once they are back: its latency is the MAX of N latencies, not their mean. If each backend is
+// slow 1% of the time (its p99: a GC pause, a cache miss), a request that waits for 100 of them
+// meets a slow call 63% of the time (1 − 0.99^100): the backend's rare tail has become the
+// request's common case. Google's "The Tail at Scale" is about exactly this.
 //
-// Build:
-//   - `fan_out_latency(calls, k)`: the latency of a request that completes when the fastest k of
-//     its calls have answered, i.e. the k-th smallest; k = N is "wait for all" (the maximum);
-//   - `p_at_least_one_slow(n, p_slow)`: the chance that at least one of n independent calls is
-//     slow;
-//   - `backend_percentile_for(q, n)`: which backend percentile a request's q-th percentile
-//     corresponds to when it waits for n calls;
-//   - `fastest_k(calls, k)`: run the calls concurrently with tokio, return the first k results
-//     in completion order, and cancel the stragglers: the mitigation (quorum reads, hedging).
+// Build `fan_out_latency` (waiting for the fastest k of the calls; k = N is all of them),
+// `p_at_least_one_slow`, `backend_percentile_for` (the backend percentile behind a fan-out's q-th
+// percentile), and `fastest_k`: run the calls concurrently with tokio, return the first k answers
+// in completion order, and cancel the stragglers (the mitigation: quorum reads, hedging).
 //
-// Lab (real sockets): 12 HTTP backends on localhost, one of them slow. Raise the fan-outs in
-// FAN_OUTS or SLOW_BACKEND_LATENCY: waiting for all N calls, the request's p99 and then (once
-// half the requests call the slow backend) even its p50 become the slow backend's latency;
-// waiting for the fastest N−1 brings both back near the healthy latency.
+// Lab (real sockets): 12 HTTP backends on localhost, one slow. Raise FAN_OUTS or
+// SLOW_BACKEND_LATENCY: waiting for all N, the p99 and then the p50 become the slow backend's
+// latency; waiting for the fastest N−1 brings both back near the healthy latency.
 
 use std::future::Future;
 use std::time::Duration;
@@ -129,10 +121,9 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use rand::RngExt;
+    use sdlings_kit::latency::FakeCalls;
     use sdlings_kit::workload::seeded_rng;
 
     fn ms(v: u64) -> Duration {
@@ -162,11 +153,6 @@ mod tests {
                  the {k}th of those (index k - 1)"
             );
         }
-        assert_eq!(
-            calls,
-            [ms(50), ms(10), ms(90), ms(30)],
-            "the caller's calls stay as they were"
-        );
     }
 
     #[test]
@@ -192,82 +178,56 @@ mod tests {
 
     #[test]
     fn a_fan_out_requests_p99_is_a_much_higher_backend_percentile() {
-        assert!(
-            (backend_percentile_for(99.0, 1) - 99.0).abs() < 1e-9,
-            "with one call, the request p99 is the backend's p99"
-        );
-        let p = backend_percentile_for(99.0, 100);
-        assert!(
-            (p - 99.989_950_1).abs() < 1e-6,
-            "waiting for 100 calls, the request p99 is each backend's p99.99 (100 × \
-             0.99^(1/100) = 99.98995), got {p}"
-        );
-        let p = backend_percentile_for(50.0, 10);
-        assert!(
-            (p - 93.303_299).abs() < 1e-5,
-            "the median of a 10-way fan-out is each backend's p93.3 (0.5^(1/10)), got {p}"
-        );
+        // One call: the backend's own p99. 100 calls: each backend's p99.99. The median of a
+        // 10-way fan-out: each backend's p93.3.
+        for (q, n, expected) in [
+            (99.0, 1, 99.0),
+            (99.0, 100, 99.989_950_169_2),
+            (50.0, 10, 93.303_299_153_7),
+        ] {
+            let p = backend_percentile_for(q, n);
+            assert!(
+                (p - expected).abs() < 1e-9,
+                "waiting for {n} calls, the request's p{q} is each backend's 100 × ({q} / \
+                 100)^(1/{n}) = p{expected}, got p{p}"
+            );
+        }
     }
 
     #[test]
     fn waiting_for_n_minus_1_hides_a_single_slow_call() {
+        let (fast, slow) = (ms(10), ms(1_000));
         let backend = BackendLatency {
-            fast: ms(10),
-            slow: ms(1_000),
+            fast,
+            slow,
             p_slow: 0.01,
         };
-        let mut rng = seeded_rng(23);
-        let (n, requests) = (100usize, 600);
-        let (mut slow_all, mut slow_quorum) = (0, 0);
-        for _ in 0..requests {
+        let (mut rng, n, requests) = (seeded_rng(23), 100, 600.0);
+        let (mut slow_all, mut slow_quorum) = (0.0, 0.0);
+        for _ in 0..requests as usize {
             let calls: Vec<Duration> = (0..n).map(|_| backend.sample(&mut rng)).collect();
-            slow_all += usize::from(fan_out_latency(&calls, n) >= backend.slow);
-            slow_quorum += usize::from(fan_out_latency(&calls, n - 1) >= backend.slow);
+            slow_all += f64::from(fan_out_latency(&calls, n) >= slow) / requests;
+            slow_quorum += f64::from(fan_out_latency(&calls, n - 1) >= slow) / requests;
         }
         // Waiting for 99 of 100 is slow only when two or more calls are slow.
         let two_or_more = 1.0 - 0.99f64.powi(100) - 100.0 * 0.01 * 0.99f64.powi(99);
-        let (all, quorum) = (
-            slow_all as f64 / requests as f64,
-            slow_quorum as f64 / requests as f64,
+        assert!(
+            (slow_all - 0.634).abs() < 0.06,
+            "waiting for all 100: about 63% slow, got {slow_all:.3}"
         );
         assert!(
-            (all - 0.634).abs() < 0.06,
-            "waiting for all 100: about 63% slow, got {all:.3}"
-        );
-        assert!(
-            (quorum - two_or_more).abs() < 0.06,
+            (slow_quorum - two_or_more).abs() < 0.06,
             "waiting for the fastest 99: slow only with 2+ slow calls ({two_or_more:.3}), got \
-             {quorum:.3}"
+             {slow_quorum:.3}"
         );
-    }
-
-    /// A call that answers `value` after `delay` of (paused) tokio time and counts itself done.
-    fn call(
-        delay: u64,
-        done: &Arc<AtomicUsize>,
-    ) -> impl Future<Output = u64> + Send + 'static + use<> {
-        let done = Arc::clone(done);
-        async move {
-            tokio::time::sleep(ms(delay)).await;
-            done.fetch_add(1, Ordering::SeqCst);
-            delay
-        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn fastest_k_returns_the_first_k_answers_in_the_order_they_arrived() {
-        let done = Arc::new(AtomicUsize::new(0));
-        let calls: Vec<_> = [50, 10, 40, 20, 30]
-            .into_iter()
-            .map(|d| call(d, &done))
-            .collect();
+        let fake = FakeCalls::default();
         let started = tokio::time::Instant::now();
-        let answers = fastest_k(calls, 3).await;
-        assert_eq!(
-            answers,
-            vec![10, 20, 30],
-            "the 3 fastest calls, in completion order"
-        );
+        let answers = fastest_k(fake.delays(&[50, 10, 40, 20, 30]), 3).await;
+        assert_eq!(answers, [10, 20, 30], "the 3 fastest, in completion order");
         assert_eq!(
             started.elapsed(),
             ms(30),
@@ -278,15 +238,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_stragglers_are_cancelled_once_k_answers_are_in() {
-        let done = Arc::new(AtomicUsize::new(0));
-        let calls: Vec<_> = [10, 20, 500, 600, 700]
-            .into_iter()
-            .map(|d| call(d, &done))
-            .collect();
-        assert_eq!(fastest_k(calls, 2).await, vec![10, 20]);
+        let fake = FakeCalls::default();
+        let answers = fastest_k(fake.delays(&[10, 20, 500, 600, 700]), 2).await;
+        assert_eq!(answers, [10, 20]);
         tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(
-            done.load(Ordering::SeqCst),
+            fake.finished(),
             2,
             "the 3 slower calls must be cancelled when fastest_k returns, not left running to \
              waste the backends' time on answers nobody reads"
@@ -295,44 +252,26 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn asking_for_zero_answers_returns_at_once_and_starts_nothing() {
-        let done = Arc::new(AtomicUsize::new(0));
-        let calls: Vec<_> = [10, 20].into_iter().map(|d| call(d, &done)).collect();
+        let fake = FakeCalls::default();
         let started = tokio::time::Instant::now();
-        assert_eq!(fastest_k(calls, 0).await, Vec::<u64>::new());
+        assert_eq!(fastest_k(fake.delays(&[10, 20]), 0).await, []);
         assert_eq!(started.elapsed(), Duration::ZERO, "nothing to wait for");
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(
-            done.load(Ordering::SeqCst),
+            fake.finished(),
             0,
             "no answer is wanted, so no call may be left running in the background"
         );
-        let none: Vec<_> = [].into_iter().map(|d| call(d, &done)).collect();
-        assert_eq!(
-            fastest_k(none, 0).await,
-            Vec::<u64>::new(),
-            "no calls at all"
-        );
-    }
-
-    /// A call that answers `label` after `delay` ms of (paused) tokio time.
-    fn labelled(delay: u64, label: &'static str) -> impl Future<Output = &'static str> + Send {
-        async move {
-            tokio::time::sleep(ms(delay)).await;
-            label
-        }
+        assert_eq!(fastest_k(fake.delays(&[]), 0).await, [], "no calls at all");
     }
 
     #[tokio::test(start_paused = true)]
     async fn answers_come_back_in_completion_order_not_in_call_order_or_sorted() {
-        let calls = vec![
-            labelled(30, "a"),
-            labelled(10, "c"),
-            labelled(40, "b"),
-            labelled(20, "d"),
-        ];
+        let fake = FakeCalls::default();
+        let calls = [(30, "a"), (10, "c"), (40, "b"), (20, "d")].map(|(d, a)| fake.answer(d, a));
         assert_eq!(
-            fastest_k(calls, 3).await,
-            vec!["c", "d", "a"],
+            fastest_k(calls.into(), 3).await,
+            ["c", "d", "a"],
             "c answers after 10 ms, d after 20, a after 30: completion order, which is neither \
              the order the calls were given nor the answers sorted"
         );
@@ -341,19 +280,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     #[should_panic(expected = "shard 2 crashed")]
     async fn a_call_that_panics_makes_fastest_k_panic_instead_of_being_skipped() {
-        let calls: Vec<std::pin::Pin<Box<dyn Future<Output = u64> + Send>>> = vec![
-            Box::pin(async {
-                tokio::time::sleep(ms(30)).await;
-                1
-            }),
-            Box::pin(async {
-                tokio::time::sleep(ms(10)).await;
-                panic!("shard 2 crashed")
-            }),
-            Box::pin(async {
-                tokio::time::sleep(ms(20)).await;
-                3
-            }),
+        let fake = FakeCalls::default();
+        let calls = vec![
+            fake.answer(30, 1),
+            fake.crash(10, "shard 2 crashed"),
+            fake.answer(20, 3),
         ];
         // Skipping the failed call would quietly return [3, 1], as if a crash were an answer.
         fastest_k(calls, 2).await;
@@ -369,38 +300,28 @@ mod tests {
             for i in (1..n).rev() {
                 delays.swap(i, rng.random_range(0..=i));
             }
-            let done = Arc::new(AtomicUsize::new(0));
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .start_paused(true)
-                .build()
-                .expect("a runtime");
-            let (answers, elapsed, finished) = runtime.block_on(async {
-                let calls: Vec<_> = delays.iter().map(|&d| call(d, &done)).collect();
+            let fake = FakeCalls::default();
+            let (answers, elapsed) = sdlings_kit::lab::simulated_runtime().block_on(async {
                 let started = tokio::time::Instant::now();
-                let answers = fastest_k(calls, k).await;
+                let answers = fastest_k(fake.delays(&delays), k).await;
                 let elapsed = started.elapsed();
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                (answers, elapsed, done.load(Ordering::SeqCst))
+                (answers, elapsed)
             });
             let mut ascending = delays.clone();
             ascending.sort_unstable();
+            let case = format!("delays {delays:?}, k = {k}");
             assert_eq!(
                 answers,
-                ascending[..k].to_vec(),
-                "delays {delays:?}, k = {k}: the k fastest, in completion order"
+                ascending[..k],
+                "{case}: the k fastest, in completion order"
             );
-            let expected = k.checked_sub(1).map_or(0, |i| ascending[i]);
             assert_eq!(
                 elapsed,
-                ms(expected),
-                "delays {delays:?}, k = {k}: running at once, the k-th answer arrives after the \
-                 k-th smallest delay"
+                ms(k.checked_sub(1).map_or(0, |i| ascending[i])),
+                "{case}: running at once, the k-th answer arrives after the k-th smallest delay"
             );
-            assert_eq!(
-                finished, k,
-                "delays {delays:?}: the other calls are cancelled"
-            );
+            assert_eq!(fake.finished(), k, "{case}: the other calls are cancelled");
         });
     }
 

@@ -1,26 +1,18 @@
 // Percentiles: p50, p99 and the mean of raw latency samples, and why the mean lies
 //
-// Build `nearest_rank` and `Samples`: a batch of latency samples (in microseconds), copied and
-// sorted once so that every percentile query afterwards is a lookup. Use the nearest-rank method:
+// Build `nearest_rank` and `Samples`: latency samples (µs) copied and sorted once, so that every
+// percentile afterwards is a lookup. The p-th percentile (0 <= p <= 100) of n samples is the one
+// at 1-based rank ceil(p × n / 100), at least 1: p0 is the minimum, p100 the maximum, and the
+// answer is always a latency some request really had, never an interpolation. No samples gives
+// `None`; a p outside 0..=100 (or NaN) is the caller's bug and panics. The rank must be exact for
+// p with decimals and n up to a million, which floating point does not give for free: in f64,
+// 16.1 × 1000 / 100 is 161.00000000000003, and its bare ceiling is the wrong rank.
 //
-//     sort the n samples ascending; the p-th percentile (0 <= p <= 100) is the sample at 1-based
-//     rank r = ceil(p × n / 100), raised to 1 when it comes out as 0.
-//
-// So p0 is the minimum, p100 the maximum, and the answer is always a latency that some request
-// really had, never an interpolation between two samples. No samples gives `None` (a quiet minute
-// is not a crash). A p outside 0..=100 (or NaN) is a bug in the caller and panics. Mind floating
-// point: p is a decimal like 99.9 or 16.1 that binary floating point cannot hold exactly, so
-// p × n / 100 can land a hair above the whole number it should be (p16.1 of 1000 gives
-// 161.00000000000003), and a bare ceiling then picks the next rank. The tests try fractional p
-// of every size, with n from 1 to a million.
-//
-// Why it matters: SLOs are written on percentiles ("p99 under 300 ms") because a latency
-// distribution is skewed, often with several humps (cache hit, cache miss, timeout), and its mean
-// describes almost no request. A dashboard showing only the average hides the 1% of users who
-// wait a second.
+// Why it matters: SLOs are written on percentiles ("p99 under 300 ms") because latency is skewed,
+// often in humps (cache hit, cache miss, timeout), and its mean describes almost no request.
 //
 // Lab: raise MISS_RATE or TIMEOUT_RATE. The mean climbs while p50 does not move, and almost no
-// request has a latency anywhere near the mean; with TIMEOUT_RATE above 1%, p99 jumps to 1 s.
+// request is anywhere near the mean; with TIMEOUT_RATE above 1%, p99 jumps to 1 s.
 
 use sdlings_kit::latency;
 pub use sdlings_kit::latency::assert_valid_percentile;
@@ -86,45 +78,6 @@ impl Samples {
     }
 }
 
-// ---- Given: what a dashboard reads from your code ----------------------------------------------
-
-/// A latency dashboard's view of one batch of samples, all in microseconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    pub count: usize,
-    pub mean: f64,
-    pub min: u64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub p999: u64,
-    pub max: u64,
-}
-
-impl Samples {
-    pub fn len(&self) -> usize {
-        self.sorted.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
-    }
-
-    /// Everything a dashboard shows, or `None` when there are no samples.
-    pub fn summary(&self) -> Option<Summary> {
-        Some(Summary {
-            count: self.len(),
-            mean: self.mean()?,
-            min: self.percentile(0.0)?,
-            p50: self.percentile(50.0)?,
-            p90: self.percentile(90.0)?,
-            p99: self.percentile(99.0)?,
-            p999: self.percentile(99.9)?,
-            max: self.percentile(100.0)?,
-        })
-    }
-}
-
 // ---- Lab: a cached service, 100 000 requests ---------------------------------------------------
 
 /// Share of requests that miss the cache and query the database (40–120 ms); hits take 0.6–1.8 ms.
@@ -136,22 +89,10 @@ const SEED: u64 = 7;
 
 fn main() {
     let raw = latency::cached_service_latencies(SAMPLES, MISS_RATE, TIMEOUT_RATE, SEED);
-    let s = Samples::new(&raw).summary().expect("the lab has samples");
-    println!(
-        "{SAMPLES} requests to a cached service: {:.1}% cache misses (40-120 ms), {:.1}% \
-         timeouts (1 s), the rest cache hits (0.6-1.8 ms)\n",
-        MISS_RATE * 100.0,
-        TIMEOUT_RATE * 100.0
-    );
-    let figures = [
-        ("min", s.min),
-        ("p50", s.p50),
-        ("p90", s.p90),
-        ("p99", s.p99),
-        ("p99.9", s.p999),
-        ("max", s.max),
-    ];
-    latency::print_mean_vs_percentiles(&raw, s.mean, &figures);
+    let s = Samples::new(&raw);
+    let mean = s.mean().expect("the lab has samples");
+    let percentile = |p| s.percentile(p).expect("the lab has samples");
+    latency::print_mean_vs_percentiles(&raw, (MISS_RATE, TIMEOUT_RATE), mean, percentile);
 }
 
 #[cfg(test)]
@@ -160,10 +101,8 @@ mod tests {
 
     use super::*;
 
-    /// 10, 20, ..., 100, shuffled.
-    fn tens() -> Vec<u64> {
-        vec![70, 10, 100, 40, 30, 90, 20, 60, 50, 80]
-    }
+    /// 10, 20, ..., 100 in arrival order, unsorted.
+    const TENS: [u64; 10] = [70, 10, 100, 40, 30, 90, 20, 60, 50, 80];
 
     #[test]
     fn nearest_rank_is_the_ceiling_of_p_times_n_over_100_counted_from_one() {
@@ -218,8 +157,8 @@ mod tests {
     }
 
     #[test]
-    fn percentile_of_ten_samples_picks_the_sample_at_the_nearest_rank() {
-        let s = Samples::new(&tens());
+    fn percentile_of_unsorted_samples_picks_the_sorted_sample_at_the_nearest_rank() {
+        let s = Samples::new(&TENS);
         for (p, expected) in [
             (10.0, 10),
             (11.0, 20),
@@ -249,42 +188,17 @@ mod tests {
              request had"
         );
         assert_eq!(s.percentile(90.0), Some(40), "rank ceil(3.6) = 4");
-        let two = Samples::new(&[1_000, 1]);
         assert_eq!(
-            two.percentile(50.0),
+            Samples::new(&[1_000, 1]).percentile(50.0),
             Some(1),
             "p50 of {{1, 1000}} is rank 1: the fast request, not something halfway"
         );
     }
 
     #[test]
-    fn percentile_of_unsorted_samples_sorts_a_copy_and_leaves_the_callers_order_alone() {
-        let arrival_order = vec![900, 5, 300, 5, 70, 1_200, 40];
-        let s = Samples::new(&arrival_order);
-        assert_eq!(
-            s.percentile(50.0),
-            Some(70),
-            "samples arrive unsorted: sorted they are 5, 5, 40, 70, 300, 900, 1200, and p50 is \
-             rank 4 = 70"
-        );
-        assert_eq!(s.percentile(0.0), Some(5));
-        assert_eq!(s.percentile(100.0), Some(1_200));
-        assert_eq!(
-            arrival_order,
-            vec![900, 5, 300, 5, 70, 1_200, 40],
-            "the caller's samples keep their arrival order"
-        );
-    }
-
-    #[test]
     fn no_samples_means_no_percentile_and_no_mean_instead_of_a_panic() {
-        assert_eq!(
-            nearest_rank(50.0, 0),
-            0,
-            "with no samples there is no rank to return"
-        );
+        assert_eq!(nearest_rank(50.0, 0), 0, "no samples, no rank");
         let s = Samples::new(&[]);
-        assert!(s.is_empty());
         assert_eq!(
             s.percentile(50.0),
             None,
@@ -292,18 +206,13 @@ mod tests {
         );
         assert_eq!(s.percentile(0.0), None);
         assert_eq!(s.percentile(100.0), None);
-        assert_eq!(
-            s.mean(),
-            None,
-            "no samples, no mean (and no division by zero)"
-        );
-        assert_eq!(s.summary(), None);
+        assert_eq!(s.mean(), None, "no samples, no mean (nor a division by 0)");
     }
 
     #[test]
     #[should_panic(expected = "0..=100")]
     fn asking_for_p150_is_a_bug_and_panics() {
-        Samples::new(&tens()).percentile(150.0);
+        Samples::new(&TENS).percentile(150.0);
     }
 
     #[test]
@@ -311,7 +220,7 @@ mod tests {
     fn a_nan_percentile_is_a_bug_and_panics() {
         // NaN fails every comparison, so a check written as `p < 0.0 || p > 100.0` lets it
         // through; ask whether p is inside the range instead.
-        Samples::new(&tens()).percentile(f64::NAN);
+        Samples::new(&TENS).percentile(f64::NAN);
     }
 
     #[test]
@@ -331,26 +240,6 @@ mod tests {
             Samples::new(&[u64::MAX, u64::MAX, u64::MAX]).mean(),
             Some(u64::MAX as f64),
             "summing three u64::MAX in a u64 overflows; sum in a wider type (u128 or f64)"
-        );
-    }
-
-    #[test]
-    fn summary_of_one_to_a_thousand() {
-        let raw: Vec<u64> = (1..=1_000).rev().collect();
-        let summary = Samples::new(&raw).summary();
-        assert_eq!(
-            summary,
-            Some(Summary {
-                count: 1_000,
-                mean: 500.5,
-                min: 1,
-                p50: 500,
-                p90: 900,
-                p99: 990,
-                p999: 999,
-                max: 1_000,
-            }),
-            "for the samples 1..=1000, the p-th percentile is p × 10"
         );
     }
 
@@ -441,7 +330,6 @@ mod tests {
             let mut sorted = raw.clone();
             sorted.sort_unstable();
             let s = Samples::new(&raw);
-            assert_eq!(s.len(), n, "every sample is kept");
             for _ in 0..5 {
                 let (p, units, scale) = random_decimal_p(rng);
                 let rank = reference_rank(units, scale, n as u64);

@@ -16,17 +16,16 @@
 // recently used state when its zone is full): new clients always get in, but the forgotten one
 // comes back to a full bucket — a free burst for anyone who can spray many keys.
 //
-// Lab (runs once the tests pass): a real HTTP front end on 127.0.0.1 applies your limiter before
-// a backend; four clients, one abusive, send for two seconds. Raise ABUSIVE_CLIENT_RPS: its 429s
-// grow, its admitted count stays near BURST + RATE × 2 s, and the others do not notice. Part 2
-// (simulated): a scan of one-off clients held to MAX_CLIENTS; part 3: the two `WhenFull` policies
-// against an attacker rotating through many keys.
+// Lab: an HTTP front end on 127.0.0.1 applies your limiter; four clients, one abusive, send for
+// two seconds. Raise ABUSIVE_CLIENT_RPS: its 429s grow, its admitted count stays near BURST +
+// RATE × 2 s, and the others do not notice. Then, simulated: a scan of one-off clients held to
+// MAX_CLIENTS, and the two `WhenFull` policies against an attacker rotating through many keys.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sdlings_kit::clock::{Clock, ManualClock, SystemClock};
-use sdlings_kit::rate_limiting::{self, KeyedLimiter, Verdict};
+use sdlings_kit::clock::{Clock, SystemClock};
+use sdlings_kit::rate_limiting::{self, KeyedLimiter};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
@@ -155,10 +154,7 @@ impl<C: Clock> PerClientLimiter<C> {
             config.rate_per_sec > 0.0 && config.rate_per_sec.is_finite(),
             "the refill rate must be positive"
         );
-        assert!(
-            config.max_clients > 0,
-            "the limiter must track some clients"
-        );
+        assert!(config.max_clients > 0, "the table must hold a client");
         PerClientLimiter {
             clock,
             config,
@@ -244,49 +240,33 @@ impl Bucket {
 }
 
 // ---- Lab -------------------------------------------------------------------------------------
-// Part 1 runs over real sockets, in real time: figures vary a little from run to run.
+// Part 1 runs over real sockets, in real time: figures vary a little from run to run. Parts 2 and
+// 3 are simulated; their workloads are set in `sdlings_kit::rate_limiting`.
 
-/// Tokens per second in each client's bucket: the sustained rate a client may have.
+/// Each client's bucket: RATE tokens a second, at most BURST.
 const RATE: f64 = 5.0;
-/// Bucket size: the burst a client may send after being idle.
 const BURST: u32 = 10;
-/// How fast the abusive client sends, ignoring every 429.
+/// How fast the abusive client sends, ignoring every 429, for RUN_FOR.
 const ABUSIVE_CLIENT_RPS: u32 = 100;
-/// How long the clients run.
 const RUN_FOR: Duration = Duration::from_secs(2);
 /// The limiter's memory bound (clients tracked at once).
 const MAX_CLIENTS: usize = 1_000;
-/// Part 2 (simulated): how many one-off clients (one request each) arrive, and how fast.
-const ONE_OFF_CLIENTS: u32 = 10_000;
-const ONE_OFF_PER_SEC: [u32; 3] = [1_000, 5_000, 20_000];
-/// Part 3 (simulated): an attacker rotates through twice MAX_CLIENTS keys, sending a burst of
-/// BURST requests per key visit, ATTACK_VISITS_PER_SEC visits a second, while new one-off
-/// clients arrive at NEWCOMERS_PER_SEC.
-const ATTACK_VISITS_PER_SEC: u32 = 2_000;
-const NEWCOMERS_PER_SEC: u32 = 100;
-const ATTACK_FOR: Duration = Duration::from_secs(2);
 
-fn config(when_full: WhenFull) -> Config {
-    Config {
-        rate_per_sec: RATE,
-        burst: BURST,
-        max_clients: MAX_CLIENTS,
+fn lab_limiter<C: Clock>(when_full: WhenFull, clock: C) -> PerClientLimiter<C> {
+    let (rate_per_sec, burst, max_clients) = (RATE, BURST, MAX_CLIENTS);
+    let config = Config {
+        rate_per_sec,
+        burst,
+        max_clients,
         when_full,
-    }
+    };
+    PerClientLimiter::new(config, clock)
 }
 
 impl<C: Clock> KeyedLimiter for PerClientLimiter<C> {
-    fn check(&mut self, client: &str) -> Verdict {
-        let Decision {
-            allowed,
-            remaining,
-            retry_after,
-        } = PerClientLimiter::check(self, client);
-        Verdict {
-            allowed,
-            remaining,
-            retry_after,
-        }
+    fn check(&mut self, client: &str) -> (bool, u32, Option<Duration>) {
+        let decision = PerClientLimiter::check(self, client);
+        (decision.allowed, decision.remaining, decision.retry_after)
     }
 
     fn tracked_clients(&self) -> usize {
@@ -295,35 +275,17 @@ impl<C: Clock> KeyedLimiter for PerClientLimiter<C> {
 }
 
 fn main() {
-    let limiter = PerClientLimiter::new(config(WhenFull::RefuseNewcomers), SystemClock::new());
-    rate_limiting::socket_lab(limiter, RATE, BURST, ABUSIVE_CLIENT_RPS, RUN_FOR);
-    rate_limiting::one_off_lab(
-        MAX_CLIENTS,
-        RATE,
-        ONE_OFF_CLIENTS,
-        &ONE_OFF_PER_SEC,
-        |clock| PerClientLimiter::new(config(WhenFull::RefuseNewcomers), clock),
-    );
+    let refusing = lab_limiter(WhenFull::RefuseNewcomers, SystemClock::new());
+    rate_limiting::socket_lab(refusing, RATE, BURST, ABUSIVE_CLIENT_RPS, RUN_FOR);
     let policies = [WhenFull::RefuseNewcomers, WhenFull::EvictLeastRecentlySeen];
-    let limiters = policies.map(|policy| {
-        let clock = ManualClock::new();
-        let limiter = PerClientLimiter::new(config(policy), clock.clone());
-        (format!("{policy:?}"), clock, limiter)
-    });
-    rate_limiting::key_rotation_lab(
-        limiters.into(),
-        MAX_CLIENTS,
-        RATE,
-        BURST,
-        ATTACK_VISITS_PER_SEC,
-        NEWCOMERS_PER_SEC,
-        ATTACK_FOR,
-    );
+    rate_limiting::one_off_lab(policies[0], lab_limiter, MAX_CLIENTS, RATE);
+    rate_limiting::key_rotation_lab(&policies, lab_limiter, MAX_CLIENTS, RATE, BURST);
 }
 
 #[cfg(test)]
 mod tests {
     use rand::RngExt;
+    use sdlings_kit::clock::ManualClock;
 
     use super::*;
 
@@ -331,21 +293,11 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    fn limiter(
-        rate_per_sec: f64,
-        burst: u32,
-        max_clients: usize,
-    ) -> (ManualClock, PerClientLimiter<ManualClock>) {
-        limiter_when_full(WhenFull::RefuseNewcomers, rate_per_sec, burst, max_clients)
-    }
+    type Limiter = PerClientLimiter<ManualClock>;
 
-    fn limiter_when_full(
-        when_full: WhenFull,
-        rate_per_sec: f64,
-        burst: u32,
-        max_clients: usize,
-    ) -> (ManualClock, PerClientLimiter<ManualClock>) {
+    fn limiter(when_full: WhenFull, rate: f64, burst: u32, max: usize) -> (ManualClock, Limiter) {
         let clock = ManualClock::new();
+        let (rate_per_sec, max_clients) = (rate, max);
         let config = Config {
             rate_per_sec,
             burst,
@@ -356,8 +308,16 @@ mod tests {
     }
 
     /// Sends `n` requests from `client` at the current time; returns how many were allowed.
-    fn allowed(limiter: &mut PerClientLimiter<ManualClock>, client: &str, n: u32) -> u32 {
+    fn allowed(limiter: &mut Limiter, client: &str, n: u32) -> u32 {
         (0..n).filter(|_| limiter.check(client).allowed).count() as u32
+    }
+
+    fn admitted(remaining: u32) -> Decision {
+        Decision {
+            allowed: true,
+            remaining,
+            retry_after: None,
+        }
     }
 
     fn rejected_with(wait: Duration) -> Decision {
@@ -369,34 +329,13 @@ mod tests {
     }
 
     #[test]
-    fn round_up_to_millis_never_rounds_down() {
-        assert_eq!(round_up_to_millis(Duration::ZERO), Duration::ZERO);
-        assert_eq!(round_up_to_millis(Duration::from_nanos(1)), ms(1));
-        assert_eq!(round_up_to_millis(ms(250)), ms(250), "already whole");
-        assert_eq!(
-            round_up_to_millis(Duration::from_nanos(333_333_334)),
-            ms(334),
-            "333.33 ms rounds UP to 334 ms: at 333 ms the token is not back yet"
-        );
-        assert_eq!(
-            round_up_to_millis(Duration::from_nanos(1_000_000_001)),
-            ms(1001)
-        );
-    }
-
-    #[test]
     fn a_new_client_may_burst_and_hears_how_many_requests_remain() {
-        let (_clock, mut limiter) = limiter(4.0, 4, 10);
+        let (_clock, mut limiter) = limiter(WhenFull::RefuseNewcomers, 4.0, 4, 10);
         for remaining in (0..4).rev() {
             assert_eq!(
                 limiter.check("alice"),
-                Decision {
-                    allowed: true,
-                    remaining,
-                    retry_after: None
-                },
-                "a new client starts with a full bucket of 4; after this request {remaining} \
-                 remain"
+                admitted(remaining),
+                "a new client's bucket holds 4; after this request {remaining} remain"
             );
         }
         assert!(
@@ -406,21 +345,34 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_rounded_up_to_whole_milliseconds() {
-        let (clock, mut limiter) = limiter(3.0, 1, 10);
-        assert!(limiter.check("alice").allowed);
-        let decision = limiter.check("alice");
+    fn round_up_to_millis_never_rounds_down() {
+        let nanos = [0, 1, 250_000_000, 333_333_334, 1_000_000_001];
         assert_eq!(
-            decision,
+            nanos.map(|n| round_up_to_millis(Duration::from_nanos(n))),
+            [0, 1, 250, 334, 1001].map(ms),
+            "{nanos:?} ns rounded UP to whole ms: any less and the client comes back too early"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_the_wait_for_the_missing_fraction_of_a_token_rounded_up() {
+        let (clock, mut limiter) = limiter(WhenFull::RefuseNewcomers, 3.0, 1, 10);
+        assert!(limiter.check("alice").allowed);
+        assert_eq!(
+            limiter.check("alice"),
             rejected_with(ms(334)),
             "at 3 tokens/s a token takes 333.33 ms: Retry-After must round UP to 334 ms (333 ms \
              would send the client back too early, to be rejected again)"
         );
-        clock.set(ms(333));
-        assert!(
-            !limiter.check("alice").allowed,
-            "at 333 ms the bucket holds 0.999 tokens"
+        clock.set(ms(100));
+        assert_eq!(
+            limiter.check("alice"),
+            rejected_with(ms(234)),
+            "100 ms after draining, 0.3 tokens are back; the missing 0.7 takes 233.33 ms, \
+             rounded up to 234 ms (not a whole token's 334 ms)"
         );
+        clock.set(ms(333));
+        assert!(!limiter.check("alice").allowed, "at 333 ms: 0.999 tokens");
         clock.set(ms(334));
         assert!(
             limiter.check("alice").allowed,
@@ -429,30 +381,11 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_counts_the_fraction_of_a_token_already_earned() {
-        let (clock, mut limiter) = limiter(3.0, 1, 10);
-        assert!(limiter.check("bob").allowed);
-        clock.set(ms(100));
-        assert_eq!(
-            limiter.check("bob"),
-            rejected_with(ms(234)),
-            "100 ms after draining, 0.3 tokens are back; the missing 0.7 takes 233.33 ms, \
-             rounded up to 234 ms"
-        );
-        clock.set(ms(334));
-        assert!(
-            limiter.check("bob").allowed,
-            "retrying after exactly Retry-After must succeed"
-        );
-    }
-
-    #[test]
     fn evict_idle_forgets_clients_whose_buckets_are_full_again() {
-        let (clock, mut limiter) = limiter(4.0, 4, 10);
+        let (clock, mut limiter) = limiter(WhenFull::RefuseNewcomers, 4.0, 4, 10);
         for client in ["a", "b", "c"] {
             assert_eq!(allowed(&mut limiter, client, 1), 1);
         }
-        assert_eq!(limiter.tracked_clients(), 3);
         clock.set(ms(100));
         assert_eq!(
             limiter.evict_idle(),
@@ -472,20 +405,18 @@ mod tests {
 
     #[test]
     fn many_one_off_clients_never_grow_the_table_beyond_max_clients() {
-        let (clock, mut limiter) = limiter(4.0, 4, 100);
+        let (clock, mut limiter) = limiter(WhenFull::RefuseNewcomers, 4.0, 4, 100);
         for i in 0..10_000u64 {
             clock.set(ms(10 * i));
             let client = format!("scanner-{i}");
             assert!(
                 limiter.check(&client).allowed,
-                "{client} is new and has a full bucket; the table only ever holds about 25 \
-                 clients that are not idle (each is idle 250 ms after its one request), so idle \
-                 ones can always make room"
+                "{client} is new; the table only ever holds about 25 clients that are not idle \
+                 (each is idle 250 ms after its one request), so idle ones can make room"
             );
             assert!(
                 limiter.tracked_clients() <= 100,
-                "after {} one-off clients the table holds {}, over max_clients = 100: memory \
-                 must stay bounded",
+                "after {} one-off clients the table holds {}, over max_clients = 100",
                 i + 1,
                 limiter.tracked_clients()
             );
@@ -494,7 +425,7 @@ mod tests {
 
     #[test]
     fn a_full_table_of_active_clients_turns_a_new_client_away_instead_of_forgetting_one() {
-        let (clock, mut limiter) = limiter(4.0, 4, 2);
+        let (clock, mut limiter) = limiter(WhenFull::RefuseNewcomers, 4.0, 4, 2);
         assert_eq!(allowed(&mut limiter, "mallory", 4), 4);
         assert_eq!(allowed(&mut limiter, "bob", 4), 4);
         clock.set(ms(100));
@@ -504,11 +435,7 @@ mod tests {
             "the table holds 2 clients, both mid-refill: carol must wait until the first bucket \
              is full again, at 1000 ms, 900 ms from now"
         );
-        assert_eq!(
-            limiter.tracked_clients(),
-            2,
-            "a rejected newcomer is not tracked"
-        );
+        assert_eq!(limiter.tracked_clients(), 2, "carol is not tracked");
         assert_eq!(
             allowed(&mut limiter, "mallory", 10),
             0,
@@ -530,12 +457,11 @@ mod tests {
 
     #[test]
     fn evicting_forgets_the_least_recently_seen_client_who_then_gets_a_free_burst() {
-        let (clock, mut limiter) = limiter_when_full(WhenFull::EvictLeastRecentlySeen, 1.0, 4, 3);
-        assert_eq!(allowed(&mut limiter, "a", 4), 4);
-        clock.set(ms(10));
-        assert_eq!(allowed(&mut limiter, "b", 4), 4);
-        clock.set(ms(20));
-        assert_eq!(allowed(&mut limiter, "c", 4), 4);
+        let (clock, mut limiter) = limiter(WhenFull::EvictLeastRecentlySeen, 1.0, 4, 3);
+        for (at, client) in [(0, "a"), (10, "b"), (20, "c")] {
+            clock.set(ms(at));
+            assert_eq!(allowed(&mut limiter, client, 4), 4);
+        }
         clock.set(ms(30));
         assert!(
             !limiter.check("a").allowed,
@@ -544,26 +470,17 @@ mod tests {
         clock.set(ms(40));
         assert_eq!(
             limiter.check("d"),
-            Decision {
-                allowed: true,
-                remaining: 3,
-                retry_after: None
-            },
+            admitted(3),
             "the table is full of active clients and the policy is to evict: the newcomer d \
              gets in, with a full bucket of 4"
         );
         assert_eq!(limiter.tracked_clients(), 3, "one client made room for d");
         clock.set(ms(50));
         assert!(
-            !limiter.check("a").allowed,
+            !limiter.check("a").allowed && !limiter.check("c").allowed,
             "a was created first but was seen at 30 ms (a rejected request is still a request); \
-             the least recently seen is b (10 ms), so b is the one forgotten and a keeps its \
-             drained bucket"
-        );
-        clock.set(ms(60));
-        assert!(
-            !limiter.check("c").allowed,
-            "c (seen at 20 ms) was not the least recently seen either: still drained"
+             the least recently seen is b (10 ms), so b is the one forgotten, and a and c keep \
+             their drained buckets"
         );
         clock.set(ms(70));
         assert_eq!(
@@ -572,19 +489,18 @@ mod tests {
             "b was forgotten 30 ms after draining its bucket, so it comes back as a new client \
              with a full bucket of 4: the free burst that is the price of this policy"
         );
-        assert_eq!(limiter.tracked_clients(), 3);
         clock.set(ms(80));
         assert_eq!(
             allowed(&mut limiter, "d", 10),
             4,
-            "b's return evicted the least recently seen client: d (seen at 40 ms; a was seen at \
-             50 ms, c at 60 ms). So d is new again, with a full bucket"
+            "b's return evicted the least recently seen client: d (seen at 40 ms; a and c at \
+             50 ms). So d is new again, with a full bucket"
         );
     }
 
     #[test]
     fn evicting_still_makes_room_with_idle_clients_first() {
-        let (clock, mut limiter) = limiter_when_full(WhenFull::EvictLeastRecentlySeen, 4.0, 4, 2);
+        let (clock, mut limiter) = limiter(WhenFull::EvictLeastRecentlySeen, 4.0, 4, 2);
         assert_eq!(allowed(&mut limiter, "mallory", 4), 4);
         clock.set(ms(10));
         assert_eq!(allowed(&mut limiter, "bob", 1), 1);
@@ -602,20 +518,15 @@ mod tests {
     /// The reference's answer for a refilled bucket: one token if there is one; else the wait
     /// for one, rounded up to the millisecond.
     fn reference_take_one(bucket: &mut Bucket, config: &Config) -> Decision {
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Decision {
-                allowed: true,
-                remaining: bucket.tokens as u32,
-                retry_after: None,
-            }
-        } else {
-            rejected_with(reference_ceil_millis(bucket.time_until(config, 1.0)))
+        if bucket.tokens < 1.0 {
+            return rejected_with(reference_ceil_millis(bucket.time_until(config, 1.0)));
         }
+        bucket.tokens -= 1.0;
+        admitted(bucket.tokens as u32)
     }
 
     fn reference_ceil_millis(wait: Duration) -> Duration {
-        let whole = Duration::from_millis(wait.as_millis() as u64);
+        let whole = ms(wait.as_millis() as u64);
         if whole == wait { whole } else { whole + ms(1) }
     }
 
@@ -624,139 +535,99 @@ mod tests {
         const RATES: [f64; 5] = [0.5, 1.25, 3.0, 4.0, 10.0];
         // 1/512 s: with these rates every refill is exact in floating point.
         const TICK: Duration = Duration::from_nanos(1_953_125);
+        const POLICIES: [WhenFull; 2] =
+            [WhenFull::RefuseNewcomers, WhenFull::EvictLeastRecentlySeen];
         sdlings_kit::property::for_seeds(150, |rng| {
-            let when_full = if rng.random_range(0..2) == 0 {
-                WhenFull::RefuseNewcomers
-            } else {
-                WhenFull::EvictLeastRecentlySeen
-            };
-            let config = Config {
-                rate_per_sec: RATES[rng.random_range(0..RATES.len())],
-                burst: [1, 2, 3, 4, 10][rng.random_range(0..5)],
-                max_clients: [1, 2, 3, 5][rng.random_range(0..4)],
-                when_full,
-            };
-            let clock = ManualClock::new();
-            let mut limiter = PerClientLimiter::new(config, clock.clone());
-            let clients: Vec<String> = (0..config.max_clients + 3)
-                .map(|i| format!("c{i}"))
-                .collect();
+            let when_full = POLICIES[rng.random_range(0..2)];
+            let rate = RATES[rng.random_range(0..RATES.len())];
+            let burst = [1, 2, 3, 4, 10][rng.random_range(0..5)];
+            let (clock, mut limiter) = limiter(when_full, rate, burst, rng.random_range(1..=5));
+            let config = limiter.config;
             // The reference: the given `Bucket` per tracked client, swept of idle ones whenever
             // a newcomer finds the table full.
             let mut table: HashMap<String, Bucket> = HashMap::new();
             let mut now = Duration::ZERO;
             for step in 0..100 {
                 clock.set(now);
-                let client = &clients[rng.random_range(0..clients.len())];
+                let client = &format!("c{}", rng.random_range(0..config.max_clients + 3));
                 let actual = limiter.check(client);
-                let before: Vec<String> = table.keys().cloned().collect();
-                let why = || {
-                    format!(
-                        "{config:?}, step {step} at {now:?}: {client} (tracked by the \
-                         reference: {before:?})"
-                    )
-                };
+                let before: Vec<&String> = table.keys().collect();
+                let why = format!(
+                    "{config:?}, step {step} at {now:?}: {client} (tracked by the reference: \
+                     {before:?})"
+                );
                 if let Some(bucket) = table.get_mut(client) {
                     bucket.last_seen = now;
                     bucket.refill(&config, now);
                     let expected = reference_take_one(bucket, &config);
                     assert_eq!(
-                        actual,
-                        expected,
-                        "{}: a tracked client is judged by its bucket",
-                        why()
+                        actual, expected,
+                        "{why}: a tracked client is judged by its bucket"
                     );
                 } else {
-                    let mut refused = false;
                     if table.len() >= config.max_clients {
                         table.retain(|_, bucket| {
                             bucket.refill(&config, now);
                             !bucket.is_full(&config)
                         });
                     }
-                    if table.len() >= config.max_clients {
-                        match when_full {
-                            WhenFull::RefuseNewcomers => {
-                                let first_full = table
-                                    .values()
-                                    .map(|b| b.time_until(&config, f64::from(config.burst)))
-                                    .min()
-                                    .expect("the table is full");
-                                let wait = actual.retry_after.unwrap_or_default();
-                                assert!(
-                                    !actual.allowed
-                                        && actual.remaining == 0
-                                        && wait > Duration::ZERO
-                                        && wait <= reference_ceil_millis(first_full),
-                                    "{}: a newcomer at a table full of active clients is \
-                                     refused with Retry-After at most {:?} (when the first \
-                                     bucket is full again), but got {actual:?}",
-                                    why(),
-                                    reference_ceil_millis(first_full)
-                                );
-                                refused = true;
-                            }
-                            WhenFull::EvictLeastRecentlySeen => {
-                                let oldest =
-                                    table.values().map(|b| b.last_seen).min().expect("full");
-                                let candidates: Vec<String> = table
-                                    .iter()
-                                    .filter(|(_, b)| b.last_seen == oldest)
-                                    .map(|(k, _)| k.clone())
-                                    .collect();
-                                // Clients last seen at the same instant: either may go.
-                                let victim = candidates
-                                    .iter()
-                                    .find(|k| !limiter.buckets.contains_key(*k))
-                                    .unwrap_or(&candidates[0])
-                                    .clone();
-                                table.remove(&victim);
-                            }
+                    let full = table.len() >= config.max_clients;
+                    if full && when_full == WhenFull::RefuseNewcomers {
+                        let first_full = table
+                            .values()
+                            .map(|b| b.time_until(&config, f64::from(config.burst)))
+                            .min();
+                        let longest = reference_ceil_millis(first_full.expect("the table is full"));
+                        let wait = actual.retry_after.unwrap_or_default();
+                        assert!(
+                            actual == rejected_with(wait)
+                                && (ms(1)..=longest).contains(&wait)
+                                && wait == reference_ceil_millis(wait),
+                            "{why}: a newcomer at a table full of active clients is refused with \
+                             Retry-After in whole ms, at most {longest:?} (when the first bucket \
+                             is full again), but got {actual:?}"
+                        );
+                        // Not tracked: the steps below check nothing else changed.
+                    } else {
+                        if full {
+                            let oldest = table.values().map(|b| b.last_seen).min();
+                            // Clients last seen at the same instant: either may go.
+                            let victim = table
+                                .iter()
+                                .filter(|(_, b)| Some(b.last_seen) == oldest)
+                                .map(|(k, _)| k.clone())
+                                .max_by_key(|k| !limiter.buckets.contains_key(k));
+                            table.remove(&victim.expect("the table is full"));
                         }
-                    }
-                    if !refused {
                         let mut bucket = Bucket::full(&config, now);
                         let expected = reference_take_one(&mut bucket, &config);
                         table.insert(client.clone(), bucket);
-                        assert_eq!(
-                            actual,
-                            expected,
-                            "{}: a new client gets a full bucket",
-                            why()
-                        );
+                        assert_eq!(actual, expected, "{why}: a new client gets a full bucket");
                     }
                 }
+                let tracked = limiter.tracked_clients();
                 assert!(
-                    limiter.tracked_clients() <= config.max_clients,
-                    "{}: {} clients tracked, over max_clients",
-                    why(),
-                    limiter.tracked_clients()
+                    tracked <= config.max_clients,
+                    "{why}: {tracked} clients tracked, over max_clients"
                 );
                 // Every client that is not idle must be tracked by both, or neither.
-                for name in &clients {
-                    let active = |bucket: Option<&Bucket>| {
-                        bucket.is_some_and(|b| {
-                            let mut b = b.clone();
-                            b.refill(&config, now);
-                            !b.is_full(&config)
-                        })
-                    };
+                let active = |bucket: Option<&Bucket>| {
+                    let mut bucket = bucket
+                        .cloned()
+                        .unwrap_or_else(|| Bucket::full(&config, now));
+                    bucket.refill(&config, now);
+                    !bucket.is_full(&config)
+                };
+                for name in (0..config.max_clients + 3).map(|i| format!("c{i}")) {
                     assert_eq!(
-                        active(limiter.buckets.get(name)),
-                        active(table.get(name)),
-                        "{}: after this request, is {name} tracked with a bucket that is not \
+                        active(limiter.buckets.get(&name)),
+                        active(table.get(&name)),
+                        "{why}: after this request, is {name} tracked with a bucket that is not \
                          full? (the least recently seen active client is the one to evict, and \
-                         only under EvictLeastRecentlySeen)",
-                        why()
+                         only under EvictLeastRecentlySeen)"
                     );
                 }
-                now += TICK
-                    * match rng.random_range(0..6) {
-                        0 | 1 => 0,
-                        2 => rng.random_range(1..8),
-                        3 | 4 => rng.random_range(8..200),
-                        _ => rng.random_range(200..3000),
-                    };
+                now += TICK * rate_limiting::idle_or_burst_ticks(rng);
             }
         });
     }

@@ -22,7 +22,6 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use sdlings_kit::clock::{Clock, ManualClock};
-use sdlings_kit::lab::Table;
 use sdlings_kit::rate_limiting;
 
 pub struct SlidingLog<C: Clock> {
@@ -89,17 +88,15 @@ impl<C: Clock> SlidingLog<C> {
 /// Requests admitted per window.
 const LIMIT: u32 = 10;
 const WINDOW: Duration = Duration::from_secs(1);
-/// The client fires REQUESTS_PER_BURST requests within ±BURST_SPREAD of the boundary at WINDOW.
+/// The client fires REQUESTS_PER_BURST requests within ±BURST_SPREAD of the boundary at WINDOW,
+/// then STEADY_RPS requests a second until the end of the timeline (three windows).
 const BURST_SPREAD: Duration = Duration::from_millis(50);
 const REQUESTS_PER_BURST: u32 = 40;
-/// Then it keeps sending at a steady STEADY_RPS until the end of the timeline (three windows).
 const STEADY_RPS: u32 = 20;
-/// Bytes per stored timestamp (a Duration is 16 bytes; a Redis sorted-set entry is far more).
-const BYTES_PER_TIMESTAMP: usize = std::mem::size_of::<Duration>();
 
 /// BASELINE FOR COMPARISON: the fixed window from the previous exercise, in a few lines.
+#[derive(Default)]
 struct FixedWindowBaseline {
-    limit: u32,
     window_index: u128,
     count: u32,
 }
@@ -108,25 +105,23 @@ impl FixedWindowBaseline {
     fn try_acquire(&mut self, now: Duration) -> bool {
         let index = now.as_nanos() / WINDOW.as_nanos();
         if index != self.window_index {
-            self.window_index = index;
-            self.count = 0;
+            (self.window_index, self.count) = (index, 0);
         }
-        let admit = self.count < self.limit;
+        let admit = self.count < LIMIT;
         self.count += u32::from(admit);
         admit
     }
 }
 
 fn main() {
-    let end = WINDOW * 3;
-    let mut arrivals = rate_limiting::boundary_burst(WINDOW, BURST_SPREAD, REQUESTS_PER_BURST);
-    let gap = Duration::from_secs(1) / STEADY_RPS;
-    arrivals.extend(
-        (0..)
-            .map(|i| WINDOW + BURST_SPREAD + gap * i)
-            .take_while(|&t| t < end),
-    );
-
+    let burst = (BURST_SPREAD, REQUESTS_PER_BURST);
+    let arrivals = rate_limiting::burst_then_steady(WINDOW, burst, STEADY_RPS, WINDOW * 3);
+    let mut fixed = FixedWindowBaseline::default();
+    let by_fixed: Vec<Duration> = arrivals
+        .iter()
+        .copied()
+        .filter(|&t| fixed.try_acquire(t))
+        .collect();
     let clock = ManualClock::new();
     let mut log = SlidingLog::new(LIMIT, WINDOW, clock.clone());
     let mut peak_log = 0;
@@ -135,63 +130,8 @@ fn main() {
         peak_log = peak_log.max(log.log_len());
         admitted
     });
-    let mut fixed = FixedWindowBaseline {
-        limit: LIMIT,
-        window_index: 0,
-        count: 0,
-    };
-    let by_fixed: Vec<Duration> = arrivals
-        .iter()
-        .copied()
-        .filter(|&t| fixed.try_acquire(t))
-        .collect();
-
-    println!(
-        "{LIMIT} requests per {WINDOW:?}. A client fires {REQUESTS_PER_BURST} requests within \
-         ±{BURST_SPREAD:?} of the boundary at {WINDOW:?}, then {STEADY_RPS} requests/s.\n"
-    );
-    let mut table = Table::new(&[
-        "algorithm",
-        "sent",
-        "admitted",
-        "worst 1-window span",
-        "state held",
-        "memory per client",
-    ]);
-    table.row(&[
-        "fixed window".to_string(),
-        arrivals.len().to_string(),
-        by_fixed.len().to_string(),
-        rate_limiting::worst_span(&by_fixed, WINDOW).to_string(),
-        "1 counter".to_string(),
-        format!("{} B", std::mem::size_of::<FixedWindowBaseline>()),
-    ]);
-    table.row(&[
-        "sliding log (yours)".to_string(),
-        arrivals.len().to_string(),
-        by_log.len().to_string(),
-        rate_limiting::worst_span(&by_log, WINDOW).to_string(),
-        format!("≤ {peak_log} timestamps"),
-        format!("{} B", peak_log * BYTES_PER_TIMESTAMP),
-    ]);
-    table.print();
-    println!("\nadmitted per 100 ms (| starts a window)\n");
-    let names = ["fixed window", "sliding log (yours)"];
-    let bars = (end.as_nanos() / (WINDOW / 10).as_nanos()) as usize;
-    let chart = rate_limiting::two_timelines(
-        names,
-        [&by_fixed, &by_log],
-        WINDOW / 10,
-        bars,
-        WINDOW,
-        LIMIT as usize,
-    );
-    println!("{chart}");
-    println!(
-        "At LIMIT = 10 000 per hour a busy client would hold up to {} KiB of timestamps in the \
-         sliding log; the fixed window holds one counter whatever the limit.",
-        10_000 * BYTES_PER_TIMESTAMP / 1024
-    );
+    let fixed = (&by_fixed[..], std::mem::size_of::<FixedWindowBaseline>());
+    rate_limiting::log_vs_fixed_lab(&arrivals, LIMIT, WINDOW, fixed, (&by_log, peak_log));
 }
 
 #[cfg(test)]
@@ -238,6 +178,12 @@ mod tests {
     fn evict_expired_drops_timestamps_exactly_one_window_old() {
         let (_clock, mut limiter) = limiter();
         limiter.log.extend([ms(0), ms(300), ms(600)]);
+        limiter.evict_expired(ms(650));
+        assert_eq!(
+            limiter.log,
+            [ms(0), ms(300), ms(600)],
+            "at 650 ms nothing is a window old (and computing `now - window` would underflow)"
+        );
         limiter.evict_expired(ms(999));
         assert_eq!(
             limiter.log,
@@ -255,18 +201,6 @@ mod tests {
         assert!(
             limiter.log.is_empty(),
             "at 5000 ms every timestamp is long gone"
-        );
-    }
-
-    #[test]
-    fn evict_expired_does_not_underflow_before_the_first_window_has_passed() {
-        let (_clock, mut limiter) = limiter();
-        limiter.log.extend([ms(0), ms(10)]);
-        limiter.evict_expired(ms(20));
-        assert_eq!(
-            limiter.log,
-            [ms(0), ms(10)],
-            "at 20 ms nothing is a window old (and computing `now - window` would underflow)"
         );
     }
 
@@ -358,34 +292,6 @@ mod tests {
             );
         }
         assert_eq!(limiter.log_len(), 0, "nothing admitted, nothing recorded");
-    }
-
-    #[test]
-    fn a_limit_of_one_frees_its_slot_one_window_after_each_admitted_request() {
-        let clock = ManualClock::new();
-        let window = Duration::from_secs(7);
-        let mut limiter = SlidingLog::new(1, window, clock.clone());
-        assert!(limiter.try_acquire(), "the first request is admitted");
-        clock.set(ms(10));
-        assert!(
-            !limiter.try_acquire(),
-            "at 10 ms the request from 0 ms is still inside the 7 s window"
-        );
-        clock.set(ms(6_999));
-        assert!(!limiter.try_acquire(), "6999 ms: still inside");
-        clock.set(ms(7_000));
-        assert!(
-            limiter.try_acquire(),
-            "at 7000 ms the request from 0 ms has left the 7 s window"
-        );
-        clock.set(ms(13_999));
-        assert!(
-            !limiter.try_acquire(),
-            "the slot is now held by the request from 7000 ms (the rejected ones at 10 ms and \
-             6999 ms hold nothing) until 14 000 ms"
-        );
-        clock.set(ms(14_000));
-        assert!(limiter.try_acquire(), "14 000 ms frees it again");
     }
 
     #[test]

@@ -198,129 +198,21 @@ mod tests {
     }
 
     #[test]
-    fn the_bucket_never_holds_more_than_its_capacity() {
+    fn an_idle_bucket_saves_up_to_its_capacity_and_never_earns_the_idle_time_twice() {
         let (clock, mut bucket) = bucket();
         granted(&mut bucket, 3);
-        clock.set(Duration::from_secs(3600));
+        clock.set(Duration::from_secs(1800));
         assert_tokens(
             &mut bucket,
             f64::from(CAPACITY),
-            "an hour of refill is capped at the capacity",
+            "half an hour of refill is capped at the capacity (cap after adding)",
         );
+        clock.set(Duration::from_secs(3600));
         assert_eq!(
             granted(&mut bucket, 1000),
             CAPACITY,
-            "after an hour idle the client may burst {CAPACITY}, the capacity, not 18 000"
-        );
-    }
-
-    #[test]
-    fn fractions_of_a_token_accumulate_over_many_small_intervals() {
-        let clock = ManualClock::new();
-        let mut bucket = TokenBucket::new(5, 50.0, clock.clone());
-        granted(&mut bucket, 5);
-        let mut admitted = 0;
-        for step in 1..=100 {
-            clock.set(ms(10 * step));
-            admitted += granted(&mut bucket, 1);
-        }
-        assert!(
-            (49..=51).contains(&admitted),
-            "polling every 10 ms for 1 s at 50 tokens/s should admit about 50 requests (each \
-             poll earns half a token), but admitted {admitted}. 0 means sub-second intervals are \
-             truncated away (`as_secs()`, or integer tokens); far more than 50 means time is \
-             counted twice (is `updated` moved on every refill, denied calls included?)"
-        );
-    }
-
-    #[test]
-    fn fractional_remainders_carry_over_between_refills() {
-        let clock = ManualClock::new();
-        let mut bucket = TokenBucket::new(3, 3.0, clock.clone());
-        granted(&mut bucket, 3);
-        let mut admitted = 0;
-        for step in 1..=100 {
-            clock.set(ms(100 * step));
-            admitted += granted(&mut bucket, 1);
-        }
-        assert!(
-            (29..=30).contains(&admitted),
-            "10 s at 3 tokens/s is 30 tokens, polled every 100 ms (0.3 token each), but only \
-             {admitted} requests were admitted: when a refill rounds down to whole tokens, the \
-             remainder must be kept, not dropped"
-        );
-    }
-
-    #[test]
-    fn acquiring_several_tokens_is_all_or_nothing() {
-        let (clock, mut bucket) = bucket();
-        granted(&mut bucket, CAPACITY);
-        clock.set(ms(600));
-        assert_tokens(&mut bucket, 3.0, "600 ms at 5 tokens/s");
-        assert_eq!(
-            bucket.try_acquire(5),
-            Acquire::Denied,
-            "5 tokens are asked for and only 3 are there"
-        );
-        assert_tokens(
-            &mut bucket,
-            3.0,
-            "a denied request must take nothing, not the 3 tokens that were there",
-        );
-        assert_eq!(bucket.try_acquire(3), Acquire::Granted);
-        assert_tokens(&mut bucket, 0.0, "3 tokens were taken at once");
-    }
-
-    #[test]
-    fn a_request_larger_than_the_capacity_is_rejected_at_once_as_too_large() {
-        let (clock, mut bucket) = bucket();
-        assert_eq!(
-            bucket.try_acquire(CAPACITY + 1),
-            Acquire::TooLarge,
-            "the bucket can never hold {} tokens: say so, rather than Denied (which invites the \
-             client to wait and retry forever)",
-            CAPACITY + 1
-        );
-        assert_tokens(
-            &mut bucket,
-            f64::from(CAPACITY),
-            "a too-large request takes nothing",
-        );
-        granted(&mut bucket, CAPACITY);
-        clock.set(ms(100));
-        assert_eq!(
-            bucket.try_acquire(CAPACITY + 1),
-            Acquire::TooLarge,
-            "too large is too large, whether the bucket is full or empty"
-        );
-    }
-
-    #[test]
-    fn a_request_for_exactly_the_capacity_succeeds_on_a_full_bucket() {
-        let (clock, mut bucket) = bucket();
-        assert_eq!(bucket.try_acquire(CAPACITY), Acquire::Granted);
-        clock.set(ms(1000));
-        assert_eq!(
-            bucket.try_acquire(CAPACITY),
-            Acquire::Denied,
-            "after 1 s only 5 of {CAPACITY} tokens are back"
-        );
-        clock.set(ms(2000));
-        assert_eq!(
-            bucket.try_acquire(CAPACITY),
-            Acquire::Granted,
-            "after 2 s the bucket is full again"
-        );
-    }
-
-    #[test]
-    fn after_a_long_idle_a_drained_bucket_does_not_earn_the_idle_time_again() {
-        let (clock, mut bucket) = bucket();
-        clock.set(Duration::from_secs(3600));
-        assert_eq!(
-            granted(&mut bucket, 100),
-            CAPACITY,
-            "after an hour idle the full bucket allows a burst of {CAPACITY}, no more"
+            "after an hour idle the client may burst {CAPACITY}, the capacity, not 18 000: the \
+             full bucket's idle time is accounted for on every refill, and never credited twice"
         );
         clock.set(Duration::from_secs(3600) + ms(1));
         assert_eq!(
@@ -338,45 +230,54 @@ mod tests {
     }
 
     #[test]
-    fn a_bucket_of_one_token_at_a_fractional_rate_admits_one_request_per_refill_period() {
-        let clock = ManualClock::new();
-        // 0.4 tokens/s: one token every 2.5 s.
-        let mut bucket = TokenBucket::new(1, 0.4, clock.clone());
-        assert_eq!(bucket.try_acquire(1), Acquire::Granted);
-        assert_eq!(
-            bucket.try_acquire(2),
-            Acquire::TooLarge,
-            "a bucket of 1 can never hold 2"
-        );
-        // Each grant comes a microsecond after the token is back, clear of rounding noise.
-        let slack = Duration::from_micros(1);
-        for period in 1..=8u32 {
-            clock.set(ms(2_500) * period - ms(1));
-            assert_eq!(
-                bucket.try_acquire(1),
-                Acquire::Denied,
-                "at 0.4 tokens/s the token is back 2.5 s after the last grant, not 1 ms sooner"
-            );
-            clock.set(ms(2_500) * period + slack);
-            assert_eq!(
-                bucket.try_acquire(1),
-                Acquire::Granted,
-                "at 0.4 tokens/s a token is back every 2.5 s (the denied request 1 ms ago cost \
-                 nothing)"
+    fn fractions_of_a_token_accumulate_over_many_small_intervals() {
+        // (capacity, tokens/s, poll every (ms), admitted over 100 polls)
+        for (capacity, rate, every, expected) in [(5, 50.0, 10, 49..=51), (3, 3.0, 100, 29..=30)] {
+            let clock = ManualClock::new();
+            let mut bucket = TokenBucket::new(capacity, rate, clock.clone());
+            granted(&mut bucket, capacity);
+            let mut admitted = 0;
+            for step in 1..=100 {
+                clock.set(ms(every * step));
+                admitted += granted(&mut bucket, 1);
+            }
+            assert!(
+                expected.contains(&admitted),
+                "polling every {every} ms at {rate} tokens/s (each poll earns {} token) should \
+                 admit {expected:?} requests, but admitted {admitted}. 0 means sub-second \
+                 intervals are truncated away (`as_secs()`); too few means the fraction left by \
+                 a refill is dropped (integer tokens); far too many means time is counted twice \
+                 (is `updated` moved on every refill, denied calls included?)",
+                rate * every as f64 / 1000.0
             );
         }
     }
 
     #[test]
-    fn a_request_for_zero_tokens_is_granted_and_takes_nothing() {
-        let (_clock, mut bucket) = bucket();
-        granted(&mut bucket, CAPACITY);
-        assert_eq!(
-            bucket.try_acquire(0),
-            Acquire::Granted,
-            "asking for nothing always succeeds, even from an empty bucket"
-        );
-        assert_tokens(&mut bucket, 0.0, "and takes nothing");
+    fn a_request_takes_all_its_tokens_or_none_and_is_too_large_only_above_the_capacity() {
+        use Acquire::*;
+        // (what is asked, tokens in the bucket (of CAPACITY = 10), tokens asked, answer, left)
+        let cases = [
+            ("all there is", 3, 3, Granted, 0),
+            ("more than there is", 3, 5, Denied, 3),
+            ("the capacity, when full", 10, 10, Granted, 0),
+            ("the capacity, when half full", 5, 10, Denied, 5),
+            ("nothing, when empty", 0, 0, Granted, 0),
+            ("over the capacity, when full", 10, 11, TooLarge, 10),
+            ("over the capacity, when empty", 0, 11, TooLarge, 0),
+        ];
+        for (case, tokens, n, expected, left) in cases {
+            let (clock, mut bucket) = bucket();
+            granted(&mut bucket, CAPACITY);
+            clock.set(ms(200) * tokens); // at 5 tokens/s, one token per 200 ms
+            assert_eq!(
+                bucket.try_acquire(n),
+                expected,
+                "{case}: {n} asked of {tokens}. A request takes all its tokens or none; TooLarge \
+                 says the bucket can never hold it (Denied would invite a retry forever)"
+            );
+            assert_tokens(&mut bucket, f64::from(left), case);
+        }
     }
 
     #[test]
@@ -386,12 +287,7 @@ mod tests {
         sdlings_kit::property::for_seeds(300, |rng| {
             let (num, den) = RATES[rng.random_range(0..RATES.len())];
             let rate = num as f64 / den as f64;
-            let capacity = match rng.random_range(0..4) {
-                0 => 1,
-                1 => 2,
-                2 => rng.random_range(3..=20),
-                _ => 1000,
-            };
+            let capacity = [1, 2, rng.random_range(3..=20), 1000][rng.random_range(0..4)];
             let clock = ManualClock::new();
             let mut t = Duration::from_nanos(rng.random_range(0..10_000_000_000));
             clock.set(t);
@@ -449,16 +345,7 @@ mod tests {
                         tokens as f64 / unit as f64
                     );
                 }
-                // Next arrival: the same instant, a few nanoseconds or microseconds later,
-                // about one token's worth later, or after an idle stretch.
-                let token_time = Duration::from_secs_f64(1.0 / rate);
-                t += match rng.random_range(0..7) {
-                    0 | 1 => Duration::ZERO,
-                    2 => Duration::from_nanos(rng.random_range(1..1_000)),
-                    3 => Duration::from_micros(rng.random_range(1..100_000)),
-                    4 | 5 => token_time.mul_f64(rng.random_range(0.2..1.5)),
-                    _ => token_time * rng.random_range(1..3 * capacity.min(50)),
-                };
+                t += rate_limiting::next_refill_gap(rng, rate, capacity);
             }
         });
     }

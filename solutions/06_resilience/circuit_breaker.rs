@@ -1,31 +1,28 @@
 // Circuit breaker — stop calling a dependency that is down: fail fast, then probe for recovery.
 //
 // When a dependency dies, every call to it still waits out its timeout. A payment provider goes
-// down at peak: each checkout holds a worker and a connection for the full 2 s timeout, users
-// wait, the pool runs dry, and the retries hammer a provider trying to restart. A circuit breaker
-// notices the failures and fails fast instead. Build `CircuitBreaker`, a three-state machine on
-// an injected clock:
-// - Closed (normal): calls go through. `failure_threshold` CONSECUTIVE failures trip it open; a
-//   success resets the count. (Polly's classic breaker counts like this; resilience4j uses a
-//   failure ratio over a sliding window of calls instead.)
-// - Open: every call is rejected at once, without touching the dependency, with `retry_in`: the
-//   time left until `open_for` has elapsed since the breaker OPENED (not since the first failure).
-// - Half-open (as soon as `now >= opened + open_for`): admits `trial_calls` trial calls and
-//   rejects the rest. All trials succeed: closed again, counts reset. The first trial failure
-//   re-opens it, for a fresh `open_for` from now.
+// down at peak: each checkout holds a worker and a connection for the full 2 s timeout, the pool
+// runs dry, and the retries hammer a provider trying to restart. A breaker notices the failures
+// and fails fast instead. Build `CircuitBreaker`, a three-state machine on an injected clock:
+// - Closed: calls go through. `failure_threshold` CONSECUTIVE failures trip it open; a success
+//   resets the count (Polly's classic breaker; resilience4j counts a failure ratio instead).
+// - Open: every call is rejected at once with `retry_in`, the time left until `open_for` has
+//   elapsed since the breaker OPENED (not since the first failure).
+// - Half-open (once `now >= opened + open_for`): admits `trial_calls` trials, rejects the rest.
+//   All trials succeed: closed, counts reset. The first trial failure re-opens it, from now.
 // Every admitted call gets a `Permit` that must come back through `record`. Rejections are not
-// failures, and the outcome of a call admitted before the last state change says nothing new (a
-// slow call that fails after the trip must not restart the timer): `record` ignores it.
-// A trial may never come back: an outer timeout cancels the call and its permit is dropped, or
-// the call hangs. Half-open must not wait for it forever (no call would ever be admitted again):
-// once the breaker has been half-open for `open_for` with a trial still out, that trial counts
-// as failed and the breaker re-opens from that moment. (resilience4j bounds half-open the same
-// way, with `maxWaitDurationInHalfOpenState`.)
+// failures, and `record` ignores a call admitted before the last state change (a slow call that
+// fails after the trip must not restart the timer).
+// A trial may never come back (an outer timeout dropped its permit, or the call hangs), and
+// half-open must not wait for it forever. Once the oldest trial still out was admitted `open_for`
+// ago, it counts as failed: re-open, from now. So a breaker idle in half-open for an hour that
+// has just admitted a trial gives it a full `open_for`. (resilience4j's
+// `maxWaitDurationInHalfOpenState` counts from entering half-open instead, idle or not.)
 //
 // Lab (real sockets): a backend hangs for OUTAGE, then recovers. Without a breaker each call
 // waits CALL_TIMEOUT; with yours they fail in microseconds and the backend sees one trial every
 // OPEN_FOR. Turn OPEN_FOR up: fewer trials, slower to notice the recovery. Turn FAILURE_THRESHOLD
-// up: more calls wasted before it trips. Hystrix, resilience4j, Polly and Finagle all ship one.
+// up: more calls wasted before it trips.
 
 use std::time::Duration;
 
@@ -33,28 +30,29 @@ use sdlings_kit::backend::Behaviour;
 use sdlings_kit::clock::{Clock, SystemClock};
 use sdlings_kit::resilience::breakers::{self, BreakerConfig, Outcome, Rejected, State};
 
-/// A ticket for one admitted call. It must come back through `record` with the call's outcome.
-/// It remembers the breaker's generation when it was issued, so `record` can tell a current call
-/// from one admitted before the last state change.
+/// A ticket for one admitted call: it must come back through `record` with the call's outcome.
+/// It carries the breaker's generation when it was issued (so `record` can tell a current call
+/// from one admitted before the last state change) and the instant it was admitted.
 #[must_use = "report the call's outcome with CircuitBreaker::record(permit, outcome)"]
 #[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
     generation: u64,
+    admitted_at: Duration,
 }
 
 /// The breaker's state, with what each state needs to remember.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Phase {
     /// `failures`: consecutive failures so far.
     Closed { failures: u32 },
     /// `since`: the clock reading when the breaker opened.
     Open { since: Duration },
-    /// `since`: the clock reading when the breaker became half-open; `admitted`: trial permits
-    /// handed out; `succeeded`: trials that came back successful.
+    /// `succeeded`: trials back with a success. `outstanding`: when each trial not back yet
+    /// (a lost one included) was admitted, oldest first. A trial failure re-opens at once, so
+    /// the trials handed out are `succeeded + outstanding.len()`.
     HalfOpen {
-        since: Duration,
-        admitted: u32,
         succeeded: u32,
+        outstanding: Vec<Duration>,
     },
 }
 
@@ -72,32 +70,28 @@ pub struct CircuitBreaker<C: Clock> {
 // Given after your part: `new`, `state()` (it calls `refresh`), and `enter`: change state only so.
 
 impl<C: Clock> CircuitBreaker<C> {
-    /// If the breaker is open and `open_for` has elapsed since it opened (`now >= since +
-    /// open_for`), it becomes half-open, with no trial handed out yet. If it is half-open with a
-    /// trial handed out and not yet back, and `open_for` has elapsed since it became half-open,
-    /// that trial counts as failed: it re-opens from now. Otherwise nothing changes.
+    /// Open, and `open_for` has elapsed since it opened (`now >= since + open_for`): half-open,
+    /// no trial out yet. Half-open, and the oldest trial still out was admitted `open_for` ago
+    /// or more: that trial counts as failed, re-open from now. Otherwise nothing changes.
     fn refresh(&mut self) {
         let now = self.clock.now();
-        match self.phase {
+        let open_for = self.config.open_for;
+        let overdue = |admitted: &Duration| now >= *admitted + open_for;
+        match &self.phase {
             // Lazily, on the next look: no background timer needed, and an idle breaker costs
             // nothing. `since` is the moment it opened, so the wait is always a full `open_for`.
-            Phase::Open { since } if now >= since + self.config.open_for => {
+            Phase::Open { since } if now >= *since + open_for => {
                 self.enter(Phase::HalfOpen {
-                    since: now,
-                    admitted: 0,
                     succeeded: 0,
+                    outstanding: Vec::new(),
                 });
             }
-            // A trial that never came back (its permit dropped by a cancelled call, or the call
-            // hung) would hold the breaker half-open forever. Only an *outstanding* trial
-            // counts: a half-open breaker nobody has called yet is waiting for traffic, not for
-            // an answer. Entering Open bumps the generation, so the lost permit is stale if it
-            // ever does come back.
-            Phase::HalfOpen {
-                since,
-                admitted,
-                succeeded,
-            } if admitted > succeeded && now >= since + self.config.open_for => {
+            // A trial that never comes back (its permit dropped by a cancelled call, or the call
+            // hung) would hold the breaker half-open forever. Each trial gets `open_for` from its
+            // own admission: a half-open breaker nobody called for an hour was waiting for
+            // traffic, not for an answer. Entering Open bumps the generation, so the lost permit
+            // is stale if it ever does come back.
+            Phase::HalfOpen { outstanding, .. } if outstanding.first().is_some_and(overdue) => {
                 self.enter(Phase::Open { since: now });
             }
             _ => {}
@@ -109,33 +103,38 @@ impl<C: Clock> CircuitBreaker<C> {
     /// A rejection changes nothing: it is not a failure.
     pub fn try_acquire(&mut self) -> Result<Permit, Rejected> {
         self.refresh();
+        let now = self.clock.now();
         match &mut self.phase {
             Phase::Closed { .. } => {}
             Phase::Open { since } => {
                 // Not a failure and not a reason to extend the wait: a rejected call never
                 // reached the dependency, so it tells us nothing about its health.
-                let retry_in = (*since + self.config.open_for) - self.clock.now();
+                let retry_in = (*since + self.config.open_for) - now;
                 return Err(Rejected::Open { retry_in });
             }
-            Phase::HalfOpen { admitted, .. } => {
+            Phase::HalfOpen {
+                succeeded,
+                outstanding,
+            } => {
                 // The whole point of half-open: a *few* calls test the water. Letting everyone
                 // through would hit a dependency that may still be down (or just restarted and
                 // cold) with the full load at once.
-                if *admitted >= self.config.trial_calls {
+                if *succeeded + outstanding.len() as u32 >= self.config.trial_calls {
                     return Err(Rejected::TrialsInFlight);
                 }
-                *admitted += 1;
+                outstanding.push(now);
             }
         }
         Ok(Permit {
             generation: self.generation,
+            admitted_at: now,
         })
     }
 
     /// Records the outcome of an admitted call. Ignored if the permit is stale (issued before the
     /// last state change). Closed: a failure adds to the streak (tripping at the threshold), a
-    /// success resets it. Half-open: a failure re-opens (timer from now); the last of
-    /// `trial_calls` successes closes.
+    /// success resets it. Half-open: a success ends its own trial (trials come back in any
+    /// order) and the last of `trial_calls` successes closes; a failure re-opens (timer from now).
     pub fn record(&mut self, permit: Permit, outcome: Outcome) {
         // A call admitted in an earlier state finished late. Its failure must not restart the
         // open timer (the breaker already knows), its success must not close a half-open breaker
@@ -152,7 +151,18 @@ impl<C: Clock> CircuitBreaker<C> {
                     self.enter(Phase::Open { since: now });
                 }
             }
-            (Phase::HalfOpen { succeeded, .. }, Outcome::Success) => {
+            (
+                Phase::HalfOpen {
+                    succeeded,
+                    outstanding,
+                },
+                Outcome::Success,
+            ) => {
+                // This trial is no longer out. Trials may come back in any order, so remove its
+                // own admission instant (any one equal to it: same instant, same deadline).
+                if let Some(i) = outstanding.iter().position(|&t| t == permit.admitted_at) {
+                    outstanding.remove(i);
+                }
                 *succeeded += 1;
                 if *succeeded >= self.config.trial_calls {
                     // Entering Closed starts the failure count from zero: the failures that
@@ -172,7 +182,7 @@ impl<C: Clock> CircuitBreaker<C> {
 // ---- Given: construction, state, transitions ---------------------------------------------
 
 impl Phase {
-    fn state(self) -> State {
+    fn state(&self) -> State {
         match self {
             Phase::Closed { .. } => State::Closed,
             Phase::Open { .. } => State::Open,
@@ -188,17 +198,15 @@ impl<C: Clock> CircuitBreaker<C> {
             config.failure_threshold >= 1 && config.trial_calls >= 1,
             "failure_threshold and trial_calls are at least 1"
         );
+        let phase = Phase::Closed { failures: 0 };
+        let (generation, transitions) = (0, Vec::new());
         CircuitBreaker {
             config,
             clock,
-            phase: Phase::Closed { failures: 0 },
-            generation: 0,
-            transitions: Vec::new(),
+            phase,
+            generation,
+            transitions,
         }
-    }
-
-    pub fn config(&self) -> BreakerConfig {
-        self.config
     }
 
     /// The state right now (an open breaker whose `open_for` is over is half-open).
@@ -215,9 +223,10 @@ impl<C: Clock> CircuitBreaker<C> {
     /// Moves to `phase`: starts a new generation (every permit issued before is now stale) and
     /// logs the transition. Make every state change through here.
     fn enter(&mut self, phase: Phase) {
+        let state = phase.state();
         self.phase = phase;
         self.generation += 1;
-        self.transitions.push((self.clock.now(), phase.state()));
+        self.transitions.push((self.clock.now(), state));
     }
 }
 
@@ -232,9 +241,8 @@ const FAILURE_THRESHOLD: u32 = 5;
 const OPEN_FOR: Duration = Duration::from_millis(250);
 /// Trial calls in half-open; all must succeed to close.
 const TRIAL_CALLS: u32 = 1;
-/// How the backend misbehaves during its outage. Try `Behaviour::Failing { latency:
-/// Duration::from_millis(1) }`: 503s come back fast, so latency hardly changes, but the breaker
-/// still spares the backend the load.
+/// How the backend misbehaves in its outage. Try `Behaviour::Failing { latency: Duration::ZERO }`:
+/// 503s come back at once, so latency hardly changes, but the breaker still spares the backend.
 const OUTAGE_BEHAVIOUR: Behaviour = Behaviour::Hung;
 /// How long the outage lasts (from 300 ms into the run), and the client's timeout on one call.
 const OUTAGE: Duration = Duration::from_millis(1000);
@@ -242,683 +250,288 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(100);
 
 fn main() {
     let knobs = breakers::Knobs {
-        config: BreakerConfig {
-            failure_threshold: FAILURE_THRESHOLD,
-            open_for: OPEN_FOR,
-            trial_calls: TRIAL_CALLS,
-        },
-        outage_start: Duration::from_millis(300),
+        config: BreakerConfig::new(FAILURE_THRESHOLD, OPEN_FOR, TRIAL_CALLS),
         outage: OUTAGE,
         outage_behaviour: OUTAGE_BEHAVIOUR,
-        run: Duration::from_millis(1800),
-        request_every: Duration::from_millis(2),
         call_timeout: CALL_TIMEOUT,
-        backend_latency: Duration::from_millis(2),
-        bar: Duration::from_millis(100),
+        ..Default::default()
     };
-    breakers::run(&knobs, |config| {
-        CircuitBreaker::new(config, SystemClock::new())
+    breakers::run(&knobs, |config| breakers::Driven {
+        breaker: CircuitBreaker::new(config, SystemClock::new()),
+        admit: |b| b.try_acquire().ok(),
+        report: CircuitBreaker::record,
+        transitions: |b| b.transitions().to_vec(),
     });
-}
-
-impl breakers::Breaker for CircuitBreaker<SystemClock> {
-    type Permit = Permit;
-
-    fn admit(&mut self) -> Option<Permit> {
-        self.try_acquire().ok()
-    }
-
-    fn report(&mut self, permit: Permit, outcome: Outcome) {
-        self.record(permit, outcome);
-    }
-
-    fn state_changes(&self) -> Vec<(Duration, State)> {
-        self.transitions().to_vec()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Outcome::{Failure as F, Success as S};
+    use State::{Closed, HalfOpen, Open};
+    use breakers::Step::{self, *};
     use sdlings_kit::clock::ManualClock;
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
     }
-
     const NANO: Duration = Duration::from_nanos(1);
+    const IN_FLIGHT: Rejected = Rejected::TrialsInFlight;
+    fn open(retry_in: Duration) -> Rejected {
+        Rejected::Open { retry_in }
+    }
 
-    fn breaker(
-        failure_threshold: u32,
-        open_for: Duration,
-        trial_calls: u32,
-    ) -> (ManualClock, CircuitBreaker<ManualClock>) {
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn breaker(config: BreakerConfig) -> (ManualClock, CircuitBreaker<ManualClock>) {
         let clock = ManualClock::new();
-        let config = BreakerConfig {
-            failure_threshold,
-            open_for,
-            trial_calls,
-        };
         (clock.clone(), CircuitBreaker::new(config, clock))
     }
 
-    /// One complete call: asks for a permit and, if admitted, reports `outcome` at once.
-    fn call(b: &mut CircuitBreaker<ManualClock>, outcome: Outcome) -> Result<(), Rejected> {
-        let permit = b.try_acquire()?;
-        b.record(permit, outcome);
-        Ok(())
-    }
-
-    /// `n` calls that all fail (each must be admitted).
-    fn fail(b: &mut CircuitBreaker<ManualClock>, n: u32) {
-        for i in 0..n {
-            call(b, Outcome::Failure).unwrap_or_else(|r| {
-                panic!(
-                    "failing call {} of {n} should have been admitted (the breaker should still \
-                     be closed: count only failures in a row since the last success, or since it \
-                     last closed), but got {r:?}",
-                    i + 1
-                )
-            });
+    /// Plays each case's script on a new breaker `[failure_threshold, open_for in s, trial_calls]`,
+    /// checking every expectation; the case's first words say what must hold.
+    fn play(cases: &[(&str, [u32; 3], &[Step])]) {
+        for &(why, [threshold, open_for, trials], script) in cases {
+            let admit = |b: &mut CircuitBreaker<_>, at: &str| {
+                b.try_acquire()
+                    .unwrap_or_else(|r| panic!("{at}: must be admitted, got {r:?}"))
+            };
+            let (clock, mut b) =
+                breaker(BreakerConfig::new(threshold, secs(open_for.into()), trials));
+            let mut held: Vec<Option<Permit>> = Vec::new();
+            for (i, step) in script.iter().enumerate() {
+                let at = format!("{why} (step {i}: {step:?}, at {:?})", clock.now());
+                match *step {
+                    At(t) => clock.set(t),
+                    Calls(n, outcome) => (0..n).for_each(|_| {
+                        let permit = admit(&mut b, &at);
+                        b.record(permit, outcome)
+                    }),
+                    Take => held.push(Some(admit(&mut b, &at))),
+                    Turned(r) => assert_eq!(b.try_acquire().err(), Some(r), "{at}"),
+                    Back(k, outcome) => b.record(held[k].take().expect("held once"), outcome),
+                    Lose(k) => drop(held[k].take()),
+                    Is(state) => assert_eq!(b.state(), state, "{at}"),
+                    Log(log) => {
+                        let log: Vec<_> = log.iter().map(|&(t, s)| (secs(t), s)).collect();
+                        assert_eq!(b.transitions(), log, "{at}: every state change");
+                    }
+                }
+            }
         }
     }
 
-    fn admit(b: &mut CircuitBreaker<ManualClock>, what: &str) -> Permit {
-        b.try_acquire()
-            .unwrap_or_else(|r| panic!("{what} should be admitted, but got {r:?}"))
-    }
-
-    // --- closed ---
-
-    #[test]
-    fn a_new_breaker_is_closed_and_lets_calls_through() {
-        let (_, mut b) = breaker(3, secs(10), 1);
-        assert_eq!(b.state(), State::Closed);
-        for _ in 0..100 {
-            assert_eq!(call(&mut b, Outcome::Success), Ok(()));
-        }
-        assert_eq!(b.state(), State::Closed);
-        assert_eq!(b.transitions(), &[], "nothing happened, so no transition");
-    }
-
-    #[test]
-    fn trips_open_exactly_at_the_failure_threshold() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        fail(&mut b, 2);
-        assert_eq!(
-            b.state(),
-            State::Closed,
-            "2 consecutive failures, threshold 3: not yet (the threshold is the number of \
-             failures that trips it, not one more)"
-        );
-        clock.set(secs(1));
-        fail(&mut b, 1);
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "the 3rd consecutive failure trips it (not the 4th)"
-        );
-        assert_eq!(b.transitions(), &[(secs(1), State::Open)]);
-    }
-
-    #[test]
-    fn a_threshold_of_one_trips_on_the_first_failure() {
-        let (_, mut b) = breaker(1, secs(10), 1);
-        fail(&mut b, 1);
-        assert_eq!(b.state(), State::Open);
-    }
-
-    #[test]
-    fn a_success_resets_the_consecutive_failure_count() {
-        let (_, mut b) = breaker(3, secs(10), 1);
-        for outcome in [Outcome::Failure, Outcome::Failure, Outcome::Success] {
-            call(&mut b, outcome).expect("closed: admitted");
-        }
-        fail(&mut b, 2);
-        assert_eq!(
-            b.state(),
-            State::Closed,
-            "F F S F F: never 3 failures in a row. Sporadic failures among successes are normal \
-             for a healthy dependency and must not trip the breaker"
-        );
-        fail(&mut b, 1);
-        assert_eq!(b.state(), State::Open, "F F F in a row: trips");
-    }
-
-    // --- open ---
-
-    #[test]
-    fn an_open_breaker_rejects_every_call_and_says_when_a_trial_is_due() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        clock.set(secs(1));
-        fail(&mut b, 3); // opens at t = 1 s
-        clock.set(secs(4));
-        for _ in 0..50 {
-            assert_eq!(
-                b.try_acquire(),
-                Err(Rejected::Open { retry_in: secs(7) }),
-                "opened at 1 s for 10 s: at 4 s every call is rejected, and a trial is due in 7 s"
-            );
-        }
-        clock.set(Duration::from_millis(10_500));
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::Open {
-                retry_in: Duration::from_millis(500)
-            }),
-            "at 10.5 s: half a second to go"
-        );
-    }
-
-    #[test]
-    fn turns_half_open_exactly_when_open_for_has_elapsed() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        clock.set(secs(1));
-        fail(&mut b, 3); // opens at t = 1 s
-        clock.set(secs(11) - NANO);
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::Open { retry_in: NANO }),
-            "1 ns before open_for is over: still open"
-        );
-        assert_eq!(b.state(), State::Open);
-        clock.set(secs(11));
-        assert_eq!(
-            b.state(),
-            State::HalfOpen,
-            "opened at 1 s, open_for 10 s: half-open at 11 s exactly (now >= opened + open_for)"
-        );
-        assert_eq!(
-            b.transitions(),
-            &[(secs(1), State::Open), (secs(11), State::HalfOpen)]
-        );
-    }
-
-    #[test]
-    fn the_open_timer_starts_when_the_breaker_opens_not_at_the_first_failure() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        for t in [0, 4, 8] {
-            clock.set(secs(t));
-            fail(&mut b, 1);
-        }
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "3 failures in a row (at 0, 4 and 8 s)"
-        );
-        clock.set(secs(10));
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::Open { retry_in: secs(8) }),
-            "the breaker opened at 8 s (the 3rd failure), so it stays open until 18 s; the first \
-             failure at 0 s is not when it opened"
-        );
-        clock.set(secs(18));
-        assert_eq!(b.state(), State::HalfOpen);
-    }
-
-    // --- half-open ---
-
-    #[test]
-    fn half_open_admits_only_the_trial_calls() {
-        let (clock, mut b) = breaker(3, secs(10), 2);
-        fail(&mut b, 3);
-        clock.set(secs(10));
-        let first = admit(&mut b, "the first trial call");
-        let second = admit(&mut b, "the second trial call (trial_calls = 2)");
-        for _ in 0..20 {
-            assert_eq!(
-                b.try_acquire(),
-                Err(Rejected::TrialsInFlight),
-                "half-open lets 2 trial calls through, not the whole traffic: a dependency that \
-                 may still be down (or is cold after a restart) must not get the full load at once"
-            );
-        }
-        assert_eq!(b.state(), State::HalfOpen);
-        drop((first, second));
-    }
-
-    #[test]
-    fn successful_trials_close_the_breaker() {
-        let (clock, mut b) = breaker(3, secs(10), 2);
-        fail(&mut b, 3);
-        clock.set(secs(10));
-        let first = admit(&mut b, "the first trial call");
-        let second = admit(&mut b, "the second trial call");
-        b.record(first, Outcome::Success);
-        assert_eq!(
-            b.state(),
-            State::HalfOpen,
-            "1 of 2 trials succeeded: still testing"
-        );
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::TrialsInFlight),
-            "both trials were handed out; a trial that came back does not make room for a new one"
-        );
-        clock.set(secs(11));
-        b.record(second, Outcome::Success);
-        assert_eq!(b.state(), State::Closed, "both trials succeeded: closed");
-        assert_eq!(
-            b.transitions(),
-            &[
-                (Duration::ZERO, State::Open),
-                (secs(10), State::HalfOpen),
-                (secs(11), State::Closed)
-            ]
-        );
-        for _ in 0..10 {
-            assert_eq!(
-                call(&mut b, Outcome::Success),
-                Ok(()),
-                "closed: all through"
-            );
-        }
-    }
-
-    #[test]
-    fn after_closing_it_takes_a_full_threshold_of_new_failures_to_trip_again() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        fail(&mut b, 3);
-        clock.set(secs(10));
-        call(&mut b, Outcome::Success).expect("the trial call");
-        assert_eq!(b.state(), State::Closed);
-        fail(&mut b, 2);
-        assert_eq!(
-            b.state(),
-            State::Closed,
-            "the failure count starts from zero when the breaker closes: the failures of the \
-             outage that is over do not count again"
-        );
-        fail(&mut b, 1);
-        assert_eq!(b.state(), State::Open);
-    }
-
-    #[test]
-    fn a_failed_trial_reopens_the_breaker_for_a_full_open_for_from_now() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        fail(&mut b, 3); // opens at 0 s, half-open from 10 s
-        clock.set(secs(13));
-        let trial = admit(&mut b, "the trial call at 13 s");
-        clock.set(secs(15));
-        b.record(trial, Outcome::Failure);
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "the trial failed: the dependency is still down, so the breaker re-opens"
-        );
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::Open { retry_in: secs(10) }),
-            "re-opened at 15 s (when the trial failed) for a full 10 s; keeping the first \
-             opening time would make it half-open again at once, probing on every call"
-        );
-        clock.set(secs(25) - NANO);
-        assert_eq!(b.state(), State::Open);
-        clock.set(secs(25));
-        assert_eq!(b.state(), State::HalfOpen);
-        assert_eq!(
-            b.transitions(),
-            &[
-                (Duration::ZERO, State::Open),
-                (secs(13), State::HalfOpen),
-                (secs(15), State::Open),
-                (secs(25), State::HalfOpen)
-            ]
-        );
-    }
-
-    #[test]
-    fn one_failed_trial_is_enough_to_reopen() {
-        let (clock, mut b) = breaker(3, secs(10), 3);
-        fail(&mut b, 3);
-        clock.set(secs(10));
-        let trials: Vec<Permit> = (0..3).map(|_| admit(&mut b, "a trial call")).collect();
-        let mut trials = trials.into_iter();
-        b.record(trials.next().unwrap(), Outcome::Success);
-        b.record(trials.next().unwrap(), Outcome::Failure);
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "a trial failed: the dependency is not back, re-open at once (do not wait for the \
-             other trials)"
-        );
-        b.record(trials.next().unwrap(), Outcome::Success);
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "the third trial's success came after the breaker re-opened: it was admitted before \
-             that change, so it is ignored (it must not close the breaker)"
-        );
-    }
-
-    #[test]
-    fn a_trial_that_never_comes_back_counts_as_failed_after_open_for() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        fail(&mut b, 3); // opens at 0 s
-        clock.set(secs(12));
-        let trial = admit(&mut b, "the trial call at 12 s");
-        drop(trial); // an outer timeout cancelled the call: no result will ever come
-        clock.set(secs(22) - NANO);
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::TrialsInFlight),
-            "half-open since 12 s with the trial still out: until 22 s it may yet come back"
-        );
-        clock.set(secs(22));
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "half-open for open_for (10 s) with the trial still out: its permit was dropped (or \
-             the call hangs), so count it as failed and re-open; waiting for it would keep the \
-             breaker half-open, rejecting every call, forever"
-        );
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::Open { retry_in: secs(10) }),
-            "re-opened at 22 s, for a full open_for"
-        );
-        clock.set(secs(32));
-        let next = admit(
-            &mut b,
-            "a new trial at 32 s, after the re-opened breaker waited",
-        );
-        b.record(next, Outcome::Success);
-        assert_eq!(b.state(), State::Closed, "the new trial succeeded: closed");
-        assert_eq!(
-            b.transitions(),
-            &[
-                (Duration::ZERO, State::Open),
-                (secs(12), State::HalfOpen),
-                (secs(22), State::Open),
-                (secs(32), State::HalfOpen),
-                (secs(32), State::Closed)
-            ]
-        );
-    }
-
-    #[test]
-    fn the_lost_trial_coming_back_late_changes_nothing() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        fail(&mut b, 3);
-        clock.set(secs(10));
-        let trial = admit(&mut b, "the trial call at 10 s");
-        clock.set(secs(20));
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "the trial was out for open_for: re-opened"
-        );
-        clock.set(secs(25));
-        b.record(trial, Outcome::Success);
-        assert_eq!(
-            b.state(),
-            State::Open,
-            "the trial was already counted as failed when the breaker re-opened at 20 s; its \
-             late success belongs to an earlier state and must not close the breaker"
-        );
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::Open { retry_in: secs(5) }),
-            "still open from 20 s until 30 s"
-        );
-    }
-
-    #[test]
-    fn a_half_open_breaker_nobody_has_called_waits_for_traffic_not_for_a_deadline() {
-        let (clock, mut b) = breaker(3, secs(10), 2);
-        fail(&mut b, 3);
-        clock.set(secs(10));
-        assert_eq!(
-            b.state(),
-            State::HalfOpen,
-            "half-open from 10 s, no trial taken yet"
-        );
-        clock.set(secs(60));
-        assert_eq!(
-            b.state(),
-            State::HalfOpen,
-            "no trial was ever handed out, so none is missing: an idle half-open breaker stays \
-             half-open"
-        );
-        let first = admit(&mut b, "the first trial at 60 s");
-        b.record(first, Outcome::Success);
-        clock.set(secs(75));
-        assert_eq!(
-            b.state(),
-            State::HalfOpen,
-            "the one trial handed out came back (a success) and the other was never taken: \
-             nothing is outstanding, so there is nothing to give up on"
-        );
-        let second = admit(&mut b, "the second trial at 75 s");
-        b.record(second, Outcome::Success);
-        assert_eq!(b.state(), State::Closed);
-    }
-
-    // --- plausible mistakes ---
-
-    #[test]
-    fn rejected_calls_are_not_failures() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        fail(&mut b, 3);
-        clock.set(secs(5));
-        for _ in 0..100 {
-            assert!(b.try_acquire().is_err());
-        }
-        clock.set(secs(10));
-        assert_eq!(
-            b.state(),
-            State::HalfOpen,
-            "100 calls were rejected while open: they never reached the dependency, so they must \
-             neither restart nor extend the open timer"
-        );
-        let trial = admit(&mut b, "the trial call");
-        for _ in 0..5 {
-            assert_eq!(
-                b.try_acquire(),
-                Err(Rejected::TrialsInFlight),
-                "the one trial is in flight: other calls are turned away, which is not a failure"
-            );
-        }
-        b.record(trial, Outcome::Success);
-        assert_eq!(
-            b.state(),
-            State::Closed,
-            "the only trial succeeded; the 5 calls turned away meanwhile are not failures and \
-             must not re-open the breaker"
-        );
-    }
-
-    #[test]
-    fn a_late_failure_from_before_the_trip_does_not_restart_the_open_timer() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        // Five slow calls are admitted while closed, and are still waiting for their timeout...
-        let slow: Vec<Permit> = (0..5)
-            .map(|_| admit(&mut b, "a call while closed"))
-            .collect();
-        // ...while three fast ones fail and trip the breaker at 1 s.
-        clock.set(secs(1));
-        fail(&mut b, 3);
-        // The slow ones time out at 4 s.
-        clock.set(secs(4));
-        for permit in slow {
-            b.record(permit, Outcome::Failure);
-        }
-        assert_eq!(
-            b.try_acquire(),
-            Err(Rejected::Open { retry_in: secs(7) }),
-            "the breaker opened at 1 s; failures of calls admitted *before* it opened, reported \
-             late, say nothing new and must not restart the timer"
-        );
-        clock.set(secs(11));
-        assert_eq!(b.state(), State::HalfOpen);
-    }
-
-    #[test]
-    fn a_late_success_from_before_the_trip_neither_closes_nor_takes_a_trial() {
-        let (clock, mut b) = breaker(3, secs(10), 1);
-        let slow = admit(&mut b, "a call while closed");
-        fail(&mut b, 3);
-        clock.set(secs(10));
-        assert_eq!(b.state(), State::HalfOpen);
-        b.record(slow, Outcome::Success);
-        assert_eq!(
-            b.state(),
-            State::HalfOpen,
-            "that success belongs to a call admitted before the breaker opened: it says how the \
-             dependency was then, not now, so it must not close the breaker"
-        );
-        let trial = admit(
-            &mut b,
-            "the trial call (the stale success was not a trial and must not use one up)",
-        );
-        b.record(trial, Outcome::Failure);
-        assert_eq!(b.state(), State::Open);
-    }
+    // --- the happy path, then each state's rules ---
 
     #[test]
     fn the_breaker_cycles_through_its_states_over_an_outage() {
-        let (clock, mut b) = breaker(2, secs(5), 1);
-        let mut log = Vec::new();
+        let (clock, mut b) = breaker(BreakerConfig::new(2, secs(5), 1));
         // One call per second for 30 s; the dependency is down from 3 s to 14 s (exclusive).
+        let mut called = Vec::new();
         for t in 0..30 {
             clock.set(secs(t));
-            let down = (3..14).contains(&t);
-            let outcome = if down {
-                Outcome::Failure
-            } else {
-                Outcome::Success
-            };
-            match call(&mut b, outcome) {
-                Ok(()) => log.push((t, "called")),
-                Err(_) => log.push((t, "rejected")),
+            if let Ok(permit) = b.try_acquire() {
+                b.record(permit, if (3..14).contains(&t) { F } else { S });
+                called.push(t);
             }
         }
-        let called: Vec<u64> = log
-            .iter()
-            .filter(|(_, what)| *what == "called")
-            .map(|(t, _)| *t)
-            .collect();
         assert_eq!(
             called,
             [vec![0, 1, 2, 3, 4, 9], (14..30).collect()].concat(),
             "down at 3 s: 3 and 4 fail and trip it (threshold 2) at 4 s; the trial at 9 s fails \
              and re-opens until 14 s; the trial at 14 s succeeds and closes it"
         );
-        assert_eq!(
-            b.transitions(),
-            &[
-                (secs(4), State::Open),
-                (secs(9), State::HalfOpen),
-                (secs(9), State::Open),
-                (secs(14), State::HalfOpen),
-                (secs(14), State::Closed)
-            ]
-        );
+        #[rustfmt::skip]
+        let log = [(4, Open), (9, HalfOpen), (9, Open), (14, HalfOpen), (14, Closed)];
+        assert_eq!(b.transitions(), log.map(|(t, s)| (secs(t), s)));
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn closed_counts_consecutive_failures_and_open_rejects_until_open_for_is_over() {
+        play(&[
+            ("a new breaker is closed, lets every call through and logs nothing", [3, 10, 1],
+             &[Is(Closed), Calls(100, S), Is(Closed), Log(&[])]),
+            ("3 consecutive failures trip a threshold of 3: not 2, not 4", [3, 10, 1],
+             &[Calls(2, F), Is(Closed), At(secs(1)), Calls(1, F), Is(Open), Log(&[(1, Open)])]),
+            ("a threshold of 1 trips on the first failure", [1, 10, 1], &[Calls(1, F), Is(Open)]),
+            ("F F S F F is never 3 in a row: sporadic failures of a healthy dependency must not \
+              trip it", [3, 10, 1],
+             &[Calls(2, F), Calls(1, S), Calls(2, F), Is(Closed), Calls(1, F), Is(Open)]),
+            ("opened at 1 s for 10 s: every call is rejected with the time left until a trial, \
+              and rejections neither restart nor extend the wait", [3, 10, 1],
+             &[At(secs(1)), Calls(3, F), At(secs(4)), Turned(open(secs(7))), Turned(open(secs(7))),
+               At(ms(10_500)), Turned(open(ms(500)))]),
+            ("half-open exactly when open_for is over (now >= opened + open_for), not 1 ns later",
+             [3, 10, 1],
+             &[At(secs(1)), Calls(3, F), At(secs(11) - NANO), Turned(open(NANO)), Is(Open),
+               At(secs(11)), Is(HalfOpen), Log(&[(1, Open), (11, HalfOpen)])]),
+            ("the open timer starts at the trip (the failure at 8 s), not at the first failure",
+             [3, 10, 1],
+             &[Calls(1, F), At(secs(4)), Calls(1, F), At(secs(8)), Calls(1, F), Is(Open),
+               At(secs(10)), Turned(open(secs(8))), At(secs(18)), Is(HalfOpen)]),
+        ]);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn half_open_admits_only_the_trials_and_their_outcomes_decide() {
+        play(&[
+            ("2 trials and no more: a dependency that may still be down (or is cold after a \
+              restart) must not get the full load; a trial back does not free a slot; both \
+              succeed: closed", [3, 10, 2],
+             &[Calls(3, F), At(secs(10)), Take, Take, Turned(IN_FLIGHT), Turned(IN_FLIGHT),
+               Back(0, S), Is(HalfOpen), Turned(IN_FLIGHT), At(secs(11)), Back(1, S), Is(Closed),
+               Calls(10, S), Log(&[(0, Open), (10, HalfOpen), (11, Closed)])]),
+            ("after closing, the count starts from zero: the outage's failures do not count again",
+             [3, 10, 1],
+             &[Calls(3, F), At(secs(10)), Calls(1, S), Is(Closed), Calls(2, F), Is(Closed),
+               Calls(1, F), Is(Open)]),
+            ("a failed trial re-opens for a full open_for from the failure (keeping the old \
+              opening time would probe on every call)", [3, 10, 1],
+             &[Calls(3, F), At(secs(13)), Take, At(secs(15)), Back(0, F), Is(Open),
+               Turned(open(secs(10))), At(secs(25) - NANO), Is(Open), At(secs(25)), Is(HalfOpen),
+               Log(&[(0, Open), (13, HalfOpen), (15, Open), (25, HalfOpen)])]),
+            ("one failed trial re-opens at once; a trial's success after that is stale, ignored",
+             [3, 10, 3],
+             &[Calls(3, F), At(secs(10)), Take, Take, Take, Back(0, S), Back(1, F), Is(Open),
+               Back(2, S), Is(Open)]),
+            ("calls turned away while open or half-open are not failures", [3, 10, 1],
+             &[Calls(3, F), At(secs(5)), Turned(open(secs(5))), At(secs(10)), Is(HalfOpen), Take,
+               Turned(IN_FLIGHT), Turned(IN_FLIGHT), Turned(IN_FLIGHT), Turned(IN_FLIGHT),
+               Turned(IN_FLIGHT), Back(0, S), Is(Closed)]),
+        ]);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn outcomes_of_calls_admitted_before_the_last_state_change_are_ignored() {
+        play(&[
+            ("5 slow calls admitted while closed fail at 4 s, after the trip at 1 s: the breaker \
+              already knows, so they must not restart its timer", [3, 10, 1],
+             &[Take, Take, Take, Take, Take, At(secs(1)), Calls(3, F), At(secs(4)),
+               Back(0, F), Back(1, F), Back(2, F), Back(3, F), Back(4, F),
+               Turned(open(secs(7))), At(secs(11)), Is(HalfOpen)]),
+            ("a success admitted before the trip says how the dependency was then: it neither \
+              closes a half-open breaker nor uses up its trial", [3, 10, 1],
+             &[Take, Calls(3, F), At(secs(10)), Is(HalfOpen), Back(0, S), Is(HalfOpen), Take,
+               Back(1, F), Is(Open)]),
+        ]);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn a_trial_that_never_comes_back_counts_as_failed_open_for_after_its_admission() {
+        play(&[
+            ("the trial admitted at 12 s is dropped: until 22 s it may yet come back; from 22 s \
+              it counts as failed and the breaker re-opens for a full open_for (waiting for it \
+              would reject every call forever)", [3, 10, 1],
+             &[Calls(3, F), At(secs(12)), Take, Lose(0), At(secs(22) - NANO), Turned(IN_FLIGHT),
+               At(secs(22)), Is(Open), Turned(open(secs(10))), At(secs(32)), Calls(1, S),
+               Is(Closed),
+               Log(&[(0, Open), (12, HalfOpen), (22, Open), (32, HalfOpen), (32, Closed)])]),
+            ("the lost trial coming back after the breaker gave up on it is stale", [3, 10, 1],
+             &[Calls(3, F), At(secs(10)), Take, At(secs(20)), Is(Open), At(secs(25)), Back(0, S),
+               Is(Open), Turned(open(secs(5)))]),
+            ("a half-open breaker with no trial out waits for traffic, not for a deadline",
+             [3, 10, 2],
+             &[Calls(3, F), At(secs(10)), Is(HalfOpen), At(secs(60)), Is(HalfOpen), Take,
+               Back(0, S), At(secs(75)), Is(HalfOpen), Take, Back(1, S), Is(Closed)]),
+            ("trials A (60 s) and B (65 s) are out, C (66 s) came back: the oldest still out, A, \
+              sets the deadline, so it re-opens at 70 s", [3, 10, 3],
+             &[Calls(3, F), At(secs(60)), Take, At(secs(65)), Take, At(secs(66)), Take, Back(2, S),
+               At(secs(70) - NANO), Is(HalfOpen), At(secs(70)), Is(Open)]),
+        ]);
+    }
+
+    #[test]
+    #[rustfmt::skip]
+    fn a_trial_admitted_after_a_long_idle_half_open_still_gets_a_full_open_for() {
+        play(&[(
+            "half-open since 10 s, idle until trial A at 60 s and B at 65 s: each may take \
+             open_for from ITS admission; A comes back, so B's deadline (75 s) counts, not the \
+             half-open entry's (20 s) nor A's (70 s)", [3, 10, 2],
+            &[Calls(3, F), At(secs(10)), Is(HalfOpen), At(secs(60)), Take, At(secs(65)), Take,
+              At(secs(66)), Back(0, S), At(secs(75) - NANO), Is(HalfOpen), Turned(IN_FLIGHT),
+              At(secs(75)), Is(Open), Turned(open(secs(10)))],
+        )]);
     }
 
     // --- any configuration, any sequence ---
 
     /// The reference breaker, straight from the rules in the header, on whole milliseconds.
-    #[derive(Debug, Clone, Copy, PartialEq)]
-    enum Model {
-        Closed {
-            failures: u32,
-        },
-        Open {
-            since: u64,
-        },
-        HalfOpen {
-            since: u64,
-            admitted: u32,
-            succeeded: u32,
-        },
-    }
-
+    #[derive(Default)]
     struct Reference {
         threshold: u32,
         open_for: u64,
         trials: u32,
-        phase: Model,
+        state: State,
         generation: u64,
         transitions: Vec<(Duration, State)>,
+        /// Closed: failures in a row. Open: when it opened. Half-open: trials back with a
+        /// success, and when each trial still out was admitted.
+        failures: u32,
+        opened: u64,
+        succeeded: u32,
+        out: Vec<u64>,
     }
 
     impl Reference {
-        fn enter(&mut self, now: u64, phase: Model) {
-            self.phase = phase;
+        fn enter(&mut self, now: u64, state: State) {
+            (self.state, self.failures, self.opened, self.succeeded) = (state, 0, now, 0);
+            self.out.clear();
             self.generation += 1;
-            let state = match phase {
-                Model::Closed { .. } => State::Closed,
-                Model::Open { .. } => State::Open,
-                Model::HalfOpen { .. } => State::HalfOpen,
-            };
-            self.transitions.push((Duration::from_millis(now), state));
+            self.transitions.push((ms(now), state));
         }
 
         fn state(&mut self, now: u64) -> State {
-            match self.phase {
-                Model::Open { since } if now >= since + self.open_for => self.enter(
-                    now,
-                    Model::HalfOpen {
-                        since: now,
-                        admitted: 0,
-                        succeeded: 0,
-                    },
-                ),
-                Model::HalfOpen {
-                    since,
-                    admitted,
-                    succeeded,
-                } if admitted > succeeded && now >= since + self.open_for => {
-                    self.enter(now, Model::Open { since: now })
+            match self.state {
+                Open if now >= self.opened + self.open_for => self.enter(now, HalfOpen),
+                HalfOpen if self.out.first().is_some_and(|t| now >= t + self.open_for) => {
+                    self.enter(now, Open)
                 }
                 _ => {}
             }
-            match self.phase {
-                Model::Closed { .. } => State::Closed,
-                Model::Open { .. } => State::Open,
-                Model::HalfOpen { .. } => State::HalfOpen,
-            }
+            self.state
         }
 
-        fn acquire(&mut self, now: u64) -> Result<u64, Rejected> {
-            self.state(now);
-            match &mut self.phase {
-                Model::Closed { .. } => {}
-                Model::Open { since } => {
-                    return Err(Rejected::Open {
-                        retry_in: Duration::from_millis(*since + self.open_for - now),
-                    });
+        /// A permit is (generation, admission instant).
+        fn acquire(&mut self, now: u64) -> Result<(u64, u64), Rejected> {
+            match self.state(now) {
+                Closed => {}
+                Open => return Err(open(ms(self.opened + self.open_for - now))),
+                HalfOpen if self.succeeded + self.out.len() as u32 >= self.trials => {
+                    return Err(IN_FLIGHT);
                 }
-                Model::HalfOpen { admitted, .. } if *admitted >= self.trials => {
-                    return Err(Rejected::TrialsInFlight);
-                }
-                Model::HalfOpen { admitted, .. } => *admitted += 1,
+                HalfOpen => self.out.push(now),
             }
-            Ok(self.generation)
+            Ok((self.generation, now))
         }
 
-        fn record(&mut self, now: u64, generation: u64, success: bool) {
+        fn record(&mut self, now: u64, (generation, admitted): (u64, u64), success: bool) {
             if generation != self.generation {
                 return;
             }
-            match (&mut self.phase, success) {
-                (Model::Closed { failures }, true) => *failures = 0,
-                (Model::Closed { failures }, false) => {
-                    *failures += 1;
-                    if *failures >= self.threshold {
-                        self.enter(now, Model::Open { since: now });
+            match (self.state, success) {
+                (Closed, true) => self.failures = 0,
+                (Closed, false) => {
+                    self.failures += 1;
+                    if self.failures >= self.threshold {
+                        self.enter(now, Open);
                     }
                 }
-                (Model::HalfOpen { succeeded, .. }, true) => {
-                    *succeeded += 1;
-                    if *succeeded >= self.trials {
-                        self.enter(now, Model::Closed { failures: 0 });
+                (HalfOpen, true) => {
+                    let i = self.out.iter().position(|&t| t == admitted).expect("out");
+                    self.out.remove(i);
+                    self.succeeded += 1;
+                    if self.succeeded >= self.trials {
+                        self.enter(now, Closed);
                     }
                 }
-                (Model::HalfOpen { .. }, false) => self.enter(now, Model::Open { since: now }),
-                (Model::Open { .. }, _) => {}
+                (HalfOpen, false) => self.enter(now, Open),
+                (Open, _) => {}
             }
         }
     }
@@ -929,17 +542,14 @@ mod tests {
         sdlings_kit::property::for_seeds(300, |rng| {
             let (threshold, trials) = (rng.random_range(1..=4), rng.random_range(1..=3));
             let open_for = 100 * rng.random_range(1..=5);
-            let (clock, mut b) = breaker(threshold, Duration::from_millis(open_for), trials);
+            let (clock, mut b) = breaker(BreakerConfig::new(threshold, ms(open_for), trials));
             let mut reference = Reference {
                 threshold,
                 open_for,
                 trials,
-                phase: Model::Closed { failures: 0 },
-                generation: 0,
-                transitions: Vec::new(),
+                ..Default::default()
             };
-            let mut now = 0;
-            let mut held: Vec<(Permit, u64)> = Vec::new();
+            let (mut now, mut held) = (0, Vec::<(Permit, (u64, u64))>::new());
             let mut log =
                 format!("threshold {threshold}, open_for {open_for} ms, {trials} trials:");
             for _ in 0..60 {
@@ -947,45 +557,34 @@ mod tests {
                     0..=1 => {
                         let by = 50 * rng.random_range(0..=12);
                         now += by;
-                        clock.advance(Duration::from_millis(by));
+                        clock.advance(ms(by));
                         log += &format!(" +{by} ms;");
                     }
                     2..=5 => {
-                        let got = b.try_acquire();
-                        let expected = reference.acquire(now);
+                        let (got, expected) = (b.try_acquire(), reference.acquire(now));
                         log += &format!(" try_acquire at {now} ms;");
                         assert_eq!(
-                            got.as_ref().map(|_| ()).map_err(|r| *r),
-                            expected.map(|_| ()),
+                            got.as_ref().err(),
+                            expected.as_ref().err(),
                             "{log} the call must be admitted or rejected as the rules say"
                         );
-                        if let (Ok(permit), Ok(generation)) = (got, expected) {
-                            held.push((permit, generation));
+                        if let (Ok(permit), Ok(token)) = (got, expected) {
+                            held.push((permit, token));
                         }
                     }
                     6..=8 if !held.is_empty() => {
-                        let (permit, generation) = held.remove(rng.random_range(0..held.len()));
+                        let (permit, token) = held.remove(rng.random_range(0..held.len()));
                         let success = rng.random_bool(0.5);
                         // Both look first, so an overdue trial is given up on before the answer.
-                        b.state();
-                        reference.state(now);
-                        b.record(
-                            permit,
-                            if success {
-                                Outcome::Success
-                            } else {
-                                Outcome::Failure
-                            },
-                        );
-                        reference.record(now, generation, success);
-                        log += &format!(
-                            " a call admitted earlier records {} at {now} ms;",
-                            if success { "a success" } else { "a failure" }
-                        );
+                        (b.state(), reference.state(now));
+                        b.record(permit, if success { S } else { F });
+                        reference.record(now, token, success);
+                        let what = if success { "success" } else { "failure" };
+                        log += &format!(" call admitted at {} ms: a {what} at {now} ms;", token.1);
                     }
                     9 if !held.is_empty() => {
-                        drop(held.remove(rng.random_range(0..held.len())).0);
-                        log += " a call is cancelled (its permit dropped);";
+                        let (_, token) = held.remove(rng.random_range(0..held.len()));
+                        log += &format!(" call admitted at {} ms cancelled;", token.1);
                     }
                     _ => continue,
                 }
@@ -993,7 +592,7 @@ mod tests {
             }
             assert_eq!(
                 b.transitions(),
-                reference.transitions.as_slice(),
+                reference.transitions,
                 "{log} every state change, with its time"
             );
         });

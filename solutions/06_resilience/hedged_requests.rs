@@ -92,10 +92,7 @@ where
     }
 }
 
-// ---- Lab: real HTTP backends on localhost ----------------------------------------------------
-// 3 backends; each attempt is slow (SLOW_MS) on a random SLOW_FRACTION of attempts. No hedging,
-// hedging at the measured HEDGE_PERCENTILE, hedging at 0 ms, then a global slowdown with and
-// without the budget.
+// ---- Lab: real HTTP backends on localhost (see the header) -----------------------------------
 
 /// A normal attempt: FAST_MS plus up to 2 ms of jitter...
 const FAST_MS: u64 = 5;
@@ -146,270 +143,133 @@ mod tests {
     use sdlings_kit::resilience::testing::{Replicas, paused};
     use tokio::time::Instant;
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
+    const UP: bool = true;
+    const DOWN: bool = false;
 
-    fn policy(hedge_after_ms: u64, max_hedges: usize) -> HedgePolicy {
-        HedgePolicy {
-            hedge_after: ms(hedge_after_ms),
-            max_hedges,
-        }
-    }
+    /// What one request must do: the calls sent (replica, ms), the answer (`Ok((replica,
+    /// attempts))`, or `Err(replica)` whose error is returned), when (ms), and how many attempts
+    /// were cancelled.
+    type Outcome = (Vec<(usize, u128)>, Answer, u64, usize);
+    type Answer = Result<(usize, usize), usize>;
 
-    /// Runs one hedged request against `replicas`; returns the answer and how long it took.
-    async fn request(
+    /// Runs one request, hedged per (hedge after ms, max_hedges); returns the answer and when.
+    async fn run(
         replicas: &Replicas,
-        policy: HedgePolicy,
+        (hedge_after, max_hedges): (u64, usize),
         budget: &HedgeBudget,
-    ) -> (Result<Hedged<&'static str>, &'static str>, Duration) {
+    ) -> (Result<Hedged<&'static str>, &'static str>, u64) {
+        let hedge_after = Duration::from_millis(hedge_after);
+        let policy = HedgePolicy {
+            hedge_after,
+            max_hedges,
+        };
         let started = Instant::now();
         let answer = hedged(replicas.len(), policy, budget, |i| replicas.call(i)).await;
-        (answer, started.elapsed())
+        (answer, started.elapsed().as_millis() as u64)
     }
 
-    fn won(
-        value: &'static str,
-        replica: usize,
-        attempts: usize,
-    ) -> Result<Hedged<&'static str>, &'static str> {
-        Ok(Hedged {
-            value,
-            replica,
-            attempts,
-        })
-    }
-
-    // --- The happy paths ---
-
-    #[tokio::test(start_paused = true)]
-    async fn a_fast_primary_is_used_and_no_hedge_is_sent() {
-        let replicas = Replicas::new(&[(5, Ok("r0")), (5, Ok("r1"))]);
-        let (answer, took) = request(&replicas, policy(10, 1), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            answer,
-            won("r0", 0, 1),
-            "replica 0 answers in 5 ms, before the 10 ms hedge delay: its answer, 1 attempt"
-        );
-        assert_eq!(took, ms(5), "and it is returned as soon as it arrives");
-        tokio::time::sleep(ms(100)).await;
+    /// Runs one request over replicas scripted as (latency ms, succeeds), checks `expected`.
+    async fn check(
+        what: &str,
+        script: &[(u64, bool)],
+        policy: (u64, usize),
+        budget: &HedgeBudget,
+        (calls, answer, at, cancelled): Outcome,
+    ) {
+        let what = format!("{what} [replicas {script:?}, (hedge after, max_hedges) {policy:?}]");
+        let replicas = Replicas::scripted(script);
+        let (got, took) = run(&replicas, policy, budget).await;
+        tokio::time::sleep(Duration::from_secs(1)).await; // whatever was left running ends
         assert_eq!(
             replicas.calls(),
-            vec![(0, 0)],
-            "replica 0 answered in 5 ms, before the 10 ms hedge delay: exactly one call. A hedge \
-             sent at once doubles the load of every request"
+            calls,
+            "{what}: the attempts sent (replica, ms). A hedge goes to the next replica when \
+             hedge_after has passed since the last attempt was sent, or at once when an attempt \
+             fails; only while replicas, max_hedges and the budget allow"
+        );
+        let answer = match answer {
+            Ok((replica, attempts)) => Ok(Hedged {
+                value: replicas.answer(replica).unwrap(),
+                replica,
+                attempts,
+            }),
+            Err(replica) => Err(replicas.answer(replica).unwrap_err()),
+        };
+        assert_eq!(got, answer, "{what}: the answer");
+        assert_eq!(took, at, "{what}: when the answer came (ms)");
+        assert_eq!(
+            (replicas.cancelled(), replicas.completed()),
+            (cancelled, calls.len() - cancelled),
+            "{what}: attempts (cancelled, run to the end). Those still in flight when the answer \
+             came must be dropped (which closes their connections), not left running"
         );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_slow_primary_is_hedged_after_the_delay_and_the_first_answer_wins() {
-        let replicas = Replicas::new(&[(100, Ok("r0")), (5, Ok("r1"))]);
-        let (answer, took) = request(&replicas, policy(10, 1), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            replicas.calls(),
-            vec![(0, 0), (1, 10)],
-            "replica 0 first, then, after 10 ms without an answer, replica 1"
-        );
-        assert_eq!(
-            answer,
-            won("r1", 1, 2),
-            "replica 1, hedged at 10 ms, answers at 15 ms, long before replica 0 (100 ms)"
-        );
-        assert_eq!(
-            took,
-            ms(15),
-            "the hedge, sent at 10 ms, answers at 15 ms: use it at once rather than wait for \
-             the 100 ms primary"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_primary_still_wins_if_it_answers_before_the_hedge() {
-        let replicas = Replicas::new(&[(30, Ok("r0")), (50, Ok("r1"))]);
-        let (answer, took) = request(&replicas, policy(10, 1), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            answer,
-            won("r0", 0, 2),
-            "the hedge went out at 10 ms but the primary answered first (30 ms vs 60 ms): a \
-             hedge races the primary, it does not replace it"
-        );
-        assert_eq!(took, ms(30));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_losing_attempt_is_cancelled_not_left_running() {
-        // The primary loses, then the hedge loses.
-        for (script, winner) in [
-            ([(100, Ok("r0")), (5, Ok("r1"))], won("r1", 1, 2)),
-            ([(30, Ok("r0")), (50, Ok("r1"))], won("r0", 0, 2)),
-        ] {
-            let replicas = Replicas::new(&script);
-            let (answer, _) = request(&replicas, policy(10, 1), &HedgeBudget::unlimited()).await;
-            assert_eq!(answer, winner, "latencies {script:?}, hedge after 10 ms");
-            tokio::time::sleep(ms(500)).await;
+    async fn each_scripted_request_hedges_and_answers_as_its_case_says() {
+        // (what must hold, replicas (latency ms, succeeds), (hedge after ms, max_hedges), budget
+        // tokens => calls (replica, ms), Ok((replica, attempts)) or Err(replica), ms, cancelled)
+        #[rustfmt::skip] #[allow(clippy::type_complexity)]
+        let cases: [(&str, &[(u64, bool)], (u64, usize), u32, Outcome); 12] = [
+            ("a fast primary is used and no hedge is sent (hedging at once doubles the load)",
+             &[(5, UP), (5, UP)], (10, 1), 9, (vec![(0, 0)], Ok((0, 1)), 5, 0)),
+            ("a slow primary is hedged after the delay; the first answer is used at once",
+             &[(100, UP), (5, UP)], (10, 1), 9, (vec![(0, 0), (1, 10)], Ok((1, 2)), 15, 1)),
+            ("the primary still wins if it answers first: a hedge races it, not replaces it",
+             &[(30, UP), (50, UP)], (10, 1), 9, (vec![(0, 0), (1, 10)], Ok((0, 2)), 30, 1)),
+            ("each hedge goes to a new replica, one delay after the last attempt",
+             &[(100, UP), (100, UP), (5, UP)], (10, 2), 9,
+             (vec![(0, 0), (1, 10), (2, 20)], Ok((2, 3)), 25, 2)),
+            ("max_hedges caps the extra attempts, even with a replica left",
+             &[(100, UP), (100, UP), (5, UP)], (10, 1), 9,
+             (vec![(0, 0), (1, 10)], Ok((0, 2)), 100, 1)),
+            ("a single replica is never hedged: asking it twice would not help",
+             &[(100, UP)], (10, 3), 9, (vec![(0, 0)], Ok((0, 1)), 100, 0)),
+            ("the only replica's error is final at once",
+             &[(3, DOWN)], (10, 3), 9, (vec![(0, 0)], Err(0), 3, 0)),
+            ("a primary that fails fast is hedged at once, not at the hedge delay",
+             &[(2, DOWN), (5, UP)], (50, 1), 9, (vec![(0, 0), (1, 2)], Ok((1, 2)), 7, 0)),
+            ("when every attempt fails, the last error comes as soon as nothing is in flight",
+             &[(2, DOWN), (3, DOWN)], (50, 1), 9, (vec![(0, 0), (1, 2)], Err(1), 5, 0)),
+            ("an error while another attempt is still running is not final",
+             &[(40, UP), (5, DOWN)], (10, 1), 9, (vec![(0, 0), (1, 10)], Ok((0, 2)), 40, 0)),
+            ("after a failure, the next hedge is one delay after the attempt just sent",
+             &[(2, DOWN), (100, UP), (5, UP)], (10, 2), 9,
+             (vec![(0, 0), (1, 2), (2, 12)], Ok((2, 3)), 17, 1)),
+            ("with the budget exhausted, a failed primary is final at once",
+             &[(2, DOWN), (5, UP)], (50, 1), 0, (vec![(0, 0)], Err(0), 2, 0)),
+        ];
+        for (what, script, policy, tokens, expected) in cases {
+            let reference = model(script, policy.0, policy.1, u64::from(tokens));
             assert_eq!(
-                replicas.cancelled(),
-                1,
-                "latencies {script:?}: the attempt that lost the race must be dropped (which \
-                 closes its connection), not left running (a spawned task that nobody aborts)"
+                reference.as_ref(),
+                Some(&expected),
+                "the reference model agrees: {what}"
             );
-            assert_eq!(
-                replicas.completed(),
-                1,
-                "latencies {script:?}: only the winner runs to the end"
-            );
+            check(what, script, policy, &HedgeBudget::new(0, tokens), expected).await;
         }
     }
 
-    // --- Failures ---
-
-    #[tokio::test(start_paused = true)]
-    async fn a_primary_that_fails_fast_is_hedged_at_once() {
-        let replicas = Replicas::new(&[(2, Err("r0 is down")), (5, Ok("r1"))]);
-        let (answer, took) = request(&replicas, policy(50, 1), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            answer,
-            won("r1", 1, 2),
-            "replica 0 failed but replica 1 may still answer: an error is not the final word"
-        );
-        assert_eq!(
-            replicas.calls(),
-            vec![(0, 0), (1, 2)],
-            "replica 0 failed at 2 ms: hedge then, not at the 50 ms hedge delay"
-        );
-        assert_eq!(took, ms(7));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn when_every_attempt_fails_the_last_error_is_returned() {
-        let replicas = Replicas::new(&[(2, Err("r0 is down")), (3, Err("r1 is down"))]);
-        let (answer, took) = request(&replicas, policy(50, 1), &HedgeBudget::unlimited()).await;
-        assert_eq!(answer, Err("r1 is down"), "both failed: the last error");
-        assert_eq!(
-            took,
-            ms(5),
-            "replica 1 was asked at 2 ms and failed at 5 ms: nothing is left to wait for"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_error_while_the_other_attempt_is_still_running_is_not_final() {
-        let replicas = Replicas::new(&[(40, Ok("r0")), (5, Err("r1 is down"))]);
-        let (answer, took) = request(&replicas, policy(10, 1), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            answer,
-            won("r0", 0, 2),
-            "the hedge failed at 15 ms, but the primary was still running and answered at 40 ms"
-        );
-        assert_eq!(took, ms(40));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn after_a_failure_the_next_hedge_waits_one_delay_from_the_attempt_just_sent() {
-        let replicas = Replicas::new(&[(2, Err("r0 is down")), (100, Ok("r1")), (5, Ok("r2"))]);
-        let (answer, took) = request(&replicas, policy(10, 2), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            replicas.calls(),
-            vec![(0, 0), (1, 2), (2, 12)],
-            "replica 0 failed at 2 ms, so replica 1 was asked at once; replica 1 then had its \
-             full 10 ms before the next hedge (at 12 ms, not at 20 ms: the delay counts from the \
-             last attempt sent, not from the first)"
-        );
-        assert_eq!(answer, won("r2", 2, 3));
-        assert_eq!(took, ms(17));
-    }
-
-    // --- Several hedges ---
-
-    #[tokio::test(start_paused = true)]
-    async fn each_hedge_goes_to_a_new_replica_one_delay_after_the_last() {
-        let replicas = Replicas::new(&[(100, Ok("r0")), (100, Ok("r1")), (5, Ok("r2"))]);
-        let (answer, took) = request(&replicas, policy(10, 2), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            replicas.calls(),
-            vec![(0, 0), (1, 10), (2, 20)],
-            "one replica at a time, each hedge 10 ms after the previous attempt, never the same \
-             replica twice"
-        );
-        assert_eq!(
-            answer,
-            won("r2", 2, 3),
-            "replica 2, sent at 20 ms, answers at 25 ms"
-        );
-        assert_eq!(took, ms(25), "the first answer is returned at once");
-        tokio::time::sleep(ms(500)).await;
-        assert_eq!(replicas.cancelled(), 2, "both losers are cancelled");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn max_hedges_caps_the_extra_attempts() {
-        let replicas = Replicas::new(&[(100, Ok("r0")), (100, Ok("r1")), (5, Ok("r2"))]);
-        let (answer, took) = request(&replicas, policy(10, 1), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            replicas.calls(),
-            vec![(0, 0), (1, 10)],
-            "max_hedges = 1: one hedge at most, even with a third replica available"
-        );
-        assert_eq!(
-            answer,
-            won("r0", 0, 2),
-            "replica 0 (sent at 0) and replica 1 (sent at 10 ms) both take 100 ms: replica 0 \
-             answers first, at 100 ms"
-        );
-        assert_eq!(took, ms(100));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_single_replica_is_never_hedged() {
-        let replicas = Replicas::new(&[(100, Ok("r0"))]);
-        let (answer, _) = request(&replicas, policy(10, 3), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            answer,
-            won("r0", 0, 1),
-            "one replica: wait for it, one attempt"
-        );
-        assert_eq!(
-            replicas.calls(),
-            vec![(0, 0)],
-            "with one replica there is nobody to hedge to: asking it twice would not help"
-        );
-        let failing = Replicas::new(&[(3, Err("r0 is down"))]);
-        let (answer, took) = request(&failing, policy(10, 3), &HedgeBudget::unlimited()).await;
-        assert_eq!(
-            answer,
-            Err("r0 is down"),
-            "the only replica failed: its error"
-        );
-        assert_eq!(took, ms(3), "its error is final at once");
-    }
-
-    // --- The budget ---
+    // --- The budget, over many requests ---
 
     #[tokio::test(start_paused = true)]
     async fn the_budget_caps_hedges_at_its_share_of_requests() {
         let budget = HedgeBudget::new(10, 1);
         let mut hedged_requests = 0;
-        let mut slow = 0;
         for _ in 0..20 {
-            let replicas = Replicas::new(&[(100, Ok("r0")), (5, Ok("r1"))]);
-            let (answer, took) = request(&replicas, policy(10, 1), &budget).await;
-            let answer = answer.expect("both replicas answer");
-            if answer.attempts > 1 {
-                hedged_requests += 1;
-                assert_eq!(
-                    took,
-                    ms(15),
-                    "a hedged request gets replica 1's answer at 15 ms"
-                );
-            } else {
-                slow += 1;
-                assert_eq!(
-                    (answer.replica, took),
-                    (0, ms(100)),
-                    "no hedge: wait for the primary"
-                );
-                assert_eq!(replicas.calls(), vec![(0, 0)], "a denied hedge is not sent");
-            }
+            let replicas = Replicas::scripted(&[(100, UP), (5, UP)]);
+            let (answer, took) = run(&replicas, (10, 1), &budget).await;
+            let sent_hedge = replicas.calls() == [(0, 0), (1, 10)];
+            assert!(
+                sent_hedge || replicas.calls() == [(0, 0)],
+                "a denied hedge is not sent"
+            );
+            assert_eq!(
+                (answer.unwrap().replica, took),
+                if sent_hedge { (1, 15) } else { (0, 100) },
+                "hedged: replica 1's answer at 15 ms; not hedged: wait for the primary"
+            );
+            hedged_requests += usize::from(sent_hedge);
         }
         assert_eq!(
             hedged_requests, 2,
@@ -417,63 +277,40 @@ mod tests {
              20 requests: the first, then one per 10 requests. 20 means the budget is ignored; 1 \
              means `on_request` is not called for every request"
         );
-        assert_eq!(slow, 18);
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_budget_is_spent_only_when_a_hedge_is_sent() {
         let budget = HedgeBudget::new(0, 1); // a single token, never refilled
-        for _ in 0..5 {
-            let fast = Replicas::new(&[(5, Ok("r0")), (5, Ok("r1"))]);
-            request(&fast, policy(10, 1), &budget).await.0.unwrap();
+        #[rustfmt::skip] #[allow(clippy::type_complexity)]
+        let no_hedge: [(&str, &[(u64, bool)], Outcome); 2] = [
+            ("a fast request", &[(5, UP), (5, UP)], (vec![(0, 0)], Ok((0, 1)), 5, 0)),
+            ("a lone replica fails: no one to hedge", &[(5, DOWN)], (vec![(0, 0)], Err(0), 5, 0)),
+        ];
+        for (what, script, expected) in no_hedge.iter().cycle().take(6) {
+            check(what, script, (10, 1), &budget, expected.clone()).await;
         }
-        let slow = Replicas::new(&[(100, Ok("r0")), (5, Ok("r1"))]);
-        let (answer, _) = request(&slow, policy(10, 1), &budget).await;
-        assert_eq!(
-            answer,
-            won("r1", 1, 2),
-            "5 fast requests sent no hedge, so the one token is still there for the slow one: \
-             ask the budget only when about to hedge"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn with_the_budget_exhausted_a_failed_primary_is_final_at_once() {
-        let budget = HedgeBudget::new(0, 0); // no hedges at all
-        let replicas = Replicas::new(&[(2, Err("r0 is down")), (5, Ok("r1"))]);
-        let (answer, took) = request(&replicas, policy(50, 1), &budget).await;
-        assert_eq!(
-            answer,
-            Err("r0 is down"),
-            "the budget allows no hedge at all, not even after a failure"
-        );
-        assert_eq!(
-            took,
-            ms(2),
-            "no hedge is allowed and nothing else is in flight: return the error now, not at the \
-             hedge delay"
-        );
-        assert_eq!(replicas.calls(), vec![(0, 0)], "no hedge was allowed");
+        check(
+            "the requests before could not use a hedge (fast, or no replica left), so the one \
+             token is still there for this slow one: ask the budget only when about to hedge",
+            &[(100, UP), (5, UP)],
+            (10, 1),
+            &budget,
+            (vec![(0, 0), (1, 10)], Ok((1, 2)), 15, 1),
+        )
+        .await;
     }
 
     // --- Any policy, any replicas ---
 
-    /// The reference: what a hedged request must do, event by event, in whole ms. Returns the
-    /// calls (replica, ms), the answer (replica or the index of the last failure), when, and how
-    /// many attempts were cancelled; `None` when two events land on the same ms (either order
-    /// is then allowed).
-    #[allow(clippy::type_complexity)]
+    /// The reference: what a hedged request must do, event by event, in whole ms; `None` when two
+    /// events land on the same ms (either order is then allowed).
     fn model(
         script: &[(u64, bool)],
         hedge_after: u64,
         max_hedges: usize,
         mut tokens: u64,
-    ) -> Option<(
-        Vec<(usize, u128)>,
-        Result<(usize, usize), usize>,
-        u64,
-        usize,
-    )> {
+    ) -> Option<Outcome> {
         let mut calls = vec![(0, 0)];
         let mut in_flight = vec![(0, script[0].0)]; // (replica, finishes at)
         let (mut sent, mut hedge_at, mut armed) = (1, hedge_after, true);
@@ -491,8 +328,7 @@ mod tests {
                 Some(i) => {
                     let (replica, _) = in_flight.remove(i);
                     if script[replica].1 {
-                        let answer = Ok((replica, sent));
-                        return Some((calls, answer, now, in_flight.len()));
+                        return Some((calls, Ok((replica, sent)), now, in_flight.len()));
                     }
                     last_error = Some(replica);
                     true
@@ -516,60 +352,26 @@ mod tests {
 
     #[test]
     fn any_policy_budget_and_replica_latencies_match_the_reference() {
-        const OK: [&str; 4] = ["r0", "r1", "r2", "r3"];
-        const DOWN: [&str; 4] = ["r0 is down", "r1 is down", "r2 is down", "r3 is down"];
         let mut checked = 0;
         sdlings_kit::property::for_seeds(400, |rng| {
             let n = rng.random_range(1..=4);
             let script: Vec<(u64, bool)> = (0..n)
                 .map(|_| (rng.random_range(1..=60), rng.random_bool(0.6)))
                 .collect();
-            let hedge_after = rng.random_range(1..=30);
-            let max_hedges = rng.random_range(0..=3);
+            let policy = (rng.random_range(1..=30), rng.random_range(0..=3));
             let tokens = rng.random_range(0..=3);
-            let Some((calls, answer, at, cancelled)) =
-                model(&script, hedge_after, max_hedges, tokens)
-            else {
+            let Some(expected) = model(&script, policy.0, policy.1, u64::from(tokens)) else {
                 return;
             };
             checked += 1;
-            let what = format!(
-                "replicas (latency ms, succeeds) {script:?}, hedge after {hedge_after} ms, \
-                 max_hedges {max_hedges}, budget of {tokens} hedges"
-            );
-            paused(async {
-                let replicas = Replicas::new(
-                    &script
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &(latency, ok))| {
-                            (latency, if ok { Ok(OK[i]) } else { Err(DOWN[i]) })
-                        })
-                        .collect::<Vec<_>>(),
-                );
-                let budget = HedgeBudget::new(0, tokens as u32);
-                let (got, took) =
-                    request(&replicas, policy(hedge_after, max_hedges), &budget).await;
-                assert_eq!(
-                    replicas.calls(),
-                    calls,
-                    "{what}: the attempts sent (replica, ms). A hedge goes to the next replica \
-                     when hedge_after has passed since the last attempt was sent, or at once \
-                     when an attempt fails; only while replicas, max_hedges and the budget allow"
-                );
-                let expected = match answer {
-                    Ok((replica, attempts)) => won(OK[replica], replica, attempts),
-                    Err(replica) => Err(DOWN[replica]),
-                };
-                assert_eq!(got, expected, "{what}: the answer");
-                assert_eq!(took, ms(at), "{what}: when the answer came");
-                tokio::time::sleep(ms(1_000)).await;
-                assert_eq!(
-                    replicas.cancelled(),
-                    cancelled,
-                    "{what}: attempts still in flight when the answer came must be cancelled"
-                );
-            });
+            let what = format!("a budget of {tokens} hedges");
+            paused(check(
+                &what,
+                &script,
+                policy,
+                &HedgeBudget::new(0, tokens),
+                expected,
+            ));
         });
         assert!(checked > 300, "only {checked} cases without ties");
     }

@@ -1,60 +1,51 @@
-// Retries with exponential backoff, full jitter and a retry budget.
+// Retries with exponential backoff, full jitter, a retry budget, a deadline and Retry-After.
 //
-// Retrying hides a dependency's transient failures (a dropped connection, a 503 from an
-// instance being restarted) from your users. Done naively it becomes the outage: every client
-// retries at once, the struggling service gets 3-5x its normal traffic exactly when it can serve
-// least, and it cannot recover (a "retry storm"). AWS's September 2015 DynamoDB outage was
-// prolonged that way: storage servers kept retrying against an overloaded metadata service.
-//
-// Build the four defences, then `retry`, which runs an async operation with them:
-// - retry only what can succeed next time: timeouts, refused connections, 408, 429 and the 5xx
-//   that mean "not now"; never a 400 or a 404, nor a 501 or a 505 (the same request will fail the
-//   same way);
-// - exponential backoff: wait up to base x 2^attempt between tries, capped at `cap`;
-// - full jitter: wait a uniformly random time in [0, that ceiling], so clients that failed
-//   together do not come back together (AWS Architecture Blog, "Exponential Backoff And Jitter");
-// - a retry budget: retries may be at most ~10-20% of requests, so that when the
-//   dependency is down the client stops multiplying its load (gRPC retry throttling, Finagle).
-//
-// Lab (real HTTP server on localhost, flaky then down for a while): turn BUDGET_PERCENT,
-// FAILURE_RATE, MAX_ATTEMPTS, BASE and CAP. Watch the load on the backend during the outage, the
-// success rate, and the bar charts of lock-step retries without jitter.
+// Retrying hides a dependency's transient failures (a dropped connection, a 503 from a restarting
+// instance) from your users. Done naively it becomes the outage: every client retries at once and
+// the struggling service gets 3-5x its traffic when it can serve least (a "retry storm": AWS's
+// September 2015 DynamoDB outage was prolonged that way). Build the defences, then `retry`: retry
+// only what can pass next time; wait up to base x 2^attempt, capped, and a random time below that
+// (full jitter), so that clients that failed together come back apart; spend at most ~10-20% of
+// requests on retries (a budget); wait at least the server's Retry-After; never sleep past the
+// deadline. Lab (a real HTTP server on localhost, flaky, then down; then a simulated one shedding
+// load with Retry-After): turn BUDGET_PERCENT, FAILURE_RATE, MAX_ATTEMPTS, BASE, CAP, DEADLINE;
+// watch the load in the outage, the success rate, lock-step retries without jitter, fail-fast.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
-#[allow(unused_imports)] // for your `delay` (and the tests)
-use rand::RngExt;
 use rand::rngs::StdRng;
-use sdlings_kit::resilience::retrying::{self, Attempted, Failure, Op, Strategy, Which};
-use sdlings_kit::workload::seeded_rng;
+use sdlings_kit::resilience::retrying::{self, Attempted, Failure, Op, Running, Strategy, Which};
+#[allow(unused_imports)] // for your `delay` and `retry` (and the tests)
+use {rand::RngExt, retrying::lock, tokio::time::Instant};
+
+// Given, in the kit: `Jitter` (None or Full) and `Stop` (why `retry` stopped).
+pub use sdlings_kit::resilience::retrying::{Jitter, Stop};
 
 /// How a failed call failed, as the caller sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallError {
-    /// The server answered with an error status.
-    Status(u16),
-    /// No answer in time.
-    TimedOut,
-    /// The connection was refused or dropped before an answer.
-    ConnectionFailed,
+    /// The server answered with an error status, and perhaps a Retry-After: how long it asks
+    /// clients to wait before trying again (RFC 9110 §10.2.3; sent with 503, and with 429 by
+    /// RFC 6585). Only the header's delay-seconds form is a duration: the client that builds
+    /// this error drops an HTTP-date (reading one would need its own clock).
+    Status(u16, Option<Duration>),
+    TimedOut,         // no answer in time
+    ConnectionFailed, // refused, or dropped before an answer
 }
 
 // ---- Your part -------------------------------------------------------------------------------
 
 impl CallError {
     /// Whether the same request may succeed if sent again: timeouts, failed connections, 408
-    /// (the server gave up waiting for the request), 429 (throttled: try again later) and 5xx (the
-    /// server's trouble), except 501 Not Implemented and 505 HTTP Version Not Supported, which
-    /// the server will answer the same way every time. Any other status, such as 400, 401, 403,
-    /// 404 or 409, is the caller's own problem and will fail again.
+    /// (the server gave up waiting for the request), 429 (throttled) and 5xx (the server's
+    /// trouble), except 501 Not Implemented and 505 HTTP Version Not Supported, which the server
+    /// will answer the same way every time. Any other status (400, 404, 409...) will fail again.
     pub fn is_retryable(&self) -> bool {
         match *self {
             CallError::TimedOut | CallError::ConnectionFailed => true,
-            CallError::Status(501 | 505) => false,
-            CallError::Status(status) => {
+            CallError::Status(501 | 505, _) => false,
+            CallError::Status(status, _) => {
                 status == 408 || status == 429 || (500..600).contains(&status)
             }
         }
@@ -64,33 +55,17 @@ impl CallError {
 // Given: the backoff's description. Yours: its `ceiling` and `delay`.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Jitter {
-    /// Wait exactly the ceiling: every client that failed together retries together.
-    None,
-    /// Wait a uniformly random time between zero and the ceiling.
-    Full,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     /// The ceiling of the first retry's wait.
     pub base: Duration,
-    /// No wait is ever longer than this.
+    /// No backoff is ever longer than this (a server's Retry-After may be).
     pub cap: Duration,
     pub jitter: Jitter,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first try included: 1 means "never retry".
-    pub max_attempts: u32,
-    pub backoff: Backoff,
-}
-
 impl Backoff {
     /// The longest wait before retry number `attempt` (0 = the first retry): base x 2^attempt,
-    /// but never more than `cap`. Must not overflow or panic for any `attempt`, u32::MAX
-    /// included.
+    /// but never more than `cap`. No overflow or panic for any `attempt`, u32::MAX included.
     pub fn ceiling(&self, attempt: u32) -> Duration {
         // Double step by step and stop as soon as the cap (or zero) is reached: at most ~64
         // doublings for any base and cap, and no 2^attempt to overflow (`1u32 << attempt` and
@@ -122,23 +97,17 @@ impl Backoff {
     }
 }
 
-// Given: the budget's state (its constructor comes after your part). Yours: the updates.
+// Given: the budget's state and constructor. Yours: the updates.
 
 /// Retry tokens, shared by all the requests of one client. Every request (its first try)
 /// deposits `percent` hundredths of a retry; every retry withdraws a whole one. So over time
 /// retries are at most `percent`% of requests, plus the `reserve` the budget starts with and can
-/// save up to, which lets a quiet client still retry a few blips.
-///
-/// Counted in hundredths of a retry, in integers: ten deposits at 10% make exactly one retry (ten
-/// additions of 0.1 in floating point make 0.9999999999999999, which is not one).
+/// save up to. In integer hundredths: ten 0.1s added in floating point make 0.9999999999999999.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryBudget {
-    /// Hundredths of a retry earned per request.
-    percent: u64,
-    /// The most the budget can hold, in hundredths (`reserve` whole retries).
-    max_balance: u64,
-    /// Available now, in hundredths of a retry.
-    balance: u64,
+    percent: u64,     // hundredths of a retry earned per request
+    max_balance: u64, // the most it can hold: `reserve` whole retries
+    balance: u64,     // available now, in hundredths of a retry
 }
 
 impl RetryBudget {
@@ -156,43 +125,54 @@ impl RetryBudget {
             false
         }
     }
+
+    // Given: the constructor, and what the tests read.
+    /// A budget that earns `percent`% of a retry per request and holds at most `reserve` retries.
+    pub fn new(percent: u32, reserve: u32) -> Self {
+        let (percent, max_balance) = (u64::from(percent), u64::from(reserve) * 100);
+        let balance = max_balance; // it starts full
+        RetryBudget {
+            percent,
+            max_balance,
+            balance,
+        }
+    }
+
+    /// Whole and partial retries available now (2.5 = two retries, and half of the next).
+    pub fn retries_available(&self) -> f64 {
+        self.balance as f64 / 100.0
+    }
 }
 
-// Given: what `retry` reports. Yours: `retry`.
+// Given: the policy and what `retry` reports. Yours: `retry`.
 
-/// Why `retry` stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    Succeeded,
-    /// The last error was not worth retrying.
-    NotRetryable,
-    /// `max_attempts` attempts were made.
-    OutOfAttempts,
-    /// The retry budget refused the next retry.
-    OutOfBudget,
+pub struct RetryPolicy {
+    /// Attempts in all, the first try included: 1 means "never retry".
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// How long `retry` may take, from its call: every retry must start before then.
+    pub deadline: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome<T> {
-    /// The last attempt's result.
-    pub result: Result<T, CallError>,
-    /// Attempts made, the first try included.
-    pub attempts: u32,
-    /// Total time slept between attempts.
-    pub waited: Duration,
-    pub stop: Stop,
-}
+/// The last attempt's `result`, the `attempts` made (the first try included), the time `waited`
+/// in all between them, and why it stopped: `Stop::Succeeded`, `NotRetryable`, `OutOfAttempts`,
+/// `OutOfTime` or `OutOfBudget`.
+pub type Outcome<T> = retrying::Outcome<T, CallError>;
 
 /// Runs `op` until it succeeds or a defence says stop:
 /// 1. deposit into the budget (if any): this is a new request;
 /// 2. call `op`; on success stop (`Succeeded`);
-/// 3. on failure stop if the error is not retryable (`NotRetryable`), else if `max_attempts`
-///    attempts were made (`OutOfAttempts`), else if the budget (if any) refuses a retry
+/// 3. on failure stop if the error is not retryable (`NotRetryable`, whatever its Retry-After
+///    says), else if `max_attempts` attempts were made (`OutOfAttempts`);
+/// 4. the wait before retry n (0 for the first retry) is `policy.backoff.delay(n, rng)` (one
+///    draw per retry), or the error's Retry-After if that is longer, even beyond the cap;
+/// 5. stop if after that wait the deadline would have come (`OutOfTime`: give up now rather than
+///    sleep past it; the attempts' own time counts), else if the budget (if any) refuses a retry
 ///    (`OutOfBudget`): a retry is charged only when it is about to be made;
-/// 4. otherwise sleep `policy.backoff.delay(n, rng)` (n = 0 before the first retry, 1 before the
-///    second...) with `tokio::time::sleep`, and go to 2.
+/// 6. sleep the wait with `tokio::time::sleep`, and go to 2.
 ///
-/// Never sleeps after the last attempt. `waited` is the sum of the sleeps.
+/// Never sleeps after the last attempt. Hold the budget's `lock` only for an update.
 pub async fn retry<T, F, Fut>(
     policy: &RetryPolicy,
     budget: Option<&Mutex<RetryBudget>>,
@@ -208,88 +188,51 @@ where
     if let Some(budget) = budget {
         lock(budget).deposit();
     }
-    let mut attempts = 0;
-    let mut waited = Duration::ZERO;
+    let start = Instant::now();
+    let (mut attempts, mut waited) = (0, Duration::ZERO);
     loop {
         attempts += 1;
         let error = match op().await {
-            Ok(value) => {
-                return Outcome {
-                    result: Ok(value),
-                    attempts,
-                    waited,
-                    stop: Stop::Succeeded,
-                };
-            }
+            Ok(value) => return Outcome::new(Ok(value), attempts, waited, Stop::Succeeded),
             Err(error) => error,
         };
-        let stop = if !error.is_retryable() {
-            Some(Stop::NotRetryable)
-        } else if attempts >= policy.max_attempts {
-            Some(Stop::OutOfAttempts)
-        } else if budget.is_some_and(|budget| !lock(budget).try_withdraw()) {
-            Some(Stop::OutOfBudget)
-        } else {
-            None
+        let give_up = move |stop| Outcome::new(Err(error), attempts, waited, stop);
+        if !error.is_retryable() {
+            return give_up(Stop::NotRetryable);
+        }
+        if attempts >= policy.max_attempts {
+            return give_up(Stop::OutOfAttempts);
+        }
+        // Draw even when the server's wait is longer: one draw per retry, whatever happens.
+        let backoff = policy.backoff.delay(attempts - 1, rng);
+        let wait = match error {
+            CallError::Status(_, Some(after)) => backoff.max(after),
+            _ => backoff,
         };
-        if let Some(stop) = stop {
-            return Outcome {
-                result: Err(error),
-                attempts,
-                waited,
-                stop,
-            };
+        // Against the time left, not `elapsed + wait`: a Retry-After of u64::MAX seconds would
+        // overflow the sum (and panic).
+        if wait >= policy.deadline.saturating_sub(start.elapsed()) {
+            return give_up(Stop::OutOfTime);
         }
-        let delay = policy.backoff.delay(attempts - 1, rng);
-        tokio::time::sleep(delay).await;
-        waited += delay;
-    }
-}
-
-// ---- Given: the budget's constructor, and its lock ------------------------------------------
-
-impl RetryBudget {
-    /// A budget that earns `percent`% of a retry per request and holds at most `reserve` retries;
-    /// it starts full.
-    pub fn new(percent: u32, reserve: u32) -> Self {
-        let max_balance = u64::from(reserve) * 100;
-        RetryBudget {
-            percent: u64::from(percent),
-            max_balance,
-            balance: max_balance,
+        if budget.is_some_and(|budget| !lock(budget).try_withdraw()) {
+            return give_up(Stop::OutOfBudget);
         }
-    }
-
-    /// Whole and partial retries available now (2.5 = two retries, and half of the next).
-    pub fn retries_available(&self) -> f64 {
-        self.balance as f64 / 100.0
+        tokio::time::sleep(wait).await;
+        waited += wait;
     }
 }
 
-/// Locks a budget shared by concurrent requests. Hold the guard for the update only, never across
-/// an `.await`.
-pub fn lock(budget: &Mutex<RetryBudget>) -> MutexGuard<'_, RetryBudget> {
-    // A panic in another request while it held the lock leaves the numbers intact: carry on.
-    budget
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-// ---- Lab: a real HTTP backend on localhost -----------------------------------------------------
-// Part 1: REQUESTS requests, one every millisecond, each run through your `retry` with one of
-// four strategies. The backend fails FAILURE_RATE of the time (503, in short flaky patches) and
-// is down (503 to everything) from 100 to 250 ms. Each strategy gets its own backend, run at the
-// same time with exactly the same flaky patches and outage.
-// Part 2: BURST clients send a request at the same instant while the backend restarts; their
-// retries, per time slot, without and with jitter.
+// ---- Lab: 1. REQUESTS requests, one a ms, through `retry`, four strategies each on its own
+// backend (same flaky patches, 503 FAILURE_RATE of the time, and outage at 100-250 ms). 2. BURST
+// clients at once while the backend restarts, without/with jitter. 3. A server shedding load.
 
 const BASE: Duration = Duration::from_millis(20);
 const CAP: Duration = Duration::from_millis(200);
 const MAX_ATTEMPTS: u32 = 5;
+const DEADLINE: Duration = Duration::from_millis(1_000);
 /// Retries allowed per 100 requests, and the retries a client can save up.
 const BUDGET_PERCENT: u32 = 20;
 const BUDGET_RESERVE: u32 = 10;
-/// The share of time the backend answers 503 outside the outage (flaky patches of 2 ms).
 const FAILURE_RATE: f64 = 0.1;
 const REQUESTS: usize = 400;
 const BURST: usize = 100;
@@ -302,661 +245,366 @@ fn main() {
         budget_percent: BUDGET_PERCENT,
         budget_reserve: BUDGET_RESERVE,
         failure_rate: FAILURE_RATE,
-        flap_every: Duration::from_millis(2),
         requests: REQUESTS,
-        request_every: Duration::from_millis(1),
-        outage_from: Duration::from_millis(100),
-        outage_until: Duration::from_millis(250),
         burst: BURST,
-        burst_restart: Duration::from_millis(50),
-        slot: Duration::from_millis(20),
-        call_timeout: Duration::from_millis(500),
-        seed: 42,
+        ..Default::default()
     };
     retrying::run(&knobs, |which| {
-        let backoff = |jitter| Backoff {
-            base: BASE,
-            cap: CAP,
-            jitter,
+        use {Duration as D, Which::*};
+        let (max_attempts, base, cap, jitter) = match which {
+            NoRetries => (1, D::ZERO, D::ZERO, Jitter::None),
+            AtOnce => (MAX_ATTEMPTS, D::ZERO, D::ZERO, Jitter::None),
+            NoJitter => (MAX_ATTEMPTS, BASE, CAP, Jitter::None),
+            FullJitter | FullJitterAndBudget => (MAX_ATTEMPTS, BASE, CAP, Jitter::Full),
         };
-        let at_once = Backoff {
-            base: Duration::ZERO,
-            cap: Duration::ZERO,
-            jitter: Jitter::None,
+        let (backoff, deadline) = (Backoff { base, cap, jitter }, DEADLINE);
+        let policy = RetryPolicy {
+            max_attempts,
+            backoff,
+            deadline,
         };
-        let (max_attempts, backoff, budget) = match which {
-            Which::NoRetries => (1, at_once, None),
-            Which::AtOnce => (MAX_ATTEMPTS, at_once, None),
-            Which::NoJitter => (MAX_ATTEMPTS, backoff(Jitter::None), None),
-            Which::FullJitter => (MAX_ATTEMPTS, backoff(Jitter::Full), None),
-            Which::FullJitterAndBudget => (
-                MAX_ATTEMPTS,
-                backoff(Jitter::Full),
-                Some(RetryBudget::new(BUDGET_PERCENT, BUDGET_RESERVE)),
-            ),
-        };
-        Box::new(LabStrategy {
-            policy: RetryPolicy {
-                max_attempts,
-                backoff,
-            },
-            budget: budget.map(Mutex::new),
-        })
+        let budget = RetryBudget::new(BUDGET_PERCENT, BUDGET_RESERVE);
+        let budget = (which == FullJitterAndBudget).then(|| Mutex::new(budget));
+        Box::new(LabStrategy(policy, budget))
     });
 }
 
 /// A policy and (perhaps) a budget, as the lab runs them: through your `retry`.
-struct LabStrategy {
-    policy: RetryPolicy,
-    budget: Option<Mutex<RetryBudget>>,
-}
+struct LabStrategy(RetryPolicy, Option<Mutex<RetryBudget>>);
 
 impl Strategy for LabStrategy {
-    fn run(&self, seed: u64, mut op: Op) -> Pin<Box<dyn Future<Output = Attempted> + Send + '_>> {
+    type Error = CallError;
+
+    fn run(&self, seed: u64, op: Op<CallError>) -> Running<'_> {
         Box::pin(async move {
-            let mut rng = seeded_rng(seed);
-            let outcome = retry(&self.policy, self.budget.as_ref(), &mut rng, || {
-                let call = op();
-                async move {
-                    call.await.map_err(|failure| match failure {
-                        Failure::Status(status) => CallError::Status(status),
-                        Failure::TimedOut => CallError::TimedOut,
-                        Failure::ConnectionFailed => CallError::ConnectionFailed,
-                    })
-                }
-            })
-            .await;
-            Attempted {
-                succeeded: outcome.stop == Stop::Succeeded,
-                out_of_budget: outcome.stop == Stop::OutOfBudget,
-                waited: outcome.waited,
-            }
+            let mut rng = sdlings_kit::workload::seeded_rng(seed);
+            let outcome = retry(&self.0, self.1.as_ref(), &mut rng, op).await;
+            Attempted::new(outcome.stop, outcome.waited)
         })
+    }
+}
+
+/// How the lab's client says a call failed.
+impl From<Failure> for CallError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Status(status, retry_after) => CallError::Status(status, retry_after),
+            Failure::TimedOut => CallError::TimedOut,
+            Failure::ConnectionFailed => CallError::ConnectionFailed,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sdlings_kit::resilience::testing::paused;
-    use std::collections::HashSet;
-    use tokio::time::Instant;
+    use CallError::{ConnectionFailed, Status, TimedOut};
+    use Stop::*;
+    use sdlings_kit::property::for_seeds;
+    use sdlings_kit::resilience::{retrying::Scripted, testing::paused};
+    use sdlings_kit::workload::seeded_rng;
+
+    const UNAVAILABLE: CallError = Status(503, None);
+    const HOUR: u64 = 3_600_000; // ms: a deadline that never comes in these tests
+    type Script<'a> = &'a [Result<u32, CallError>];
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    const UNAVAILABLE: CallError = CallError::Status(503);
-
-    fn backoff(base: u64, cap: u64, jitter: Jitter) -> Backoff {
-        Backoff {
-            base: ms(base),
-            cap: ms(cap),
-            jitter,
-        }
+    /// `status`, with a Retry-After of `after` ms.
+    fn after(status: u16, after: u64) -> CallError {
+        Status(status, Some(ms(after)))
     }
 
-    fn policy(max_attempts: u32, backoff: Backoff) -> RetryPolicy {
+    fn backoff(base: u64, cap: u64, jitter: Jitter) -> Backoff {
+        let (base, cap) = (ms(base), ms(cap));
+        Backoff { base, cap, jitter }
+    }
+
+    fn policy(max_attempts: u32, backoff: Backoff, deadline: Duration) -> RetryPolicy {
         RetryPolicy {
             max_attempts,
             backoff,
+            deadline,
         }
     }
 
-    /// Runs `retry` against a dependency that answers with `script`, in order (and 503 once the
-    /// script is used up). Returns the outcome and when each attempt was made (time since start).
-    async fn run_script(
-        policy: &RetryPolicy,
+    /// Runs `retry` against a dependency that answers `script` in order (then 503), each attempt
+    /// taking `latency` ms: the outcome, when each attempt began and when `retry` returned.
+    async fn run(
+        p: &RetryPolicy,
         budget: Option<&Mutex<RetryBudget>>,
         seed: u64,
-        script: &[Result<u32, CallError>],
-    ) -> (Outcome<u32>, Vec<Duration>) {
-        let start = Instant::now();
-        let mut attempts_at = Vec::new();
-        let mut script = script.iter().copied();
-        let mut rng = seeded_rng(seed);
-        let outcome = retry(policy, budget, &mut rng, || {
-            attempts_at.push(start.elapsed());
-            std::future::ready(script.next().unwrap_or(Err(UNAVAILABLE)))
-        })
-        .await;
-        (outcome, attempts_at)
+        latency: u64,
+        script: Script<'_>,
+    ) -> (Outcome<u32>, Vec<Duration>, Duration) {
+        let dependency = Scripted::new(script, Err(UNAVAILABLE), ms(latency));
+        let outcome = retry(p, budget, &mut seeded_rng(seed), || dependency.call()).await;
+        (outcome, dependency.calls(), dependency.elapsed())
     }
 
-    /// Asserts that each wait between attempts is the corresponding delay, to within the 1 ms
-    /// tick of tokio's timer (it rounds a sleep up to the next millisecond).
-    fn assert_gaps_match(attempts_at: &[Duration], delays: &[Duration]) {
-        let gaps: Vec<Duration> = attempts_at.windows(2).map(|w| w[1] - w[0]).collect();
-        assert_eq!(
-            gaps.len(),
-            delays.len(),
-            "one sleep between each two attempts"
-        );
-        for (i, (gap, delay)) in gaps.iter().zip(delays).enumerate() {
-            assert!(
-                *gap >= *delay && *gap <= *delay + ms(1),
-                "the wait before retry {i} was {gap:?}, expected delay({i}) = {delay:?} drawn \
-                 from the rng (one draw per retry, attempt numbers from 0)"
-            );
-        }
+    fn answer(script: Script, n: usize) -> Result<u32, CallError> {
+        script.get(n - 1).copied().unwrap_or(Err(UNAVAILABLE))
     }
 
-    #[test]
-    fn the_ceiling_doubles_from_base_until_it_reaches_the_cap() {
-        let b = backoff(100, 1_000, Jitter::Full);
-        let ceilings: Vec<Duration> = (0..7).map(|a| b.ceiling(a)).collect();
-        assert_eq!(
-            ceilings,
-            [100, 200, 400, 800, 1_000, 1_000, 1_000].map(ms).to_vec(),
-            "base x 2^attempt: 100, 200, 400, 800 ms, then capped at 1 s"
-        );
-    }
-
-    #[test]
-    fn huge_attempt_numbers_give_the_cap_without_overflowing() {
-        let b = backoff(100, 30_000, Jitter::None);
-        for attempt in [31, 32, 63, 64, 65, 1_000, u32::MAX] {
-            assert_eq!(
-                b.ceiling(attempt),
-                ms(30_000),
-                "attempt {attempt}: 2^{attempt} overflows every integer type (a `1 << attempt` \
-                 panics from 32 on); the ceiling is simply the cap"
-            );
-        }
-        assert_eq!(
-            backoff(0, 1_000, Jitter::None).ceiling(1_000),
-            Duration::ZERO,
-            "with base 0 (retry at once) every ceiling is 0 x 2^attempt = 0"
-        );
-        assert_eq!(
-            backoff(500, 200, Jitter::None).ceiling(0),
-            ms(200),
-            "even the first ceiling is capped"
-        );
-    }
-
-    #[test]
-    fn without_jitter_the_delay_is_the_ceiling() {
-        let b = backoff(10, 100, Jitter::None);
-        let mut rng = seeded_rng(1);
-        for attempt in 0..8 {
-            assert_eq!(b.delay(attempt, &mut rng), b.ceiling(attempt));
-        }
-    }
-
-    #[test]
-    fn full_jitter_delays_stay_between_zero_and_the_ceiling() {
-        let b = backoff(10, 300, Jitter::Full);
-        let mut rng = seeded_rng(2);
-        for attempt in 0..10 {
-            for _ in 0..500 {
-                let delay = b.delay(attempt, &mut rng);
-                assert!(
-                    delay <= b.ceiling(attempt),
-                    "retry {attempt}: a delay of {delay:?} is above the ceiling {:?}",
-                    b.ceiling(attempt)
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn full_jitter_spreads_delays_over_the_whole_range_from_zero() {
-        let b = backoff(100, 10_000, Jitter::Full);
-        let ceiling = b.ceiling(3); // 800 ms
-        let mut rng = seeded_rng(3);
-        let delays: Vec<Duration> = (0..10_000).map(|_| b.delay(3, &mut rng)).collect();
-        let mean = delays.iter().sum::<Duration>() / 10_000;
-        let low = delays.iter().filter(|d| **d < ceiling / 2).count();
-        assert!(
-            low > 4_500,
-            "only {low} of 10 000 delays are below half the ceiling (400 ms): full jitter draws \
-             uniformly from the whole range [0, ceiling], so about half are. (Drawing from \
-             [ceiling/2, ceiling] is \"equal jitter\", which keeps clients bunched)"
-        );
-        assert!(
-            mean > ms(380) && mean < ms(420),
-            "the mean delay is {mean:?}; uniform in [0, 800 ms] averages 400 ms"
-        );
-        let min = delays.iter().min().expect("10 000 delays");
-        let max = delays.iter().max().expect("10 000 delays");
-        assert!(
-            *min < ms(8) && *max > ms(792),
-            "the delays run from {min:?} to {max:?}: uniform over [0, 800 ms] comes within 1% \
-             of both ends in 10 000 draws"
-        );
-    }
-
-    #[test]
-    fn full_jitter_gives_clients_that_failed_together_different_delays() {
-        let b = backoff(100, 10_000, Jitter::Full);
-        let mut rng = seeded_rng(4);
-        let distinct: HashSet<Duration> = (0..1_000).map(|_| b.delay(2, &mut rng)).collect();
-        assert!(
-            distinct.len() >= 100,
-            "1000 clients drew only {} different delays: they come back in a few lock-step \
-             waves. Draw a delay anywhere in [0, ceiling], not a whole number of `base`s",
-            distinct.len()
-        );
-    }
-
-    #[test]
-    fn full_jitter_of_a_zero_ceiling_is_zero() {
-        let b = backoff(0, 0, Jitter::Full);
-        let mut rng = seeded_rng(5);
-        assert_eq!(
-            b.delay(3, &mut rng),
-            Duration::ZERO,
-            "nothing to draw from but 0 (and an empty range `0..0` would panic)"
-        );
+    fn outcome(script: Script, attempts: usize, waited: Duration, stop: Stop) -> Outcome<u32> {
+        Outcome::new(answer(script, attempts), attempts as u32, waited, stop)
     }
 
     #[test]
     fn only_errors_that_may_pass_next_time_are_retryable() {
-        for error in [
-            CallError::TimedOut,
-            CallError::ConnectionFailed,
-            CallError::Status(408),
-            CallError::Status(429),
-            CallError::Status(500),
-            CallError::Status(502),
-            CallError::Status(503),
-            CallError::Status(504),
-            CallError::Status(599),
-        ] {
-            assert!(
-                error.is_retryable(),
-                "{error:?} is transient (the server's or the network's trouble): retry it"
-            );
-        }
-        for error in [400, 401, 403, 404, 409, 422, 428, 430, 499].map(CallError::Status) {
-            assert!(
-                !error.is_retryable(),
-                "{error:?} is the caller's own mistake: the same request fails the same way \
-                 every time, and retrying only adds load"
-            );
-        }
-        for error in [200, 204, 301, 304, 600].map(CallError::Status) {
-            assert!(
-                !error.is_retryable(),
-                "{error:?} is not a server error: nothing says a second try would go differently"
-            );
-        }
-        for error in [501, 505].map(CallError::Status) {
-            assert!(
-                !error.is_retryable(),
-                "{error:?} says the server does not support the request at all (Not Implemented, \
-                 HTTP Version Not Supported): it will answer the same way every time"
-            );
-        }
-    }
-
-    #[test]
-    fn a_new_budget_holds_its_reserve_of_retries() {
-        let mut budget = RetryBudget::new(10, 3);
-        assert_eq!(budget.retries_available(), 3.0);
-        let granted = (0..10).filter(|_| budget.try_withdraw()).count();
-        assert_eq!(
-            granted, 3,
-            "a reserve of 3 retries allows 3 retries, no more"
-        );
-        assert_eq!(budget.retries_available(), 0.0);
-    }
-
-    #[test]
-    fn each_request_earns_a_fraction_of_a_retry() {
-        let mut budget = RetryBudget::new(10, 5);
-        while budget.try_withdraw() {}
-        for _ in 0..9 {
-            budget.deposit();
-        }
-        assert!(
-            !budget.try_withdraw(),
-            "9 requests at 10% earn 0.9 of a retry: not enough for one"
-        );
-        budget.deposit();
-        assert!(budget.try_withdraw(), "10 requests at 10% earn one retry");
-        assert!(!budget.try_withdraw(), "and only one");
-    }
-
-    #[test]
-    fn savings_are_capped_at_the_reserve() {
-        let mut budget = RetryBudget::new(50, 2);
-        for _ in 0..100 {
-            budget.deposit();
-        }
-        assert_eq!(
-            budget.retries_available(),
-            2.0,
-            "a long healthy spell must not bank 50 retries to spend in one burst when the \
-             dependency goes down: savings stop at the reserve"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_call_that_succeeds_at_once_is_not_retried() {
-        let p = policy(5, backoff(10, 100, Jitter::Full));
-        let start = Instant::now();
-        let (outcome, attempts_at) = run_script(&p, None, 1, &[Ok(7)]).await;
-        assert_eq!(
-            outcome,
-            Outcome {
-                result: Ok(7),
-                attempts: 1,
-                waited: Duration::ZERO,
-                stop: Stop::Succeeded
+        #[rustfmt::skip]
+        let cases: [(bool, &str, &[u16]); 4] = [
+            (true, "the server's trouble, or a throttle", &[408, 429, 500, 502, 503, 504, 599]),
+            (false, "the caller's own mistake", &[400, 401, 403, 404, 409, 422, 428, 430, 499]),
+            (false, "not a server error", &[200, 204, 301, 304, 600]),
+            (false, "Not Implemented or HTTP Version Not Supported", &[501, 505]),
+        ];
+        for (retryable, why, statuses) in cases {
+            for &status in statuses {
+                for error in [Status(status, None), after(status, 9)] {
+                    assert_eq!(
+                        error.is_retryable(),
+                        retryable,
+                        "{error:?}: {why}. Only what may pass next time is worth the extra load \
+                         of a retry, whatever the Retry-After says"
+                    );
+                }
             }
-        );
-        assert_eq!(attempts_at.len(), 1);
-        assert_eq!(start.elapsed(), Duration::ZERO, "no failure, no wait");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn transient_failures_are_retried_after_jittered_backoff_until_success() {
-        let p = policy(5, backoff(100, 1_000, Jitter::Full));
-        let start = Instant::now();
-        let (outcome, attempts_at) = run_script(
-            &p,
-            None,
-            11,
-            &[Err(UNAVAILABLE), Err(CallError::TimedOut), Ok(42)],
-        )
-        .await;
-        let mut rng = seeded_rng(11);
-        let delays = [p.backoff.delay(0, &mut rng), p.backoff.delay(1, &mut rng)];
-        assert_eq!(outcome.result, Ok(42), "the third attempt succeeds");
-        assert_eq!(outcome.attempts, 3);
-        assert_eq!(outcome.stop, Stop::Succeeded);
-        assert_gaps_match(&attempts_at, &delays);
-        assert_eq!(
-            outcome.waited,
-            delays[0] + delays[1],
-            "`waited` is the sum of the two delays slept"
-        );
-        let elapsed = start.elapsed();
-        assert!(
-            elapsed >= outcome.waited && elapsed <= outcome.waited + ms(2),
-            "the call took {elapsed:?}, but slept {:?}: the time spent must be the sleeps",
-            outcome.waited
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn without_jitter_the_waits_double_up_to_the_cap() {
-        let p = policy(6, backoff(10, 50, Jitter::None));
-        let start = Instant::now();
-        let (outcome, attempts_at) = run_script(&p, None, 1, &[]).await;
-        assert_eq!(
-            attempts_at,
-            [0, 10, 30, 70, 120, 170].map(ms).to_vec(),
-            "waits of 10, 20, 40, then 50 and 50 ms (capped): the first retry waits `base` \
-             (delay(0)), not 2 x base"
-        );
-        assert_eq!(outcome.waited, ms(170));
-        assert_eq!(
-            start.elapsed(),
-            ms(170),
-            "after the 6th and last attempt fails there is nothing to wait for: return at once"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn max_attempts_counts_the_first_try_and_is_honoured_exactly() {
-        let p = policy(4, backoff(10, 100, Jitter::Full));
-        let (outcome, attempts_at) = run_script(&p, None, 2, &[]).await;
-        assert_eq!(
-            attempts_at.len(),
-            4,
-            "max_attempts = 4 means 4 calls in all: the first try and 3 retries"
-        );
-        assert_eq!(outcome.attempts, 4);
-        assert_eq!(outcome.stop, Stop::OutOfAttempts);
-        assert_eq!(
-            outcome.result,
-            Err(UNAVAILABLE),
-            "the last error is returned"
-        );
-
-        let once = policy(1, backoff(10, 100, Jitter::Full));
-        let start = Instant::now();
-        let (outcome, attempts_at) = run_script(&once, None, 2, &[]).await;
-        assert_eq!(attempts_at.len(), 1, "max_attempts = 1: never retry");
-        assert_eq!(outcome.stop, Stop::OutOfAttempts);
-        assert_eq!(start.elapsed(), Duration::ZERO, "and never wait");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_non_retryable_error_is_returned_at_once() {
-        let p = policy(5, backoff(10, 100, Jitter::Full));
-        let start = Instant::now();
-        let (outcome, _) = run_script(&p, None, 3, &[Err(CallError::Status(400))]).await;
-        assert_eq!(
-            outcome,
-            Outcome {
-                result: Err(CallError::Status(400)),
-                attempts: 1,
-                waited: Duration::ZERO,
-                stop: Stop::NotRetryable
-            },
-            "a 400 Bad Request will be just as bad next time: return it at once"
-        );
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        let (outcome, _) = run_script(
-            &p,
-            None,
-            3,
-            &[Err(UNAVAILABLE), Err(CallError::Status(404))],
-        )
-        .await;
-        assert_eq!(
-            (outcome.attempts, outcome.stop),
-            (2, Stop::NotRetryable),
-            "a 503 is retried; the 404 that follows is final"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_exhausted_budget_stops_retries_and_says_so() {
-        let budget = Mutex::new(RetryBudget::new(10, 2));
-        let p = policy(5, backoff(10, 100, Jitter::Full));
-        let (first, _) = run_script(&p, Some(&budget), 1, &[]).await;
-        assert_eq!(
-            (first.attempts, first.stop),
-            (3, Stop::OutOfBudget),
-            "a reserve of 2 retries: the first try and 2 retries, then the budget says no \
-             (before max_attempts = 5)"
-        );
-        assert_eq!(first.result, Err(UNAVAILABLE));
-        let (second, _) = run_script(&p, Some(&budget), 1, &[]).await;
-        assert_eq!(
-            (second.attempts, second.stop),
-            (1, Stop::OutOfBudget),
-            "the budget is empty (0.1 retry earned by this request): no retry at all"
-        );
-        assert_eq!(second.waited, Duration::ZERO);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_budget_is_charged_only_for_retries_actually_made() {
-        let budget = Mutex::new(RetryBudget::new(10, 3));
-        let p = policy(2, backoff(10, 100, Jitter::Full));
-        let (outcome, _) = run_script(&p, Some(&budget), 1, &[]).await;
-        assert_eq!(outcome.stop, Stop::OutOfAttempts);
-        assert_eq!(
-            lock(&budget).retries_available(),
-            2.0,
-            "max_attempts = 2: one retry was made, so one of the 3 is spent (the 0.1 deposit was \
-             lost to the cap); do not charge for the retry that max_attempts forbids"
-        );
-        let (outcome, _) = run_script(&p, Some(&budget), 1, &[Err(CallError::Status(400))]).await;
-        assert_eq!(outcome.stop, Stop::NotRetryable);
-        assert!(
-            (lock(&budget).retries_available() - 2.1).abs() < 1e-9,
-            "a request deposits its 10% even when it is not retried, and a non-retryable error \
-             costs nothing: 2.1 retries available, got {}",
-            lock(&budget).retries_available()
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn with_a_budget_a_dead_dependency_sees_little_extra_load() {
-        let p = policy(5, backoff(10, 100, Jitter::Full));
-        let mut without = 0;
-        for seed in 0..100 {
-            without += run_script(&p, None, seed, &[]).await.0.attempts;
         }
-        assert_eq!(
-            without, 500,
-            "without a budget, 100 requests to a dead dependency make 5 attempts each"
-        );
-        let budget = Mutex::new(RetryBudget::new(10, 5));
-        let mut with = 0;
-        for seed in 0..100 {
-            with += run_script(&p, Some(&budget), seed, &[]).await.0.attempts;
+        for error in [TimedOut, ConnectionFailed] {
+            assert!(error.is_retryable(), "{error:?}: the network's trouble");
         }
-        assert_eq!(
-            with, 114,
-            "with a 10% budget and a reserve of 5, 100 requests to a dead dependency make 114 \
-             attempts, not 500: the reserve pays for 4 retries of the first request (max_attempts \
-             = 5) and 1 of the second, then every 10 requests earn one more retry (requests 11, \
-             21, ... 91: 9 retries). 100 + 5 + 9 = 114"
-        );
     }
-
-    // --- any parameters ---
 
     #[test]
     fn the_ceiling_is_min_of_cap_and_base_times_2_to_the_attempt_for_any_base_and_cap() {
-        sdlings_kit::property::for_seeds(300, |rng| {
-            // Whole and fractional milliseconds, zero included.
-            let base = Duration::from_nanos(rng.random_range(0..=3_000_000_000));
-            let cap = Duration::from_nanos(rng.random_range(0..=60_000_000_000));
-            let b = Backoff {
-                base,
-                cap,
-                jitter: Jitter::None,
-            };
+        let b = backoff(100, 1_000, Jitter::None);
+        assert_eq!(
+            [0, 1, 2, 3, 4, 5, 40, u32::MAX].map(|attempt| b.ceiling(attempt)),
+            [100, 200, 400, 800, 1_000, 1_000, 1_000, 1_000].map(ms),
+            "base x 2^attempt: 100, 200, 400, 800 ms, then capped at 1 s, for any attempt \
+             (2^40 overflows a u32, 2^4294967295 every integer type: never compute it)"
+        );
+        for_seeds(300, |rng| {
+            // Whole and fractional milliseconds; zero (one time in ten) and base > cap included.
+            let [base, cap] = [3_000_000_000, 60_000_000_000]
+                .map(|most| rng.random_range(0..=most) * u64::from(rng.random_bool(0.9)))
+                .map(Duration::from_nanos);
+            let jitter = Jitter::None;
+            let b = Backoff { base, cap, jitter };
             for attempt in (0..70).chain([100, 1_000, u32::MAX]) {
                 // base < 2^32 ns and 2^64 ns is far above any cap: no overflow in a u128.
                 let doubled = base.as_nanos() << attempt.min(64);
                 let expected = Duration::from_nanos(doubled.min(cap.as_nanos()) as u64);
-                assert_eq!(
-                    b.ceiling(attempt),
-                    expected,
+                let what = format!(
                     "base {base:?}, cap {cap:?}, attempt {attempt}: min(cap, base x 2^attempt)"
                 );
+                assert_eq!(b.ceiling(attempt), expected, "{what}");
             }
         });
+    }
+
+    #[test]
+    fn full_jitter_draws_uniformly_from_zero_to_the_ceiling_and_none_waits_the_ceiling() {
+        let mut rng = seeded_rng(3);
+        let none = backoff(10, 300, Jitter::None);
+        let full = backoff(10, 300, Jitter::Full);
+        for attempt in 0..10 {
+            let (exact, ceiling) = (none.delay(attempt, &mut rng), none.ceiling(attempt));
+            let most = (0..500).map(|_| full.delay(attempt, &mut rng)).max();
+            assert!(
+                exact == ceiling && most <= Some(ceiling),
+                "retry {attempt}: without jitter the delay is the ceiling, {ceiling:?}, not \
+                 {exact:?}; with full jitter it is never more, not {most:?}"
+            );
+        }
+        let zero = backoff(0, 0, Jitter::Full).delay(3, &mut rng);
+        assert_eq!(
+            zero,
+            Duration::ZERO,
+            "a zero ceiling: 0 (`0..0` would panic)"
+        );
+        let b = backoff(100, 10_000, Jitter::Full); // ceiling(3) = 800 ms
+        let delays: Vec<Duration> = (0..10_000).map(|_| b.delay(3, &mut rng)).collect();
+        let mean = delays.iter().sum::<Duration>() / 10_000;
+        let low = delays.iter().filter(|d| **d < ms(400)).count();
+        let (min, max) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+        let distinct = delays[..1_000]
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        assert!(
+            low > 4_500 && mean > ms(380) && mean < ms(420) && *min < ms(8) && *max > ms(792),
+            "{low} of 10 000 delays are below half the ceiling, from {min:?} to {max:?}, mean \
+             {mean:?}: full jitter draws uniformly from the whole range [0, 800 ms], so about half \
+             are, the mean is 400 ms and both ends come within 1%. (Drawing from [ceiling/2, \
+             ceiling] is \"equal jitter\", which keeps clients bunched)"
+        );
+        assert!(
+            distinct >= 100,
+            "1000 clients drew only {distinct} different delays: they come back in a few \
+             lock-step waves. Draw a delay anywhere in [0, ceiling], not a whole number of `base`s"
+        );
+    }
+
+    #[test]
+    fn a_reserve_of_one_allows_one_retry_and_ten_requests_at_10_percent_earn_exactly_one_more() {
+        let mut budget = RetryBudget::new(10, 1);
+        let (first, second) = (budget.try_withdraw(), budget.try_withdraw());
+        assert!(first && !second, "a reserve of 1 allows one retry");
+        (0..10).for_each(|_| budget.deposit());
+        assert!(budget.try_withdraw(), "10 x 10% is exactly one retry");
     }
 
     #[test]
     fn any_budget_earns_percent_per_request_spends_whole_retries_and_saves_at_most_the_reserve() {
-        sdlings_kit::property::for_seeds(300, |rng| {
+        for_seeds(300, |rng| {
             let (percent, reserve) = (rng.random_range(0..=100), rng.random_range(0..=5));
             let mut budget = RetryBudget::new(percent, reserve);
-            let mut hundredths = u64::from(reserve) * 100; // the reference: starts full
+            // The reference, in hundredths of a retry: it starts full.
+            let (full, mut left) = (u64::from(reserve) * 100, u64::from(reserve) * 100);
             let mut log = format!("RetryBudget::new({percent}, {reserve}):");
-            for _ in 0..60 {
-                if rng.random_bool(0.6) {
+            // The first step deposits into a full budget: capped.
+            for deposit in (0..60).map(|i| i == 0 || rng.random_bool(0.6)) {
+                log += if deposit { " deposit;" } else { " withdraw;" };
+                if deposit {
                     budget.deposit();
-                    hundredths = (hundredths + u64::from(percent)).min(u64::from(reserve) * 100);
-                    log += " deposit;";
+                    left = (left + u64::from(percent)).min(full);
                 } else {
-                    let expected = hundredths >= 100;
-                    if expected {
-                        hundredths -= 100;
-                    }
-                    log += " withdraw;";
-                    assert_eq!(
-                        budget.try_withdraw(),
-                        expected,
-                        "{log} a retry is granted when a whole one is available"
-                    );
+                    let expected = left >= 100;
+                    left -= if expected { 100 } else { 0 };
+                    let granted = budget.try_withdraw();
+                    assert_eq!(granted, expected, "{log} granted if a whole retry is there");
                 }
-                assert!(
-                    (budget.retries_available() - hundredths as f64 / 100.0).abs() < 1e-9,
-                    "{log} {} retries should be available, not {}",
-                    hundredths as f64 / 100.0,
-                    budget.retries_available()
+                assert_eq!(
+                    budget.retries_available(),
+                    left as f64 / 100.0,
+                    "{log} retries available: a request earns {percent} hundredths (10 at 10% \
+                     make exactly one), a retry takes 100, and savings stop at the reserve"
                 );
             }
         });
     }
 
-    #[test]
-    fn any_policy_and_sequence_of_failures_matches_the_reference_retry_loop() {
-        const ERRORS: [CallError; 5] = [
-            CallError::TimedOut,
-            CallError::ConnectionFailed,
-            CallError::Status(503),
-            CallError::Status(400),
-            CallError::Status(501),
+    #[tokio::test(start_paused = true)]
+    async fn retries_wait_the_backoff_or_a_longer_retry_after_until_a_defence_says_stop() {
+        let (e503, huge) = (Err(UNAVAILABLE), Err(Status(503, Some(Duration::MAX))));
+        // (what must hold, max attempts, (base, cap) ms, deadline ms, each attempt's latency ms,
+        //  the answers (then 503), when the attempts start (ms), why `retry` stops)
+        #[rustfmt::skip] #[allow(clippy::type_complexity)]
+        let cases: [(&str, u32, (u64, u64), u64, u64, Script, &[u64], Stop); 14] = [
+            ("a call that succeeds at once is neither retried nor delayed",
+             5, (10, 100), HOUR, 0, &[Ok(7)], &[0], Succeeded),
+            ("transient failures are retried until one succeeds",
+             5, (100, 1_000), HOUR, 0, &[e503, Err(TimedOut), Ok(42)], &[0, 100, 300], Succeeded),
+            ("the first retry waits `base` (delay(0)), then the waits double up to the cap",
+             6, (10, 50), HOUR, 0, &[], &[0, 10, 30, 70, 120, 170], OutOfAttempts),
+            ("a 503 is retried; the 404 that follows is final",
+             5, (10, 100), HOUR, 0, &[e503, Err(Status(404, None))], &[0, 10], NotRetryable),
+            ("a Retry-After longer than the backoff is waited in full",
+             3, (10, 100), HOUR, 0, &[Err(after(503, 70))], &[0, 70, 90], OutOfAttempts),
+            ("a Retry-After longer than the cap is still the server's word",
+             3, (10, 100), HOUR, 0, &[Err(after(429, 500))], &[0, 500, 520], OutOfAttempts),
+            ("a Retry-After shorter than the backoff does not shorten it",
+             3, (100, 1_000), HOUR, 0, &[Err(after(503, 30))], &[0, 100, 300], OutOfAttempts),
+            ("a Retry-After does not make a 501 worth retrying",
+             5, (10, 100), HOUR, 0, &[Err(after(501, 10))], &[0], NotRetryable),
+            ("a wait that would end past the deadline: give up now, without sleeping",
+             5, (100, 1_000), 250, 0, &[], &[0, 100], OutOfTime),
+            ("a Retry-After beyond the deadline: give up now, without sleeping",
+             5, (10, 100), 1_000, 0, &[Err(after(503, 5_000))], &[0], OutOfTime),
+            ("a Retry-After of u64::MAX seconds: give up, without overflowing",
+             5, (10, 100), HOUR, 0, &[e503, huge], &[0, 10], OutOfTime),
+            ("a retry must start before the deadline, not at it",
+             5, (100, 1_000), 300, 0, &[], &[0, 100], OutOfTime),
+            ("a retry that starts 1 ms before the deadline is made",
+             5, (100, 1_000), 301, 0, &[], &[0, 100, 300], OutOfTime),
+            ("the attempts' own time counts against the deadline, not only the sleeps",
+             5, (10, 100), 250, 100, &[], &[0, 110, 230], OutOfTime),
         ];
-        sdlings_kit::property::for_seeds(200, |rng| {
-            let jitter = if rng.random_bool(0.5) {
-                Jitter::None
-            } else {
-                Jitter::Full
-            };
-            let p = policy(
-                rng.random_range(1..=6),
-                backoff(rng.random_range(0..=40), rng.random_range(0..=200), jitter),
-            );
-            let script: Vec<Result<u32, CallError>> = (0..rng.random_range(0..=7))
-                .map(|i| {
-                    if rng.random_bool(0.2) {
-                        Ok(i)
-                    } else {
-                        Err(ERRORS[rng.random_range(0..ERRORS.len())])
+        for (what, max_attempts, (base, cap), deadline, latency, script, starts, stop) in cases {
+            let p = policy(max_attempts, backoff(base, cap, Jitter::None), ms(deadline));
+            let (got, calls, end) = run(&p, None, 0, latency, script).await;
+            let starts: Vec<Duration> = starts.iter().map(|&t| ms(t)).collect();
+            let what = format!("{what} ({p:?}, answers {script:?})");
+            assert_eq!(calls, starts, "{what}: when the attempts start");
+            let (n, last) = (calls.len(), calls[calls.len() - 1]);
+            let waited = last - ms(latency) * (n as u32 - 1); // the sum of the sleeps
+            assert_eq!(got, outcome(script, n, waited, stop), "{what}: the outcome");
+            assert_eq!(end, last + ms(latency), "{what}: return at once");
+        }
+    }
+
+    #[test]
+    fn any_policy_budget_deadline_and_answers_match_the_reference_retry_loop() {
+        for_seeds(300, |rng| {
+            let jitter = [Jitter::None, Jitter::Full][rng.random_range(0..2)];
+            let b = backoff(rng.random_range(0..=40), rng.random_range(0..=200), jitter);
+            let deadline = [HOUR, rng.random_range(0..=400)][rng.random_range(0..2)];
+            let p = policy(rng.random_range(1..=6), b, ms(deadline));
+            let (percent, reserve) = (rng.random_range(0..=50), rng.random_range(0..=3));
+            let shared = rng.random_bool(0.6);
+            let budget = shared.then(|| Mutex::new(RetryBudget::new(percent, reserve)));
+            // The reference budget, in hundredths of a retry: it starts full.
+            let mut left = budget.as_ref().map(|_| u64::from(reserve) * 100);
+            for request in 0..3 {
+                let script: Vec<_> = (0..rng.random_range(0..=6))
+                    .map(|i| {
+                        let status = [408, 429, 503, 400, 501][rng.random_range(0..5)];
+                        let after = rng.random_bool(0.4).then(|| ms(rng.random_range(0..=300)));
+                        let others = [Ok(i), Ok(i), Err(TimedOut), Err(ConnectionFailed)];
+                        let other = others.get(rng.random_range(0..10)).copied();
+                        other.unwrap_or(Err(Status(status, after)))
+                    })
+                    .collect();
+                let seed = rng.random_range(0..1_000);
+                // The reference loop: the same rng, one draw per retry; tokio's paused clock ends
+                // each sleep on a whole millisecond.
+                let mut draws = seeded_rng(seed);
+                left = left.map(|left| (left + u64::from(percent)).min(u64::from(reserve) * 100));
+                let (mut now, mut waited, mut starts) = (Duration::ZERO, Duration::ZERO, vec![]);
+                let stop = loop {
+                    starts.push(now);
+                    let n = starts.len();
+                    let Err(error) = answer(&script, n) else {
+                        break Succeeded;
+                    };
+                    if !error.is_retryable() {
+                        break NotRetryable;
+                    } else if n as u32 >= p.max_attempts {
+                        break OutOfAttempts;
                     }
-                })
-                .collect();
-            let reserve = rng.random_bool(0.5).then(|| rng.random_range(0..=4));
-            let seed = rng.random_range(0..1_000);
-            // The reference: the same rng, one delay drawn per retry.
-            let mut draws = seeded_rng(seed);
-            let mut left = reserve.map(|r| r * 100);
-            let (mut attempts, mut waited) = (0, Duration::ZERO);
-            let mut delays = Vec::new();
-            let (result, stop) = loop {
-                let answer = script.get(attempts).copied().unwrap_or(Err(UNAVAILABLE));
-                attempts += 1;
-                let error = match answer {
-                    Ok(v) => break (Ok(v), Stop::Succeeded),
-                    Err(e) => e,
+                    let wait = match (p.backoff.delay(n as u32 - 1, &mut draws), error) {
+                        (backoff, Status(_, Some(server))) => backoff.max(server),
+                        (backoff, _) => backoff,
+                    };
+                    if now + wait >= p.deadline {
+                        break OutOfTime;
+                    } else if left.is_some_and(|left| left < 100) {
+                        break OutOfBudget;
+                    }
+                    left = left.map(|left| left - 100);
+                    waited += wait;
+                    now += ms(wait.as_nanos().div_ceil(1_000_000) as u64);
                 };
-                if !error.is_retryable() {
-                    break (Err(error), Stop::NotRetryable);
-                }
-                if attempts as u32 >= p.max_attempts {
-                    break (Err(error), Stop::OutOfAttempts);
-                }
-                if let Some(balance) = left.as_mut() {
-                    if *balance < 100 {
-                        break (Err(error), Stop::OutOfBudget);
-                    }
-                    *balance -= 100;
-                }
-                let delay = p.backoff.delay(attempts as u32 - 1, &mut draws);
-                delays.push(delay);
-                waited += delay;
-            };
-            let what = format!("{p:?}, budget reserve {reserve:?} at 0%, answers {script:?}");
-            paused(async {
-                let budget = reserve.map(|r| Mutex::new(RetryBudget::new(0, r)));
-                let (outcome, attempts_at) = run_script(&p, budget.as_ref(), seed, &script).await;
+                let config = shared.then_some((percent, reserve));
+                let what = format!("request {request}, budget {config:?}, {p:?}, {script:?}");
+                paused(async {
+                    let (got, calls, _) = run(&p, budget.as_ref(), seed, 0, &script).await;
+                    let expected = outcome(&script, starts.len(), waited, stop);
+                    assert_eq!(got, expected, "{what}: the outcome");
+                    assert_eq!(calls, starts, "{what}: when the attempts start");
+                });
+                let saved = budget.as_ref().map(|b| lock(b).retries_available());
                 assert_eq!(
-                    outcome,
-                    Outcome {
-                        result,
-                        attempts: attempts as u32,
-                        waited,
-                        stop
-                    },
-                    "{what}: the outcome"
+                    saved,
+                    left.map(|left| left as f64 / 100.0),
+                    "{what}: the retries left: a request earns its share first, and a retry is \
+                     charged only when it is about to be made"
                 );
-                assert_gaps_match(&attempts_at, &delays);
-            });
+            }
         });
     }
 }

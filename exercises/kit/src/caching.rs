@@ -573,6 +573,8 @@ pub mod stampede {
     #[derive(Debug)]
     pub struct SlowDb {
         latency: Duration,
+        /// Keys slower (or quicker) than `latency`.
+        latency_for: HashMap<Key, Duration>,
         contention: Duration,
         calls: AtomicU64,
         calls_per_key: Mutex<HashMap<Key, u64>>,
@@ -591,6 +593,7 @@ pub mod stampede {
         pub fn new(latency: Duration) -> Self {
             SlowDb {
                 latency,
+                latency_for: HashMap::new(),
                 contention: Duration::ZERO,
                 calls: AtomicU64::new(0),
                 calls_per_key: Mutex::new(HashMap::new()),
@@ -603,6 +606,12 @@ pub mod stampede {
         /// Each query already running adds `per_running_query` to a new query's latency.
         pub fn with_contention(mut self, per_running_query: Duration) -> Self {
             self.contention = per_running_query;
+            self
+        }
+
+        /// Loads of `key` take `latency` instead of the default.
+        pub fn with_latency_for(mut self, key: Key, latency: Duration) -> Self {
+            self.latency_for.insert(key, latency);
             self
         }
 
@@ -665,7 +674,8 @@ pub mod stampede {
                 .fetch_max(already_running + 1, Ordering::SeqCst);
             let _running = Running(&self.running);
             let slowdown = self.contention * u32::try_from(already_running).unwrap_or(u32::MAX);
-            tokio::time::sleep(self.latency + slowdown).await;
+            let latency = self.latency_for.get(&key).copied().unwrap_or(self.latency);
+            tokio::time::sleep(latency + slowdown).await;
             match fault {
                 None => Ok(format!("row {key}")),
                 Some(Fault::Fail(error)) => Err(LoadError(error)),
@@ -830,6 +840,134 @@ pub mod stampede {
                 ));
             }
             println!("{}", bar_chart(&chart, 50));
+        });
+    }
+}
+
+/// The `single_flight_cancellation` lab (06_resilience): a burst on a cold cache where some
+/// clients are impatient, each request cancelled when its own timeout fires.
+pub mod single_flight {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rand::RngExt;
+    use tokio::task::JoinSet;
+    use tokio::time::{Instant, timeout};
+
+    use super::stampede::{LabCache, SlowDb};
+    use crate::lab::{Table, bar_chart, millis, percent};
+    use crate::workload::{ZipfKeys, seeded_rng};
+
+    pub struct Knobs {
+        pub requests: usize,
+        pub keys: usize,
+        /// Every request arrives within this window.
+        pub arrival_window: Duration,
+        /// One query on an idle database.
+        pub db_latency: Duration,
+        /// The timeout of an impatient client (a patient one waits up to `patient_timeout`).
+        pub impatient_timeout: Duration,
+        pub patient_timeout: Duration,
+        /// Shares of impatient clients to compare, in percent.
+        pub impatient_percent: Vec<u32>,
+        pub seed: u64,
+    }
+
+    #[derive(Default)]
+    struct Report {
+        answered: u64,
+        timed_out: u64,
+        failed: u64,
+        loads: u64,
+        /// Keys that still did not answer a patient caller after the burst.
+        stuck: u64,
+    }
+
+    async fn burst<C: LabCache>(
+        k: &Knobs,
+        make: &impl Fn(Arc<SlowDb>) -> C,
+        impatient: u32,
+    ) -> Report {
+        let db = Arc::new(SlowDb::new(k.db_latency));
+        let cache = Arc::new(make(Arc::clone(&db)));
+        let mut keys = ZipfKeys::new(k.keys, 1.0, k.seed);
+        let mut rng = seeded_rng(k.seed + 1);
+        let window = k.arrival_window.as_micros() as u64;
+        let start = Instant::now();
+        let mut requests = JoinSet::new();
+        for _ in 0..k.requests {
+            let key = keys.next_key();
+            let arrival = start + Duration::from_micros(rng.random_range(0..window));
+            let limit = if rng.random_range(0..100) < impatient {
+                k.impatient_timeout
+            } else {
+                k.patient_timeout
+            };
+            let cache = Arc::clone(&cache);
+            requests.spawn(async move {
+                tokio::time::sleep_until(arrival).await;
+                timeout(limit, cache.lookup(key)).await
+            });
+        }
+        let mut report = Report::default();
+        while let Some(joined) = requests.join_next().await {
+            match joined {
+                Ok(Ok(Ok(_))) => report.answered += 1,
+                Ok(Err(_)) => report.timed_out += 1,
+                // An error (the lab's database never fails) or a panic: a caller failed
+                // because of someone else's timeout.
+                Ok(Ok(Err(_))) | Err(_) => report.failed += 1,
+            }
+        }
+        report.loads = db.calls();
+        for key in 0..k.keys as u64 {
+            let patient = timeout(k.patient_timeout, cache.lookup(key)).await;
+            if !matches!(patient, Ok(Ok(_))) {
+                report.stuck += 1;
+            }
+        }
+        report
+    }
+
+    /// Replays the same seeded burst with more and more impatient clients, on paused virtual
+    /// time, and prints what happened to the requests and how many loads the database ran.
+    pub fn run_lab<C: LabCache>(k: &Knobs, make: impl Fn(Arc<SlowDb>) -> C) {
+        let runtime = crate::lab::simulated_runtime();
+        runtime.block_on(async {
+            println!(
+                "{} requests for {} keys arrive within {} on a cold cache; a query takes {}. An \
+                 impatient client gives up after {}, a patient one after {}.\n",
+                k.requests,
+                k.keys,
+                millis(k.arrival_window),
+                millis(k.db_latency),
+                millis(k.impatient_timeout),
+                millis(k.patient_timeout),
+            );
+            let mut table = Table::new(&[
+                "impatient",
+                "answered",
+                "timed out",
+                "failed by another's timeout",
+                "DB loads",
+                "keys stuck afterwards",
+            ]);
+            let mut chart = Vec::new();
+            for &impatient in &k.impatient_percent {
+                let r = burst(k, &make, impatient).await;
+                let total = k.requests as u64;
+                table.row(&[
+                    format!("{impatient}%"),
+                    format!("{} ({})", r.answered, percent(r.answered, total)),
+                    r.timed_out.to_string(),
+                    r.failed.to_string(),
+                    r.loads.to_string(),
+                    r.stuck.to_string(),
+                ]);
+                chart.push((format!("DB loads, {impatient}% impatient"), r.loads as f64));
+            }
+            table.print();
+            println!("\n{}", bar_chart(&chart, 50));
         });
     }
 }

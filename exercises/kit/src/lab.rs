@@ -150,8 +150,9 @@ pub fn latency(d: Duration) -> String {
 
 /// The q-quantile (`q` from 0.0 to 1.0) of `sorted` by nearest rank: the smallest sample with at
 /// least a share q of all samples at or below it, so always a latency some request really had.
-/// `None` when there are no samples.
-pub fn nearest_rank(sorted: &[Duration], q: f64) -> Option<Duration> {
+/// `None` when there are no samples. Crate-only: the labs use it, and `percentiles` asks the
+/// learner to write this very function, so it must not be callable from an exercise.
+pub(crate) fn nearest_rank(sorted: &[Duration], q: f64) -> Option<Duration> {
     debug_assert!(sorted.is_sorted(), "nearest_rank needs sorted samples");
     let exact = q * sorted.len() as f64;
     // A q like 0.07 has no exact binary form: 0.07 × 100 is 7.000000000000001, whose ceiling
@@ -167,7 +168,7 @@ pub fn nearest_rank(sorted: &[Duration], q: f64) -> Option<Duration> {
 
 /// The q-quantile of `latencies` as text (see [`nearest_rank`] and [`latency`]), sorting them in
 /// place; `"-"` when there are none.
-pub fn quantile(latencies: &mut [Duration], q: f64) -> String {
+pub(crate) fn quantile(latencies: &mut [Duration], q: f64) -> String {
     latencies.sort_unstable();
     nearest_rank(latencies, q).map_or_else(|| "-".to_string(), latency)
 }

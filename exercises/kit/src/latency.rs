@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
@@ -55,9 +56,31 @@ fn ms(us: f64) -> String {
     format!("{:.1} ms", us / 1000.0)
 }
 
-/// Prints the percentiles lab: the `figures` (name and value in microseconds) beside the mean,
-/// how many of the `raw` samples are anywhere near the mean, and a chart of latency bands.
-pub fn print_mean_vs_percentiles(raw: &[u64], mean: f64, figures: &[(&str, u64)]) {
+/// Prints the percentiles lab for the `raw` samples of [`cached_service_latencies`] with
+/// `(miss_rate, timeout_rate)`: the learner's `mean` beside their `percentile(p)` (in µs) at p0,
+/// p50, p90, p99, p99.9 and p100, how many samples are anywhere near the mean, and a chart of
+/// latency bands.
+pub fn print_mean_vs_percentiles(
+    raw: &[u64],
+    (miss_rate, timeout_rate): (f64, f64),
+    mean: f64,
+    percentile: impl Fn(f64) -> u64,
+) {
+    println!(
+        "{} requests to a cached service: {:.1}% cache misses (40-120 ms), {:.1}% timeouts (1 s), \
+         the rest cache hits (0.6-1.8 ms)\n",
+        raw.len(),
+        miss_rate * 100.0,
+        timeout_rate * 100.0
+    );
+    let figures = [
+        ("min", 0.0),
+        ("p50", 50.0),
+        ("p90", 90.0),
+        ("p99", 99.0),
+        ("p99.9", 99.9),
+        ("max", 100.0),
+    ];
     let n = raw.len() as u64;
     let near_mean = raw
         .iter()
@@ -66,8 +89,8 @@ pub fn print_mean_vs_percentiles(raw: &[u64], mean: f64, figures: &[(&str, u64)]
     let above_mean = raw.iter().filter(|&&v| v as f64 > mean).count() as u64;
     let mut table = Table::new(&["statistic", "value"]);
     table.row(&["mean".to_string(), ms(mean)]);
-    for &(name, value) in figures {
-        table.row(&[name.to_string(), ms(value as f64)]);
+    for (name, p) in figures {
+        table.row(&[name.to_string(), ms(percentile(p) as f64)]);
     }
     table
         .row(&[
@@ -146,17 +169,38 @@ pub fn fleet_latencies(
 /// [`FLEET_PERCENTILES`], in microseconds.
 pub type FleetFigures = (u64, [u64; 4]);
 
-/// Prints the histogram lab: each server's figures, the merged histograms' figures, the exact
-/// ones (from every sample, sorted), the average of the servers' p99s for contrast, the merged
-/// p99's error against `max_relative_error`, and the memory of one histogram of `buckets`
-/// counters.
+/// Prints the histogram lab for the per-server `latencies` of [`fleet_latencies`] (the last
+/// server stalling on a share `pause_rate` of its requests): each server's histogram figures, the
+/// merged histograms' figures, the exact ones (from every sample, sorted), the average of the
+/// servers' p99s for contrast, the merged p99's error against `max_relative_error`, and the memory
+/// of one histogram of `buckets` counters.
 pub fn print_fleet_report(
+    latencies: &[Vec<u64>],
+    pause_rate: f64,
     per_server: &[FleetFigures],
     merged: FleetFigures,
-    exact: FleetFigures,
     buckets: usize,
     max_relative_error: f64,
 ) {
+    println!(
+        "{} servers × {} requests; server-{} stalls on {:.1}% of its requests (150-400 ms)\n",
+        latencies.len(),
+        latencies[0].len(),
+        latencies.len() - 1,
+        pause_rate * 100.0
+    );
+    let mut everything: Vec<Duration> = latencies
+        .concat()
+        .into_iter()
+        .map(Duration::from_micros)
+        .collect();
+    everything.sort_unstable();
+    let exact_value = |p: f64| {
+        nearest_rank(&everything, p / 100.0)
+            .expect("samples")
+            .as_micros() as u64
+    };
+    let exact = (everything.len() as u64, FLEET_PERCENTILES.map(exact_value));
     let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
     let mut table = Table::new(&["source", "requests", "p50", "p99", "p99.9", "max"]);
     let mut row = |source: String, (count, values): FleetFigures| {
@@ -377,6 +421,47 @@ pub fn print_tail_law(
     law.print();
 }
 
+/// A fake backend call of the fan-out tests (see [`FakeCalls`]).
+pub type FakeCall<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Fake backend calls for the fan-out tests: each answers after a delay of tokio time (paused in
+/// the tests, so delays are exact) and counts itself once it has run to the end, so a test can
+/// tell the calls that finished from those cancelled or never started.
+#[derive(Debug, Default)]
+pub struct FakeCalls {
+    finished: Arc<AtomicUsize>,
+}
+
+impl FakeCalls {
+    /// A call that answers `answer` after `delay_ms` milliseconds.
+    pub fn answer<T: Send + 'static>(&self, delay_ms: u64, answer: T) -> FakeCall<T> {
+        let finished = Arc::clone(&self.finished);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            finished.fetch_add(1, Ordering::SeqCst);
+            answer
+        })
+    }
+
+    /// One call per delay (ms), each answering its own delay.
+    pub fn delays(&self, delays: &[u64]) -> Vec<FakeCall<u64>> {
+        delays.iter().map(|&d| self.answer(d, d)).collect()
+    }
+
+    /// A call that panics with `message` after `delay_ms` milliseconds: a crashed shard.
+    pub fn crash(&self, delay_ms: u64, message: &'static str) -> FakeCall<u64> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            panic!("{message}")
+        })
+    }
+
+    /// How many calls have run to the end so far.
+    pub fn finished(&self) -> usize {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
 // ---- capacity_estimates ------------------------------------------------------------------------
 
 /// `users` in millions, as a sheet writes them: "100M".
@@ -469,4 +554,36 @@ pub fn print_growth(sheets: &[SheetFigures]) {
     }
     growth.print();
     println!("\nservers needed\n{}", bar_chart(&bars, 40));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fake_call_counts_only_once_it_has_run_to_the_end() {
+        crate::lab::simulated_runtime().block_on(async {
+            let fake = FakeCalls::default();
+            let started = tokio::time::Instant::now();
+            assert_eq!(fake.answer(30, "a").await, "a");
+            assert_eq!(started.elapsed(), Duration::from_millis(30));
+            let mut pending = fake.answer(10, "b");
+            let poll = futures_poll_once(&mut pending).await;
+            assert!(poll.is_none(), "still sleeping");
+            drop(pending);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(fake.finished(), 1, "the dropped call never finished");
+        });
+    }
+
+    /// Polls `f` once; `Some` if it was ready.
+    async fn futures_poll_once<T>(f: &mut FakeCall<T>) -> Option<T> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match f.as_mut().poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
 }

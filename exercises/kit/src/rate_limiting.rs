@@ -46,6 +46,22 @@ pub fn evenly(n: u32, over: Duration) -> Vec<Duration> {
     (0..n).map(|i| over * i / n).collect()
 }
 
+/// A client that fires `burst.1` requests within ±`burst.0` of the boundary at `window`, then
+/// `steady_rps` requests a second until `end`.
+pub fn burst_then_steady(
+    window: Duration,
+    burst: (Duration, u32),
+    steady_rps: u32,
+    end: Duration,
+) -> Vec<Duration> {
+    let (spread, requests) = burst;
+    let mut arrivals = boundary_burst(window, spread, requests);
+    let gap = Duration::from_secs(1) / steady_rps;
+    let steady = (0..).map(|i| window + spread + gap * i);
+    arrivals.extend(steady.take_while(|&t| t < end));
+    arrivals
+}
+
 /// Replays `arrivals` (sorted): sets `clock` to each one and calls `try_acquire`; returns the
 /// times it admitted.
 pub fn replay(
@@ -112,6 +128,76 @@ pub fn two_timelines(
         );
     }
     out
+}
+
+/// The sliding-log lab's report: what a fixed window admitted of `arrivals` (`fixed`: the
+/// admitted times and the bytes of state it holds) and what a sliding log admitted (`log`: the
+/// admitted times and the most timestamps it held), their worst one-window spans, the memory
+/// each needs per client, and both timelines side by side in bars of a tenth of a window.
+pub fn log_vs_fixed_lab(
+    arrivals: &[Duration],
+    limit: u32,
+    window: Duration,
+    fixed: (&[Duration], usize),
+    log: (&[Duration], usize),
+) {
+    let ((by_fixed, fixed_bytes), (by_log, peak_log)) = (fixed, log);
+    let bytes_per_timestamp = std::mem::size_of::<Duration>();
+    println!(
+        "{limit} requests per {window:?}. A client fires a burst of requests around the boundary \
+         at {window:?}, then a steady stream: {} requests in all.\n",
+        arrivals.len()
+    );
+    let mut table = Table::new(&[
+        "algorithm",
+        "sent",
+        "admitted",
+        "worst 1-window span",
+        "state held",
+        "memory per client",
+    ]);
+    for (name, admitted, state, bytes) in [
+        (
+            "fixed window",
+            by_fixed,
+            "1 counter".to_string(),
+            fixed_bytes,
+        ),
+        (
+            "sliding log (yours)",
+            by_log,
+            format!("≤ {peak_log} timestamps"),
+            peak_log * bytes_per_timestamp,
+        ),
+    ] {
+        table.row(&[
+            name.to_string(),
+            arrivals.len().to_string(),
+            admitted.len().to_string(),
+            worst_span(admitted, window).to_string(),
+            state,
+            format!("{bytes} B"),
+        ]);
+    }
+    table.print();
+    println!("\nadmitted per {:?} (| starts a window)\n", window / 10);
+    let last = arrivals.last().copied().unwrap_or_default();
+    let bars = (last.as_nanos() / (window / 10).as_nanos()) as usize + 1;
+    let names = ["fixed window", "sliding log (yours)"];
+    let chart = two_timelines(
+        names,
+        [by_fixed, by_log],
+        window / 10,
+        bars,
+        window,
+        limit as usize,
+    );
+    println!("{chart}");
+    println!(
+        "At a limit of 10 000 per hour a busy client would hold up to {} KiB of timestamps in the \
+         sliding log; the fixed window holds one counter whatever the limit.",
+        10_000 * bytes_per_timestamp / 1024
+    );
 }
 
 /// Arrival times for five traffic patterns over `duration`, sorted: random ones at `load` × the
@@ -231,19 +317,11 @@ pub fn phases_lab<B>(
 
 // ---- Per-client limiting: the HTTP front end and the simulated scans ---------------------------
 
-/// What a keyed limiter tells the HTTP layer about one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
-    pub allowed: bool,
-    /// Whole requests left (`X-RateLimit-Remaining`).
-    pub remaining: u32,
-    /// How long to wait when rejected (`Retry-After`).
-    pub retry_after: Option<Duration>,
-}
-
 /// A limiter with one budget per client key, as the lab drivers see it.
 pub trait KeyedLimiter {
-    fn check(&mut self, client: &str) -> Verdict;
+    /// Decides one request from `client`: whether it is allowed, the whole requests left
+    /// (`X-RateLimit-Remaining`) and, when rejected, how long to wait (`Retry-After`).
+    fn check(&mut self, client: &str) -> (bool, u32, Option<Duration>);
     fn tracked_clients(&self) -> usize;
 }
 
@@ -336,8 +414,8 @@ async fn serve_connection<L: KeyedLimiter + Send + 'static>(
         .unwrap_or("anonymous")
         .to_string();
     // A std Mutex is fine: it is held for one `check`, never across an `.await`.
-    let decision = limiter.lock().expect("not poisoned").check(&key);
-    if let Some(wait) = decision.retry_after {
+    let (_, remaining, retry_after) = limiter.lock().expect("not poisoned").check(&key);
+    if let Some(wait) = retry_after {
         // HTTP's Retry-After is in whole seconds: round up again. The exact wait goes in the body
         // (real APIs add a header such as `RateLimit-Reset` or `X-RateLimit-Reset-After`).
         let ms = wait.as_millis();
@@ -349,7 +427,7 @@ async fn serve_connection<L: KeyedLimiter + Send + 'static>(
         respond(&mut stream, "429 Too Many Requests", &headers, &body).await;
         return;
     }
-    let headers = format!("X-RateLimit-Remaining: {}\r\n", decision.remaining);
+    let headers = format!("X-RateLimit-Remaining: {remaining}\r\n");
     match backend::get(upstream, "/work?ms=2", Duration::from_secs(1)).await {
         Ok(answer) if answer.status == 200 => {
             respond(&mut stream, "200 OK", &headers, &answer.body).await
@@ -512,13 +590,13 @@ async fn socket_lab_run<L: KeyedLimiter + Send + 'static>(
 /// Part 2, simulated time: `clients` distinct keys, one request each (a scan, or a botnet
 /// rotating IPs), arriving at each rate of `per_sec`, against a fresh limiter from `new_limiter`
 /// each time. Prints the peak number of tracked clients and how many were turned away.
-pub fn one_off_lab<L: KeyedLimiter>(
+pub fn one_off_lab<P: Copy, L: KeyedLimiter>(
+    policy: P,
+    new_limiter: impl Fn(P, ManualClock) -> L,
     max_clients: usize,
     rate: f64,
-    clients: u32,
-    per_sec: &[u32],
-    mut new_limiter: impl FnMut(ManualClock) -> L,
 ) {
+    let (clients, per_sec) = (ONE_OFF_CLIENTS, ONE_OFF_PER_SEC);
     println!(
         "\nPart 2 — simulated: {clients} one-off clients (one request each); a drained token \
          comes back after {:.0} ms, then the client is idle.\n",
@@ -531,15 +609,15 @@ pub fn one_off_lab<L: KeyedLimiter>(
         "admitted",
         "turned away (table full)",
     ]);
-    for &rate in per_sec {
+    for rate in per_sec {
         let clock = ManualClock::new();
-        let mut limiter = new_limiter(clock.clone());
+        let mut limiter = new_limiter(policy, clock.clone());
         let gap = Duration::from_secs(1) / rate;
         let (mut peak, mut admitted) = (0, 0u64);
         for i in 0..clients {
             clock.set(gap * i);
             let key = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
-            admitted += u64::from(limiter.check(&key).allowed);
+            admitted += u64::from(limiter.check(&key).0);
             peak = peak.max(limiter.tracked_clients());
         }
         let turned_away = u64::from(clients) - admitted;
@@ -562,18 +640,27 @@ pub fn one_off_lab<L: KeyedLimiter>(
     );
 }
 
-/// Part 3, simulated time: for `run_for`, an attacker rotates through twice `max_clients` keys, sending
-/// `burst` requests per key visit, `visits_per_sec` visits a second, while new one-off clients
-/// arrive at `newcomers_per_sec`. One row per named limiter, each driven by its own clock.
-pub fn key_rotation_lab<L: KeyedLimiter>(
-    limiters: Vec<(String, ManualClock, L)>,
+/// Part 2: how many one-off clients (one request each) arrive, and at which rates per second.
+pub const ONE_OFF_CLIENTS: u32 = 10_000;
+pub const ONE_OFF_PER_SEC: [u32; 3] = [1_000, 5_000, 20_000];
+/// Part 3: key visits per second by the attacker, new clients per second, and for how long.
+pub const ATTACK_VISITS_PER_SEC: u32 = 2_000;
+pub const NEWCOMERS_PER_SEC: u32 = 100;
+pub const ATTACK_FOR: Duration = Duration::from_secs(2);
+
+/// Part 3, simulated time: for `ATTACK_FOR`, an attacker rotates through twice `max_clients`
+/// keys, sending `burst` requests per key visit, `ATTACK_VISITS_PER_SEC` visits a second, while
+/// new one-off clients arrive at `NEWCOMERS_PER_SEC`. One row per policy, each limiter built by
+/// `new_limiter` and driven by its own clock.
+pub fn key_rotation_lab<P: Copy + std::fmt::Debug, L: KeyedLimiter>(
+    policies: &[P],
+    new_limiter: impl Fn(P, ManualClock) -> L,
     max_clients: usize,
     rate: f64,
     burst: u32,
-    visits_per_sec: u32,
-    newcomers_per_sec: u32,
-    run_for: Duration,
 ) {
+    let (visits_per_sec, newcomers_per_sec) = (ATTACK_VISITS_PER_SEC, NEWCOMERS_PER_SEC);
+    let run_for = ATTACK_FOR;
     let attack_keys = 2 * max_clients as u32;
     println!(
         "\nPart 3 — simulated, {run_for:?}: an attacker rotates through {attack_keys} keys (the \
@@ -587,7 +674,9 @@ pub fn key_rotation_lab<L: KeyedLimiter>(
         "attacker admitted/s",
         "newcomers admitted",
     ]);
-    for (name, clock, mut limiter) in limiters {
+    for &policy in policies {
+        let clock = ManualClock::new();
+        let mut limiter = new_limiter(policy, clock.clone());
         let visit_gap = Duration::from_secs(1) / visits_per_sec;
         let newcomer_every = (visits_per_sec / newcomers_per_sec).max(1);
         let (mut sent, mut admitted, mut newcomers, mut welcomed) = (0u64, 0u64, 0u64, 0u64);
@@ -597,15 +686,15 @@ pub fn key_rotation_lab<L: KeyedLimiter>(
             let key = format!("attacker-{}", visit % attack_keys);
             for _ in 0..burst {
                 sent += 1;
-                admitted += u64::from(limiter.check(&key).allowed);
+                admitted += u64::from(limiter.check(&key).0);
             }
             if visit % newcomer_every == 0 {
                 newcomers += 1;
-                welcomed += u64::from(limiter.check(&format!("newcomer-{visit}")).allowed);
+                welcomed += u64::from(limiter.check(&format!("newcomer-{visit}")).0);
             }
         }
         table.row(&[
-            name,
+            format!("{policy:?}"),
             sent.to_string(),
             format!("{admitted} ({})", percent(admitted, sent)),
             format!("{:.0}", admitted as f64 / run_for.as_secs_f64()),
@@ -662,6 +751,31 @@ pub fn next_arrival(rng: &mut StdRng, t: Duration, window: Duration) -> Duration
     }
 }
 
+/// The gap before the next request to a token bucket refilled at `rate` tokens a second: the same
+/// instant, a few nanoseconds or microseconds later, about one token's worth later, or an idle
+/// stretch of up to `3 × capacity` tokens' worth (at most 150).
+pub fn next_refill_gap(rng: &mut StdRng, rate: f64, capacity: u32) -> Duration {
+    let token_time = Duration::from_secs_f64(1.0 / rate);
+    match rng.random_range(0..7) {
+        0 | 1 => Duration::ZERO,
+        2 => Duration::from_nanos(rng.random_range(1..1_000)),
+        3 => Duration::from_micros(rng.random_range(1..100_000)),
+        4 | 5 => token_time.mul_f64(rng.random_range(0.2..1.5)),
+        _ => token_time * rng.random_range(1..3 * capacity.min(50)),
+    }
+}
+
+/// How many clock ticks pass before the next request of a per-client test: often none (a burst
+/// at one instant), a few, many, or a long idle spell.
+pub fn idle_or_burst_ticks(rng: &mut StdRng) -> u32 {
+    match rng.random_range(0..6) {
+        0 | 1 => 0,
+        2 => rng.random_range(1..8),
+        3 | 4 => rng.random_range(8..200),
+        _ => rng.random_range(200..3000),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -681,6 +795,16 @@ mod tests {
     fn a_boundary_burst_straddles_the_boundary_evenly() {
         let burst = boundary_burst(ms(1000), ms(50), 4);
         assert_eq!(burst, [ms(950), ms(975), ms(1000), ms(1025)]);
+    }
+
+    #[test]
+    fn burst_then_steady_is_sorted_and_stops_before_the_end() {
+        let arrivals = burst_then_steady(ms(1000), (ms(50), 4), 10, ms(1300));
+        assert_eq!(
+            arrivals,
+            [950, 975, 1000, 1025, 1050, 1150, 1250].map(ms),
+            "the burst straddles 1000 ms, then one every 100 ms from its end until 1300 ms"
+        );
     }
 
     #[test]

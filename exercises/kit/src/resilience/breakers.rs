@@ -16,9 +16,21 @@ pub struct BreakerConfig {
     pub trial_calls: u32,
 }
 
-/// What the outside world sees (dashboards, metrics, tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl BreakerConfig {
+    /// `failure_threshold`, `open_for`, `trial_calls`, in that order.
+    pub const fn new(failure_threshold: u32, open_for: Duration, trial_calls: u32) -> Self {
+        BreakerConfig {
+            failure_threshold,
+            open_for,
+            trial_calls,
+        }
+    }
+}
+
+/// What the outside world sees (dashboards, metrics, tests). A new breaker is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum State {
+    #[default]
     Closed,
     Open,
     HalfOpen,
@@ -41,9 +53,31 @@ pub enum Rejected {
     TrialsInFlight,
 }
 
+/// One step of a scripted scenario in the exercise's tests, which play it on the learner's
+/// breaker (with a `ManualClock`) and check every expectation it states.
+#[derive(Debug)]
+pub enum Step {
+    /// The clock reads this.
+    At(Duration),
+    /// This many complete calls, each admitted and reported at once with this outcome.
+    Calls(u32, Outcome),
+    /// A call is admitted and keeps running: its permit is held, numbered from 0.
+    Take,
+    /// A call is turned away, so.
+    Turned(Rejected),
+    /// Held permit `i` comes back with this outcome.
+    Back(usize, Outcome),
+    /// Held permit `i` is dropped without a result (an outer timeout cancelled the call).
+    Lose(usize),
+    /// The state is this.
+    Is(State),
+    /// Every state change so far: (whole seconds, new state).
+    Log(&'static [(u64, State)]),
+}
+
 // ---- Lab --------------------------------------------------------------------------------------
 
-/// What the lab needs from a breaker (implemented by the exercise for its `CircuitBreaker`).
+/// What the lab needs from a breaker (the exercise's `CircuitBreaker`, through `Driven`).
 pub trait Breaker: Send + 'static {
     type Permit: Send;
     /// A permit, or `None` if the call is rejected.
@@ -51,6 +85,34 @@ pub trait Breaker: Send + 'static {
     fn report(&mut self, permit: Self::Permit, outcome: Outcome);
     /// Every state change so far: (time since the breaker was made, new state).
     fn state_changes(&self) -> Vec<(Duration, State)>;
+}
+
+/// The exercise's breaker, seen by the lab through three of its functions (a `Breaker` without
+/// an impl block in the exercise).
+pub struct Driven<B, P> {
+    pub breaker: B,
+    /// `try_acquire`, keeping only whether the call was admitted.
+    pub admit: fn(&mut B) -> Option<P>,
+    /// `record`.
+    pub report: fn(&mut B, P, Outcome),
+    /// The state changes so far.
+    pub transitions: fn(&B) -> Vec<(Duration, State)>,
+}
+
+impl<B: Send + 'static, P: Send + 'static> Breaker for Driven<B, P> {
+    type Permit = P;
+
+    fn admit(&mut self) -> Option<P> {
+        (self.admit)(&mut self.breaker)
+    }
+
+    fn report(&mut self, permit: P, outcome: Outcome) {
+        (self.report)(&mut self.breaker, permit, outcome)
+    }
+
+    fn state_changes(&self) -> Vec<(Duration, State)> {
+        (self.transitions)(&self.breaker)
+    }
 }
 
 pub struct Knobs {
@@ -69,6 +131,24 @@ pub struct Knobs {
     pub backend_latency: Duration,
     /// Width of one bar of the timeline.
     pub bar: Duration,
+}
+
+impl Default for Knobs {
+    /// A 1.8 s run, a request every 2 ms from each client, a 1 s hang from 300 ms, 100 ms
+    /// timeouts, and the breaker: 5 failures, open 250 ms, 1 trial.
+    fn default() -> Self {
+        Knobs {
+            config: BreakerConfig::new(5, Duration::from_millis(250), 1),
+            outage_start: Duration::from_millis(300),
+            outage: Duration::from_millis(1000),
+            outage_behaviour: Behaviour::Hung,
+            run: Duration::from_millis(1800),
+            request_every: Duration::from_millis(2),
+            call_timeout: Duration::from_millis(100),
+            backend_latency: Duration::from_millis(2),
+            bar: Duration::from_millis(100),
+        }
+    }
 }
 
 struct Sample {

@@ -3,11 +3,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use super::testing::Gated;
 
 use crate::backend::{self, Backend, Behaviour};
 use crate::lab::{Table, bar_chart, latency, millis, nearest_rank, percent};
@@ -19,6 +22,15 @@ pub struct Limits {
     pub max_concurrent: usize,
     /// Calls allowed to wait for a slot when all are taken; 0 rejects at once when full.
     pub max_waiting: usize,
+}
+
+impl Limits {
+    pub const fn new(max_concurrent: usize, max_waiting: usize) -> Limits {
+        Limits {
+            max_concurrent,
+            max_waiting,
+        }
+    }
 }
 
 /// The bulkhead was full (every slot taken, and the queue too): the call was not run.
@@ -46,19 +58,109 @@ pub struct Stats {
     pub rejected: u64,
 }
 
+/// The counters behind a bulkhead's `Stats`: plain atomics, which the bulkhead keeps up to date.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub in_flight: AtomicUsize,
+    pub waiting: AtomicUsize,
+    pub peak_in_flight: AtomicUsize,
+    pub rejected: AtomicU64,
+}
+
+impl Counters {
+    /// What they say right now.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            in_flight: self.in_flight.load(Ordering::SeqCst),
+            waiting: self.waiting.load(Ordering::SeqCst),
+            peak_in_flight: self.peak_in_flight.load(Ordering::SeqCst),
+            rejected: self.rejected.load(Ordering::SeqCst),
+        }
+    }
+}
+
+// ---- Tests: a scripted run ------------------------------------------------------------------
+
+/// One event of a scripted run (see `drive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// The next call (numbered from 0 in order of arrival) is made through the bulkhead.
+    Arrive,
+    /// The dependency lets the oldest call running inside it finish.
+    Complete,
+    /// The caller of this call gives up: its task is aborted (its future dropped).
+    Cancel(usize),
+}
+
+/// What a scripted run shows after one op: (calls that ever reached the dependency, calls running
+/// inside it now, then the bulkhead's `Stats`: in_flight, waiting, peak_in_flight, rejected).
+pub type Seen = (usize, usize, usize, usize, usize, u64);
+
+/// Runs `script` on tokio's paused clock: each `Arrive` spawns call `i` to a `Gated` dependency
+/// through `spawn(i, dependency)`. After each op, once every task has settled: what is `Seen`. At
+/// the end, releases everything and returns each call's result (`None`: cancelled).
+#[allow(clippy::type_complexity)]
+pub async fn drive(
+    script: &[Op],
+    spawn: impl Fn(usize, &Arc<Gated>) -> JoinHandle<Result<usize, Rejected>>,
+    stats: impl Fn() -> Stats,
+) -> (Vec<Seen>, Vec<Option<Result<usize, Rejected>>>) {
+    let dependency = Gated::new();
+    let (mut calls, mut steps) = (Vec::new(), Vec::new());
+    for &op in script {
+        match op {
+            Op::Arrive => calls.push(Some(spawn(calls.len(), &dependency))),
+            Op::Complete => dependency.release(1),
+            Op::Cancel(id) => calls[id].take().expect("cancelled once").abort(),
+        }
+        // Time is paused: tokio advances it only once every task is idle, so when this sleep
+        // returns, every task has run as far as it can.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let Stats {
+            in_flight,
+            waiting,
+            peak_in_flight,
+            rejected,
+        } = stats();
+        let (started, running) = (dependency.started(), dependency.running());
+        steps.push((
+            started,
+            running,
+            in_flight,
+            waiting,
+            peak_in_flight,
+            rejected,
+        ));
+    }
+    dependency.release(calls.len());
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(match call {
+            Some(call) => Some(call.await.expect("no panic")),
+            None => None,
+        });
+    }
+    (steps, results)
+}
+
 // ---- Lab --------------------------------------------------------------------------------------
+
+/// A request every ARRIVAL_EVERY during TRAFFIC.
+const ARRIVAL_EVERY: Duration = Duration::from_millis(2);
+const TRAFFIC: Duration = Duration::from_secs(1);
+/// The client gives up after this (time waiting for a worker included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+const SEED: u64 = 7;
 
 /// A call to a dependency, as the lab makes it.
 pub type Call<'a> = Pin<Box<dyn Future<Output = Verdict> + Send + 'a>>;
+/// A call through a bulkhead, as the lab makes it: `None` if it was rejected.
+pub type Guarded<'a> = Pin<Box<dyn Future<Output = Option<Verdict>> + Send + 'a>>;
 
 /// What the lab needs from a set of bulkheads, one per dependency.
 pub trait Guard: Send + Sync + 'static {
     /// Runs `call` through `dependency`'s bulkhead; `None` if it was rejected.
-    fn run<'a>(
-        &'a self,
-        dependency: &'a str,
-        call: Call<'a>,
-    ) -> Pin<Box<dyn Future<Output = Option<Verdict>> + Send + 'a>>;
+    fn run<'a>(&'a self, dependency: &'a str, call: Call<'a>) -> Guarded<'a>;
     fn stats(&self, dependency: &str) -> Stats;
 }
 
@@ -72,13 +174,8 @@ pub struct Knobs {
     /// The dependencies' latencies.
     pub fast_ms: u64,
     pub slow_ms: u64,
-    /// A request every `arrival_every` during `traffic`; `slow_share` of them need "slow".
-    pub arrival_every: Duration,
-    pub traffic: Duration,
+    /// The share of requests that need "slow".
     pub slow_share: f64,
-    /// The client gives up after this (time waiting for a worker included).
-    pub request_timeout: Duration,
-    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,14 +253,14 @@ async fn scenario<G: Guard>(k: &Knobs, bulkheads: Option<G>, plan: &[Dependency]
     let started = Instant::now();
     let mut requests = tokio::task::JoinSet::new();
     for (i, &dependency) in plan.iter().enumerate() {
-        tokio::time::sleep_until((started + k.arrival_every * i as u32).into()).await;
+        tokio::time::sleep_until((started + ARRIVAL_EVERY * i as u32).into()).await;
         let (workers, busy, in_flight, bulkheads) = (
             Arc::clone(&workers),
             Arc::clone(&busy),
             Arc::clone(&in_flight),
             bulkheads.clone(),
         );
-        let timeout = k.request_timeout;
+        let timeout = REQUEST_TIMEOUT;
         requests.spawn(async move {
             let arrived = Instant::now();
             let (index, name) = match dependency {
@@ -215,8 +312,8 @@ async fn scenario<G: Guard>(k: &Knobs, bulkheads: Option<G>, plan: &[Dependency]
 /// limits, slow limits)`.
 pub fn run<G: Guard>(k: &Knobs, make: impl Fn(Limits, Limits) -> G) {
     let runtime = crate::lab::runtime();
-    let mut rng = seeded_rng(k.seed);
-    let requests = (k.traffic.as_nanos() / k.arrival_every.as_nanos()) as usize;
+    let mut rng = seeded_rng(SEED);
+    let requests = (TRAFFIC.as_nanos() / ARRIVAL_EVERY.as_nanos()) as usize;
     let limits = |max_concurrent| Limits {
         max_concurrent,
         max_waiting: k.queue,
@@ -237,15 +334,15 @@ pub fn run<G: Guard>(k: &Knobs, make: impl Fn(Limits, Limits) -> G) {
              \"slow\" ({} ms), the rest \"fast\" ({} ms).\nBulkheads: slow {}, fast {} concurrent \
              calls, queue {}. Clients give up after {}.\n",
             k.workers,
-            k.arrival_every,
-            millis(k.traffic),
+            ARRIVAL_EVERY,
+            millis(TRAFFIC),
             k.slow_share * 100.0,
             k.slow_ms,
             k.fast_ms,
             k.slow_limit,
             k.fast_limit,
             k.queue,
-            millis(k.request_timeout),
+            millis(REQUEST_TIMEOUT),
         );
         let (plain, guarded) = tokio::join!(
             scenario::<G>(k, None, &plan),

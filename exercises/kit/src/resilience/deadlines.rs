@@ -13,17 +13,11 @@ use tokio::time::Instant;
 use crate::lab::{Table, bar_chart, percent};
 use crate::workload::seeded_rng;
 
-// ---- The grpc-timeout header -----------------------------------------------------------------
+// ---- The grpc-timeout header (the `grpc_timeout` exercise) -----------------------------------
 //
-// Format (gRPC over HTTP/2): 1 to 8 ASCII digits, then one unit letter:
+// Format (gRPC over HTTP/2, PROTOCOL-HTTP2.md): 1 to 8 ASCII digits, then one unit letter:
 //   H hours, M minutes, S seconds, m milliseconds, u microseconds, n nanoseconds.
 // "250m" is 250 ms, "1S" one second, "5M" five minutes. Note `S` vs `m`: case matters.
-
-/// The metadata key that carries the caller's remaining budget.
-pub const GRPC_TIMEOUT: &str = "grpc-timeout";
-/// The metadata key a client may set to tag its request in the network's log. Calls made while
-/// serving a request are tagged with the same id automatically (like tracing headers).
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// The units, coarsest first.
 pub const UNITS: [(char, Duration); 6] = [
@@ -73,6 +67,47 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// The `grpc_timeout` lab: each of `timeouts` through the learner's `encode`, read back by the
+/// learner's `parse`, with the time lost on the way; beside it, what sending whole milliseconds
+/// (a common shortcut) would lose.
+pub fn encodings_lab(
+    timeouts: &[Duration],
+    encode: fn(Duration) -> String,
+    parse: fn(&str) -> Result<Duration, ParseError>,
+) {
+    /// Durations of an hour and more in hours, shorter ones as `Debug` prints them.
+    fn human(d: Duration) -> String {
+        match d {
+            Duration::ZERO => "none".to_string(),
+            d if d >= Duration::from_secs(3600) => format!("{:.3} h", d.as_secs_f64() / 3600.0),
+            d => format!("{d:?}"),
+        }
+    }
+    let mut table = Table::new(&[
+        "budget",
+        "grpc-timeout",
+        "reads back as",
+        "lost",
+        "lost in whole ms",
+    ]);
+    for &timeout in timeouts {
+        let encoded = encode(timeout);
+        let (back, lost) = match parse(&encoded) {
+            Ok(back) if back <= timeout => (human(back), human(timeout - back)),
+            Ok(back) => (human(back), "MORE than sent".to_string()),
+            Err(e) => (format!("error: {e}"), "-".to_string()),
+        };
+        let in_ms = Duration::from_millis(timeout.as_millis().min(u128::from(MAX_VALUE)) as u64);
+        let row = [human(timeout), encoded, back, lost, human(timeout - in_ms)];
+        table.row(&row);
+    }
+    table.print();
+    println!(
+        "\nWhole milliseconds lose a sub-millisecond budget entirely (\"0m\": the next hop refuses \
+         at once) and cannot say more than 99999999m (27.8 hours) in 8 digits."
+    );
+}
+
 // ---- The simulated chain ---------------------------------------------------------------------
 
 /// One service of the chain, as configured.
@@ -90,29 +125,32 @@ pub struct Hop {
     pub reply: Duration,
 }
 
-/// A request as it travels between hops: its metadata (gRPC's headers).
+/// A request as it travels between hops.
+///
+/// On a real wire the caller's remaining time travels as the `grpc-timeout` header (the
+/// `grpc_timeout` exercise); the gRPC library decodes it before the handler runs. This network
+/// does the same and hands your handler the `Duration` itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
-    pub metadata: Vec<(String, String)>,
+    /// The time the caller has LEFT for this call; `None`: the caller set no deadline.
+    pub timeout: Option<Duration>,
+    /// The client request this call serves (the lab's log). Calls made while serving a request
+    /// inherit its id, like tracing headers.
+    id: Option<u64>,
 }
 
 impl Request {
+    /// A request without a deadline.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The same request with one more metadata entry.
-    pub fn with(mut self, key: &str, value: &str) -> Self {
-        self.metadata.push((key.to_string(), value.to_string()));
-        self
-    }
-
-    /// The value of metadata `key`, if present.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.metadata
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+    /// A request whose caller has `timeout` left.
+    pub fn with_timeout(timeout: Duration) -> Self {
+        Request {
+            timeout: Some(timeout),
+            id: None,
+        }
     }
 }
 
@@ -122,25 +160,23 @@ pub struct Reply {
     pub served_by: Vec<&'static str>,
 }
 
-/// A failed answer, as gRPC status codes.
+/// A failed answer, as a gRPC status code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     /// The budget ran out, or could not cover the work: give up, nobody is waiting any more.
     DeadlineExceeded,
-    /// The request was malformed (a `grpc-timeout` that does not parse).
-    InvalidArgument(ParseError),
 }
 
 /// What the network saw, for the tests and the lab. Times are since the network was created;
 /// `request` is the id of the client request it was for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `hop` received a request carrying this `grpc-timeout` (`None`: no deadline).
+    /// `hop` received a request with this much time left (`None`: no deadline).
     Received {
         request: u64,
         hop: usize,
         at: Duration,
-        timeout: Option<String>,
+        timeout: Option<Duration>,
     },
     /// `hop` was busy from `from` to `to`; `finished` is false when the work was cut short.
     Worked {
@@ -180,13 +216,11 @@ pub struct Network {
     /// Per hop, the workers that do its local work (`None`: as many as needed). A request
     /// waits in the queue for a free worker; the wait is not work, but it is time spent.
     workers: Vec<Option<Arc<Semaphore>>>,
-    /// Each machine's wall-clock error in ms (positive: its clock is ahead).
-    skews_ms: Vec<i64>,
-    /// `false` strips `grpc-timeout` from every request, like a proxy or client library that
-    /// does not forward deadlines: each hop then falls back to its own timeout.
+    /// `false` strips the deadline from every request, like a proxy or client library that does
+    /// not forward `grpc-timeout`: each hop then falls back to its own timeout.
     propagate: bool,
-    /// Per hop: `true` if it ignores the `grpc-timeout` it receives (an old server, a proxy that
-    /// drops the header) and works on its own timeout instead.
+    /// Per hop: `true` if it ignores the deadline it receives (an old server, a proxy that drops
+    /// the header) and works on its own timeout instead.
     deaf: Vec<bool>,
     started: Instant,
     events: Mutex<Vec<Event>>,
@@ -203,7 +237,6 @@ impl Network {
             stalls: vec![Duration::ZERO; n],
             request_stalls: HashMap::new(),
             workers: vec![None; n],
-            skews_ms: vec![0; n],
             propagate: true,
             deaf: vec![false; n],
             started: Instant::now(),
@@ -230,19 +263,13 @@ impl Network {
         self
     }
 
-    /// `hop`'s wall clock is off by `ms` milliseconds (positive: ahead).
-    pub fn with_clock_skew(mut self, hop: usize, ms: i64) -> Network {
-        self.skews_ms[hop] = ms;
-        self
-    }
-
-    /// Nobody forwards `grpc-timeout`.
+    /// Nobody forwards deadlines.
     pub fn without_propagation(mut self) -> Network {
         self.propagate = false;
         self
     }
 
-    /// `hop` ignores the `grpc-timeout` it receives and falls back to its own timeout: its
+    /// `hop` ignores the deadline it receives and falls back to its own timeout: its
     /// callers must still stop waiting for it at their own deadlines.
     pub fn ignoring_deadlines(mut self, hop: usize) -> Network {
         self.deaf[hop] = true;
@@ -276,11 +303,10 @@ impl Network {
         mut request: Request,
     ) -> impl Future<Output = Result<Reply, Status>> + Send + 'static {
         if !self.propagate || self.deaf[hop] {
-            request.metadata.retain(|(key, _)| key != GRPC_TIMEOUT);
+            request.timeout = None;
         }
         let id = request
-            .get(REQUEST_ID)
-            .and_then(|id| id.parse().ok())
+            .id
             .or_else(|| CURRENT_REQUEST.try_with(|id| *id).ok())
             .unwrap_or(0);
         let net = Arc::clone(self);
@@ -290,7 +316,7 @@ impl Network {
                 request: id,
                 hop,
                 at: net.elapsed(),
-                timeout: request.get(GRPC_TIMEOUT).map(str::to_string),
+                timeout: request.timeout,
             });
             let answer = (net.serve)(Arc::clone(&net), hop, request).await;
             net.record(Event::Answered {
@@ -331,21 +357,27 @@ impl Network {
         self.busy(hop, self.hops[hop].reply).await
     }
 
-    /// What `hop`'s machine believes the time of day is (a Unix time): true time plus its clock
-    /// error. Good for log lines; useless for deadlines, as the lab shows.
-    pub fn wall_clock(&self, hop: usize) -> Duration {
-        let true_time = Duration::from_secs(1_700_000_000) + self.elapsed();
-        let skew = Duration::from_millis(self.skews_ms[hop].unsigned_abs());
-        if self.skews_ms[hop] >= 0 {
-            true_time + skew
-        } else {
-            true_time - skew
-        }
+    /// Sends a request with `budget` (`None`: no deadline) to the first hop, as a client would,
+    /// and returns its answer and how long it took, once every hop has finished (abandoned work
+    /// included, so `received` and `work_log` are complete).
+    pub async fn client_call(
+        self: &Arc<Self>,
+        budget: Option<Duration>,
+    ) -> (Result<Reply, Status>, Duration) {
+        let request = Request {
+            timeout: budget,
+            id: None,
+        };
+        let started = Instant::now();
+        let answer = self.call(0, request).await;
+        let took = started.elapsed();
+        self.settle().await;
+        (answer, took)
     }
 
-    /// The grpc-timeout each hop received, in hop order (`None`: never called; `Some(None)`:
-    /// called without one). The last request each hop received, if several.
-    pub fn received(&self) -> Vec<Option<Option<String>>> {
+    /// The time left each hop received, in hop order (`None`: never called; `Some(None)`: called
+    /// without a deadline). The last request each hop received, if several.
+    pub fn received(&self) -> Vec<Option<Option<Duration>>> {
         let mut seen = vec![None; self.hops.len()];
         for event in self.events() {
             if let Event::Received { hop, timeout, .. } = event {
@@ -425,6 +457,66 @@ impl Network {
     }
 }
 
+/// One hop of a scripted chain, in whole ms: what the tests' reference model reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scripted {
+    /// The hop's own timeout, local work and reply time (see `Hop`).
+    pub timeout: u64,
+    pub work: u64,
+    pub reply: u64,
+    /// Extra, unexpected local work (see `Network::with_stall`).
+    pub stall: u64,
+    /// It ignores the deadline it receives (see `Network::ignoring_deadlines`).
+    pub deaf: bool,
+}
+
+impl Scripted {
+    /// A random chain of 1 to 3 hops: timeouts 20..=300 ms, work 1..=30, reply 0..=10, a stall
+    /// of 1..=80 ms on 30% of hops, 20% of hops deaf.
+    pub fn random_chain(rng: &mut impl rand::Rng) -> Vec<Scripted> {
+        let n = rng.random_range(1..=3);
+        (0..n)
+            .map(|_| Scripted {
+                timeout: rng.random_range(20..=300),
+                work: rng.random_range(1..=30),
+                reply: rng.random_range(0..=10),
+                stall: if rng.random_bool(0.3) {
+                    rng.random_range(1..=80)
+                } else {
+                    0
+                },
+                deaf: rng.random_bool(0.2),
+            })
+            .collect()
+    }
+}
+
+impl Network {
+    /// The chain A -> B -> C (as many as `hops`) scripted by `hops`, each hop running `serve`.
+    pub fn scripted(hops: &[Scripted], serve: Serve) -> Network {
+        let ms = Duration::from_millis;
+        let names = ["A", "B", "C", "D", "E", "F"];
+        let chain = hops
+            .iter()
+            .zip(names)
+            .map(|(h, name)| Hop {
+                name,
+                timeout: ms(h.timeout),
+                work: ms(h.work),
+                reply: ms(h.reply),
+            })
+            .collect();
+        let mut net = Network::new(chain, serve);
+        for (i, h) in hops.iter().enumerate() {
+            net = net.with_stall(i, ms(h.stall));
+            if h.deaf {
+                net = net.ignoring_deadlines(i);
+            }
+        }
+        net
+    }
+}
+
 /// The id of the request the current hop task serves (0 outside of one).
 pub fn current_request() -> u64 {
     CURRENT_REQUEST.try_with(|id| *id).unwrap_or(0)
@@ -432,7 +524,7 @@ pub fn current_request() -> u64 {
 
 // ---- Lab --------------------------------------------------------------------------------------
 
-/// The lab's knobs (the exercise's constants) and the learner's code it runs.
+/// The lab's knobs: the exercise's constants, and defaults for the rest.
 pub struct Knobs {
     /// The client's budgets to try, in ms.
     pub client_budgets_ms: Vec<u64>,
@@ -450,9 +542,22 @@ pub struct Knobs {
     pub stall_max_ms: u64,
     pub requests: usize,
     pub seed: u64,
-    pub serve: Serve,
-    pub encode: fn(Duration) -> String,
-    pub parse: fn(&str) -> Result<Duration, ParseError>,
+}
+
+impl Default for Knobs {
+    fn default() -> Knobs {
+        Knobs {
+            client_budgets_ms: vec![400, 250, 180, 140, 110],
+            hops: vec![("A", 10, 5), ("B", 25, 5), ("C", 40, 5)],
+            c_workers: 4,
+            arrival_every: Duration::from_millis(12),
+            hop_timeout: Duration::from_secs(1),
+            stall_probability: 0.08,
+            stall_max_ms: 300,
+            requests: 300,
+            seed: 7,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -481,13 +586,14 @@ fn chain(k: &Knobs) -> Vec<Hop> {
 
 /// `stalls[i][hop]`: how long request `i + 1` stalls at `hop`.
 async fn run_one(
+    serve: Serve,
     k: &Knobs,
     budget: Duration,
     propagate: bool,
     stalls: &[Vec<Duration>],
 ) -> Figures {
     let c = k.hops.len() - 1;
-    let mut net = Network::new(chain(k), k.serve).with_workers(c, k.c_workers);
+    let mut net = Network::new(chain(k), serve).with_workers(c, k.c_workers);
     for (i, request_stalls) in stalls.iter().enumerate() {
         for (hop, &stall) in request_stalls.iter().enumerate() {
             net = net.with_request_stall(i as u64 + 1, hop, stall);
@@ -501,14 +607,14 @@ async fn run_one(
     let arrival = move |id: u64| every * (id - 1) as u32;
     let start = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
-    let encode = k.encode;
     for id in 1..=k.requests as u64 {
         let net = Arc::clone(&net);
         clients.spawn(async move {
             tokio::time::sleep_until(start + arrival(id)).await;
-            let request = Request::new()
-                .with(REQUEST_ID, &id.to_string())
-                .with(GRPC_TIMEOUT, &encode(budget));
+            let request = Request {
+                timeout: Some(budget),
+                id: Some(id),
+            };
             let sent = Instant::now();
             let answer = tokio::time::timeout(budget, net.call(0, request)).await;
             (id, matches!(answer, Ok(Ok(_))), sent.elapsed())
@@ -551,8 +657,9 @@ async fn run_one(
 }
 
 /// Runs the lab: for each client budget, the same seeded requests and stalls through the chain
-/// with fixed per-hop timeouts and with propagated deadlines; then the clock-skew table.
-pub fn run(k: &Knobs) {
+/// with fixed per-hop timeouts and with propagated deadlines, every hop running `serve`; then the
+/// clock-skew table.
+pub fn run(serve: Serve, k: &Knobs) {
     let runtime = crate::lab::simulated_runtime();
     let mut rng = seeded_rng(k.seed);
     let stalls: Vec<Vec<Duration>> = (0..k.requests)
@@ -598,7 +705,7 @@ pub fn run(k: &Knobs) {
         for &budget_ms in &k.client_budgets_ms {
             let budget = Duration::from_millis(budget_ms);
             for (mode, propagate) in [("fixed per hop", false), ("propagated", true)] {
-                let mut f = run_one(k, budget, propagate, &stalls).await;
+                let mut f = run_one(serve, k, budget, propagate, &stalls).await;
                 f.time_to_fail.sort();
                 let p50 = match f
                     .time_to_fail
@@ -630,25 +737,24 @@ pub fn run(k: &Knobs) {
     let skews_ms: [(&str, i64); 3] = [("A", 0), ("B", -80), ("C", 120)];
     println!(
         "\nWhy remaining time and not a timestamp. A's deadline is {} ms away. Sent as an \
-         absolute time, or as grpc-timeout \"{}\", each hop would read (ignoring transit):\n",
+         absolute time, or as the time left (grpc-timeout), each hop would read (ignoring \
+         transit):\n",
         budget.as_millis(),
-        (k.encode)(budget)
     );
     let mut skew = Table::new(&[
         "hop",
         "clock error",
         "budget from a timestamp",
-        "budget from grpc-timeout",
+        "budget from time left",
     ]);
     for (name, error) in skews_ms {
         // A hop reading "deadline at T" computes T minus ITS now, which is off by `error`.
         let from_timestamp = budget.as_millis() as i64 - error;
-        let from_header = (k.parse)(&(k.encode)(budget)).expect("our own encoding");
         skew.row(&[
             name.to_string(),
             format!("{error:+} ms"),
             format!("{from_timestamp} ms"),
-            format!("{} ms", from_header.as_millis()),
+            format!("{} ms", budget.as_millis()),
         ]);
     }
     skew.print();

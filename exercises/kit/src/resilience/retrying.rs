@@ -1,7 +1,12 @@
+//! Also the types the exercise re-exports as given (`Jitter`, `Stop`, `Outcome`), the poison-
+//! tolerant `lock`, a scripted dependency for its tests (`Scripted`), and the lab's third part: a
+//! simulated server that sheds load with 503 and a Retry-After, ignored and then honoured.
+
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -11,24 +16,83 @@ use crate::backend::{self, Backend, Behaviour};
 use crate::lab::{Table, bar_chart, percent, whole_millis};
 use crate::workload::seeded_rng;
 
-/// Why a call failed, as the backend client sees it (the exercise maps it to its `CallError`).
+/// Why a call failed, as the backend client sees it (the exercise maps it to its `CallError`):
+/// an error status, with the server's Retry-After in seconds if it sent one (the lab's real
+/// backends never do; part 3's simulated server does), no answer in time, or no connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    Status(u16),
+    Status(u16, Option<Duration>),
     TimedOut,
     ConnectionFailed,
 }
 
-/// One call to the backend, made again on every retry.
-pub type Op = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>> + Send>;
+/// One call to the backend, made again on every retry; it fails with the exercise's error `E`,
+/// made from the client's [`Failure`].
+pub type Op<E> = Box<dyn FnMut() -> Pin<Box<dyn Future<Output = Result<(), E>> + Send>> + Send>;
 
-/// How one request ended.
+/// How a backoff spreads the clients that failed together (the exercise's `Backoff::delay`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Jitter {
+    /// Wait exactly the ceiling: every client that failed together retries together.
+    None,
+    /// Wait a uniformly random time between zero and the ceiling.
+    Full,
+}
+
+/// Why the exercise's `retry` stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Succeeded,
+    /// The last error was not worth retrying.
+    NotRetryable,
+    /// `max_attempts` attempts were made.
+    OutOfAttempts,
+    /// The next retry could not have started before the deadline.
+    OutOfTime,
+    /// The retry budget refused the next retry.
+    OutOfBudget,
+}
+
+/// What the exercise's `retry` reports (`E`: its `CallError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome<T, E> {
+    /// The last attempt's result.
+    pub result: Result<T, E>,
+    /// Attempts made, the first try included.
+    pub attempts: u32,
+    /// Total time slept between attempts.
+    pub waited: Duration,
+    pub stop: Stop,
+}
+
+impl<T, E> Outcome<T, E> {
+    /// The fields in order: result, attempts, waited, stop.
+    pub fn new(result: Result<T, E>, attempts: u32, waited: Duration, stop: Stop) -> Self {
+        Outcome {
+            result,
+            attempts,
+            waited,
+            stop,
+        }
+    }
+}
+
+/// How one request of the lab ended: why `retry` stopped, and the time it slept in all.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempted {
-    pub succeeded: bool,
-    pub out_of_budget: bool,
-    /// The total time slept between attempts.
+    pub stop: Stop,
     pub waited: Duration,
+}
+
+impl Attempted {
+    /// What the exercise's strategy reports: its outcome's `stop` and `waited`.
+    pub fn new(stop: Stop, waited: Duration) -> Self {
+        Attempted { stop, waited }
+    }
+
+    fn succeeded(&self) -> bool {
+        self.stop == Stop::Succeeded
+    }
 }
 
 /// The strategies the lab compares (the exercise builds each from its knobs).
@@ -41,9 +105,15 @@ pub enum Which {
     FullJitterAndBudget,
 }
 
+/// One request running through a [`Strategy`].
+pub type Running<'a> = Pin<Box<dyn Future<Output = Attempted> + Send + 'a>>;
+
 /// A retry strategy: runs one request's `op` with the learner's `retry` (its own rng seed).
 pub trait Strategy: Send + Sync + 'static {
-    fn run(&self, seed: u64, op: Op) -> Pin<Box<dyn Future<Output = Attempted> + Send + '_>>;
+    /// The exercise's error type.
+    type Error: From<Failure> + Send + 'static;
+
+    fn run(&self, seed: u64, op: Op<Self::Error>) -> Running<'_>;
 }
 
 pub struct Knobs {
@@ -66,7 +136,96 @@ pub struct Knobs {
     /// Width of a slot of part 2's chart.
     pub slot: Duration,
     pub call_timeout: Duration,
+    /// Part 3: clients sending at the same instant to a server that sheds load for `shed_for`,
+    /// answering 503 with this Retry-After (whole seconds, as the header carries them).
+    pub shedding_clients: usize,
+    pub shed_for: Duration,
+    pub retry_after: Duration,
     pub seed: u64,
+}
+
+impl Default for Knobs {
+    /// The lab's schedule: a request every millisecond, 503s in patches of 2 ms and an outage
+    /// from 100 to 250 ms; part 2's restart lasts 50 ms. The retry knobs are the exercise's.
+    fn default() -> Self {
+        Knobs {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+            max_attempts: 5,
+            budget_percent: 20,
+            budget_reserve: 10,
+            failure_rate: 0.1,
+            flap_every: Duration::from_millis(2),
+            requests: 400,
+            request_every: Duration::from_millis(1),
+            outage_from: Duration::from_millis(100),
+            outage_until: Duration::from_millis(250),
+            burst: 100,
+            burst_restart: Duration::from_millis(50),
+            slot: Duration::from_millis(20),
+            call_timeout: Duration::from_millis(500),
+            shedding_clients: 100,
+            shed_for: Duration::from_millis(1_500),
+            retry_after: Duration::from_secs(1),
+            seed: 42,
+        }
+    }
+}
+
+/// Locks state shared by concurrent requests (such as a retry budget), carrying on if another
+/// request panicked while it held the lock: the numbers inside are intact. Hold the guard for the
+/// update only, never across an `.await`.
+pub fn lock<T>(shared: &Mutex<T>) -> MutexGuard<'_, T> {
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A scripted dependency for the tests, on tokio's paused clock: its calls answer `answers` in
+/// order, then `then` for ever, each after `latency`. It records when each call started.
+pub struct Scripted<A> {
+    answers: Mutex<VecDeque<A>>,
+    then: A,
+    latency: Duration,
+    start: Instant,
+    calls: Mutex<Vec<Duration>>,
+}
+
+impl<A: Clone> Scripted<A> {
+    pub fn new(answers: &[A], then: A, latency: Duration) -> Self {
+        Scripted {
+            answers: Mutex::new(answers.iter().cloned().collect()),
+            then,
+            latency,
+            start: Instant::now(),
+            calls: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// One call: the next answer, after the latency.
+    pub fn call(&self) -> impl Future<Output = A> + use<A> {
+        lock(&self.calls).push(self.start.elapsed());
+        let answer = lock(&self.answers)
+            .pop_front()
+            .unwrap_or_else(|| self.then.clone());
+        let latency = self.latency;
+        async move {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            answer
+        }
+    }
+
+    /// When each call started, since the dependency was created.
+    pub fn calls(&self) -> Vec<Duration> {
+        lock(&self.calls).clone()
+    }
+
+    /// The time since the dependency was created.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
 }
 
 async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
@@ -115,7 +274,7 @@ async fn call(
         .push((start.elapsed(), retry));
     match backend::get(addr, "/work", timeout).await {
         Ok(response) if response.status == 200 => Ok(()),
-        Ok(response) => Err(Failure::Status(response.status)),
+        Ok(response) => Err(Failure::Status(response.status, None)),
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(Failure::TimedOut),
         Err(_) => Err(Failure::ConnectionFailed),
     }
@@ -128,15 +287,15 @@ struct Run {
 }
 
 /// Sends `arrivals.len()` requests (the i-th at `arrivals[i]` after start) through `retry`.
-async fn run_one(
+async fn run_one<E: From<Failure> + Send + 'static>(
     k: &Knobs,
     addr: SocketAddr,
-    strategy: Box<dyn Strategy>,
+    strategy: Box<dyn Strategy<Error = E>>,
     arrivals: Vec<Duration>,
     start: Instant,
 ) -> Run {
     let log = Arc::new(Mutex::new(Vec::new()));
-    let strategy: Arc<dyn Strategy> = Arc::from(strategy);
+    let strategy: Arc<dyn Strategy<Error = E>> = Arc::from(strategy);
     let mut tasks = tokio::task::JoinSet::new();
     for (i, at) in arrivals.into_iter().enumerate() {
         let (log, strategy, timeout, seed) = (
@@ -149,9 +308,10 @@ async fn run_one(
             tokio::time::sleep_until(start + at).await;
             let began = Instant::now();
             let mut tries = 0;
-            let op: Op = Box::new(move || {
+            let op: Op<E> = Box::new(move || {
                 tries += 1;
-                Box::pin(call(addr, start, tries > 1, Arc::clone(&log), timeout))
+                let attempt = call(addr, start, tries > 1, Arc::clone(&log), timeout);
+                Box::pin(async move { attempt.await.map_err(E::from) })
             });
             let outcome = strategy.run(seed + i as u64, op).await;
             (i, outcome, began.elapsed())
@@ -202,7 +362,10 @@ fn retries_per_slot(attempts: &[Attempt], slots: usize, slot_len: Duration) -> V
 
 /// Runs both parts: four strategies against a flaky backend with an outage, then a synchronised
 /// burst without and with jitter. `make` builds a fresh strategy (and budget) for each run.
-pub fn run(k: &Knobs, make: impl Fn(Which) -> Box<dyn Strategy>) {
+pub fn run<E: From<Failure> + Send + 'static>(
+    k: &Knobs,
+    make: impl Fn(Which) -> Box<dyn Strategy<Error = E>>,
+) {
     const LATENCY: Duration = Duration::from_millis(1);
     let runtime = crate::lab::runtime();
     runtime.block_on(async {
@@ -279,6 +442,7 @@ pub fn run(k: &Knobs, make: impl Fn(Which) -> Box<dyn Strategy>) {
             "p99 latency",
             "time waiting",
             "out of budget",
+            "out of time",
         ]);
         for ((name, _), (_, run)) in strategies.iter().zip(&results) {
             let requests = run.outcomes.len() as u64;
@@ -296,14 +460,23 @@ pub fn run(k: &Knobs, make: impl Fn(Which) -> Box<dyn Strategy>) {
                     .zip(&arrivals)
                     .filter(|(_, at)| in_outage(k, **at) == outage);
                 let total = matching.clone().count() as u64;
-                let ok = matching.filter(|((o, _), _)| o.succeeded).count() as u64;
+                let ok = matching.filter(|((o, _), _)| o.succeeded()).count() as u64;
                 percent(ok, total)
             };
             let mut latencies: Vec<Duration> = run.outcomes.iter().map(|(_, l)| *l).collect();
             latencies.sort_unstable();
             let p99 = latencies[(latencies.len() * 99).div_ceil(100) - 1];
             let waited: Duration = run.outcomes.iter().map(|(o, _)| o.waited).sum();
-            let out_of_budget = run.outcomes.iter().filter(|(o, _)| o.out_of_budget).count();
+            let out_of_budget = run
+                .outcomes
+                .iter()
+                .filter(|(o, _)| o.stop == Stop::OutOfBudget)
+                .count();
+            let out_of_time = run
+                .outcomes
+                .iter()
+                .filter(|(o, _)| o.stop == Stop::OutOfTime)
+                .count();
             table.row(&[
                 name.to_string(),
                 load.to_string(),
@@ -314,6 +487,7 @@ pub fn run(k: &Knobs, make: impl Fn(Which) -> Box<dyn Strategy>) {
                 whole_millis(p99),
                 format!("{:.2} s", waited.as_secs_f64()),
                 out_of_budget.to_string(),
+                out_of_time.to_string(),
             ]);
         }
         table.print();
@@ -361,7 +535,7 @@ pub fn run(k: &Knobs, make: impl Fn(Which) -> Box<dyn Strategy>) {
             )
             .await;
             let counts = retries_per_slot(&run.attempts, slots, k.slot);
-            let failed = run.outcomes.iter().filter(|(o, _)| !o.succeeded).count();
+            let failed = run.outcomes.iter().filter(|(o, _)| !o.succeeded()).count();
             println!(
                 "{name}: {} attempts in all, {failed} requests failed",
                 run.attempts.len()
@@ -381,4 +555,96 @@ pub fn run(k: &Knobs, make: impl Fn(Which) -> Box<dyn Strategy>) {
             wall.elapsed().as_secs_f64()
         );
     });
+    shedding(k, &make);
+}
+
+/// Part 3's runs, on a simulated clock: `k.shedding_clients` clients send one request each at
+/// the same instant, through the full-jitter strategy, to a server that answers 503 with a
+/// Retry-After for `k.shed_for` (and 1 ms after each attempt). With `honour` false the
+/// Retry-After is stripped on the way, as a client that ignores it would see the answer. Returns
+/// each request's outcome and when each attempt reached the server.
+async fn shed<E: From<Failure> + Send + 'static>(
+    k: &Knobs,
+    make: &impl Fn(Which) -> Box<dyn Strategy<Error = E>>,
+    honour: bool,
+) -> (Vec<Attempted>, Vec<Duration>) {
+    let strategy: Arc<dyn Strategy<Error = E>> = Arc::from(make(Which::FullJitter));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (start, until) = (Instant::now(), k.shed_for);
+    let retry_after = honour.then_some(k.retry_after);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..k.shedding_clients {
+        let (strategy, log, seed) = (Arc::clone(&strategy), Arc::clone(&log), k.seed + i as u64);
+        tasks.spawn(async move {
+            let op: Op<E> = Box::new(move || {
+                let log = Arc::clone(&log);
+                Box::pin(async move {
+                    lock(&log).push(start.elapsed());
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    if start.elapsed() < until {
+                        Err(E::from(Failure::Status(503, retry_after)))
+                    } else {
+                        Ok(())
+                    }
+                })
+            });
+            strategy.run(seed, op).await
+        });
+    }
+    let outcomes = tasks.join_all().await;
+    let attempts = lock(&log).clone();
+    (outcomes, attempts)
+}
+
+/// Part 3: a server shedding load with 503 and Retry-After, its answer ignored, then honoured.
+fn shedding<E: From<Failure> + Send + 'static>(
+    k: &Knobs,
+    make: &impl Fn(Which) -> Box<dyn Strategy<Error = E>>,
+) {
+    println!(
+        "Part 3 (simulated clock). {} clients send a request at the same instant to a server that \
+         sheds load for {}:
+it answers 503 with `Retry-After: {}` (seconds). Backoff + full \
+         jitter, with the server's Retry-After stripped, then honoured:\n",
+        k.shedding_clients,
+        whole_millis(k.shed_for),
+        k.retry_after.as_secs(),
+    );
+    let mut table = Table::new(&[
+        "Retry-After",
+        "attempts",
+        "while shedding",
+        "ok",
+        "out of time",
+        "mean wait",
+        "last attempt at",
+    ]);
+    for (name, honour) in [("ignored", false), ("honoured", true)] {
+        let (outcomes, attempts) = crate::lab::simulated_runtime().block_on(shed(k, make, honour));
+        let shedding = attempts.iter().filter(|t| **t < k.shed_for).count();
+        let ok = outcomes.iter().filter(|o| o.succeeded()).count() as u64;
+        let out_of_time = outcomes
+            .iter()
+            .filter(|o| o.stop == Stop::OutOfTime)
+            .count();
+        let waited: Duration = outcomes.iter().map(|o| o.waited).sum();
+        let last = attempts.iter().max().copied().unwrap_or_default();
+        table.row(&[
+            name.to_string(),
+            attempts.len().to_string(),
+            shedding.to_string(),
+            percent(ok, outcomes.len() as u64),
+            out_of_time.to_string(),
+            whole_millis(waited / outcomes.len().max(1) as u32),
+            whole_millis(last),
+        ]);
+    }
+    table.print();
+    println!(
+        "\nIgnoring it, the clients spend their attempts on a server that asked for a pause. \
+         Honouring it with a DEADLINE\nshorter than the wait, they give up at once (fail fast) \
+         instead; raise DEADLINE to 3 s and they wait, come\nback after the shedding ends, and \
+         succeed, all at the same instant: one Retry-After sent to all brings\nthem back \
+         together."
+    );
 }

@@ -170,6 +170,31 @@ impl Replicas {
         }
     }
 
+    /// Replicas scripted as (latency ms, succeeds): replica i answers `Ok("r{i}")` or
+    /// `Err("r{i} is down")` (at most 8 replicas).
+    pub fn scripted(script: &[(u64, bool)]) -> Self {
+        const UP: [&str; 8] = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"];
+        const DOWN: [&str; 8] = [
+            "r0 is down",
+            "r1 is down",
+            "r2 is down",
+            "r3 is down",
+            "r4 is down",
+            "r5 is down",
+            "r6 is down",
+            "r7 is down",
+        ];
+        let script: Vec<_> = (script.iter().enumerate())
+            .map(|(i, &(latency, up))| (latency, if up { Ok(UP[i]) } else { Err(DOWN[i]) }))
+            .collect();
+        Replicas::new(&script)
+    }
+
+    /// What replica `i` answers.
+    pub fn answer(&self, i: usize) -> Result<&'static str, &'static str> {
+        self.script[i].1
+    }
+
     pub fn len(&self) -> usize {
         self.script.len()
     }
@@ -217,5 +242,59 @@ impl Replicas {
             .iter()
             .map(|&(i, at)| (i, at.as_millis()))
             .collect()
+    }
+}
+
+/// A fake dependency for timeout tests, on tokio's paused clock: it answers `Ok(at)` after `at`
+/// ms, fails with `Err("refused")` after `at` ms, or hangs (it would answer after a day: never,
+/// at the scale of a test, and a caller that waits for it anyway fails instead of hanging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fake {
+    Answers(u64),
+    Fails(u64),
+    Hangs,
+}
+
+impl Fake {
+    /// A random fake that often ends right at a boundary: at `around - 1`, `around` or
+    /// `around + 1` ms, else anywhere in `0..=around + 30` ms; 1 in 10 hangs, 2 in 10 fail.
+    pub fn random(rng: &mut rand::rngs::StdRng, around: u64) -> Fake {
+        use rand::RngExt;
+        let at = match rng.random_range(0..4) {
+            0 => around.saturating_sub(1),
+            1 => around,
+            2 => around + 1,
+            _ => rng.random_range(0..=around + 30),
+        };
+        match rng.random_range(0..10) {
+            0 => Fake::Hangs,
+            1 | 2 => Fake::Fails(at),
+            _ => Fake::Answers(at),
+        }
+    }
+
+    /// When it ends, if ever (ms after it is first polled).
+    pub fn ends(self) -> Option<u64> {
+        match self {
+            Fake::Answers(at) | Fake::Fails(at) => Some(at),
+            Fake::Hangs => None,
+        }
+    }
+
+    /// What the call gives when it ends.
+    pub fn outcome(self) -> Result<u64, &'static str> {
+        match self {
+            Fake::Answers(at) => Ok(at),
+            Fake::Fails(_) => Err("refused"),
+            Fake::Hangs => Err("answered after a day"),
+        }
+    }
+
+    /// The call: nothing happens until it is first polled.
+    pub async fn call(self) -> Result<u64, &'static str> {
+        // Simulated latency on tokio's paused clock: deterministic, not synchronisation.
+        let day = Duration::from_secs(24 * 3600);
+        tokio::time::sleep(self.ends().map_or(day, Duration::from_millis)).await;
+        self.outcome()
     }
 }

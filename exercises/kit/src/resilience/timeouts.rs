@@ -13,18 +13,47 @@ use crate::backend::{self, Backend, Behaviour};
 use crate::lab::{Table, bar_chart, nearest_rank, percent, whole_millis};
 use crate::workload::seeded_rng;
 
+/// Why a call (or one step of it) did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError<E> {
+    /// `step` did not finish in time and was cancelled. `after`: how long the caller had been
+    /// waiting for the whole call when it gave up (for a `Budget`, measured from its start).
+    TimedOut { step: &'static str, after: Duration },
+    /// `step` finished in time, with an error of its own (connection refused, a 503...).
+    Failed { step: &'static str, error: E },
+}
+
 /// How a call ended, as the lab counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+enum Verdict {
     Ok,
     TimedOut,
     Failed,
 }
 
+impl<E> From<Result<(), CallError<E>>> for Verdict {
+    fn from(result: Result<(), CallError<E>>) -> Verdict {
+        match result {
+            Ok(()) => Verdict::Ok,
+            Err(CallError::TimedOut { .. }) => Verdict::TimedOut,
+            Err(CallError::Failed { .. }) => Verdict::Failed,
+        }
+    }
+}
+
 /// One GET to a backend, not started until first polled.
 pub type Work = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 /// A call (or a whole request) in progress, through the learner's code.
-pub type Pending = Pin<Box<dyn Future<Output = Verdict> + Send>>;
+pub type Pending = Pin<Box<dyn Future<Output = Result<(), CallError<io::Error>>> + Send>>;
+
+/// The healthy backend's latency.
+const HEALTHY_LATENCY: Duration = Duration::from_millis(2);
+/// "No timeout" still needs an end, or the lab would never finish against the hung backend
+/// (real code may wait for hours): such calls give up after this much.
+const SAFETY_LIMIT: Duration = Duration::from_millis(1000);
+/// Part 2: the sub-calls of one request, in a row.
+const SUB_CALLS: [&str; 3] = ["auth", "profile", "feed"];
+const SEED: u64 = 6;
 
 pub struct Knobs {
     /// The caller's timeout (part 1), and the whole request's budget (part 2).
@@ -33,16 +62,10 @@ pub struct Knobs {
     pub slow_fraction: f64,
     /// ...and how long they take: uniform in this range, in ms.
     pub tail_ms: (u64, u64),
-    pub healthy_latency: Duration,
     pub calls: usize,
     pub call_every: Duration,
-    /// "No timeout" still needs an end, or the lab would never finish against the hung
-    /// backend: such calls give up after this much.
-    pub safety_limit: Duration,
     /// Part 2: every sub-call to the degraded backend takes this long (uniform, in ms).
     pub degraded_ms: (u64, u64),
-    pub sub_calls: Vec<&'static str>,
-    pub seed: u64,
     /// `with_timeout(step, limit, work)`, as a verdict.
     pub call: fn(&'static str, Duration, Work) -> Pending,
     /// The sub-calls run in a row inside one budget of the given total, as a verdict.
@@ -131,7 +154,7 @@ async fn single_calls(
     timeout: Option<Duration>,
 ) -> (Vec<Vec<Sample>>, usize) {
     let gauge = Arc::new(Gauge::default());
-    let mut rng = seeded_rng(k.seed);
+    let mut rng = seeded_rng(SEED);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..k.calls {
@@ -141,14 +164,14 @@ async fn single_calls(
             } else {
                 "/work".to_string()
             };
-            let work = get(addr, path, &gauge, k.safety_limit);
+            let work = get(addr, path, &gauge, SAFETY_LIMIT);
             let at = start + k.call_every * i as u32;
             let call = k.call;
             tasks.spawn(async move {
                 tokio::time::sleep_until(at).await;
                 let began = Instant::now();
                 let outcome = match timeout {
-                    Some(limit) => call("GET", limit, work).await.into(),
+                    Some(limit) => Verdict::from(call("GET", limit, work).await).into(),
                     None => match work.await {
                         Ok(()) => Outcome::Ok,
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::Stuck,
@@ -179,23 +202,22 @@ async fn multi_step(
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, paths) in plan.iter().enumerate() {
-        let works: Vec<(&'static str, Work)> = k
-            .sub_calls
+        let works: Vec<(&'static str, Work)> = SUB_CALLS
             .iter()
             .zip(paths)
-            .map(|(&step, path)| (step, get(addr, path.clone(), &gauge, k.safety_limit)))
+            .map(|(&step, path)| (step, get(addr, path.clone(), &gauge, SAFETY_LIMIT)))
             .collect();
         let at = start + k.call_every * i as u32;
         let (call, request, timeout) = (k.call, k.request, k.timeout);
         tasks.spawn(async move {
             tokio::time::sleep_until(at).await;
             let began = Instant::now();
-            let verdict = if budget {
-                request(timeout, works).await
+            let verdict: Verdict = if budget {
+                request(timeout, works).await.into()
             } else {
                 let mut verdict = Verdict::Ok;
                 for (step, work) in works {
-                    verdict = call(step, timeout, work).await;
+                    verdict = call(step, timeout, work).await.into();
                     if verdict != Verdict::Ok {
                         break;
                     }
@@ -228,7 +250,7 @@ pub fn run(k: &Knobs) {
     runtime.block_on(async {
         let wall = std::time::Instant::now();
         let healthy = Behaviour::Healthy {
-            latency: k.healthy_latency,
+            latency: HEALTHY_LATENCY,
         };
         let fleet = [
             Backend::start("healthy", healthy.clone()).await,
@@ -287,7 +309,7 @@ pub fn run(k: &Knobs) {
         println!(
             "* bounded by a {} safety limit so that the lab ends: the hung backend's calls \
              would otherwise wait forever.\n",
-            whole_millis(k.safety_limit)
+            whole_millis(SAFETY_LIMIT)
         );
         println!(
             "calls open at once at the peak (each holds a socket and a task)\n{}\nWithout a \
@@ -297,10 +319,10 @@ pub fn run(k: &Knobs) {
         );
 
         // Part 2: the same random plan for both modes: exactly the same slow calls.
-        let mut rng = seeded_rng(k.seed + 1);
+        let mut rng = seeded_rng(SEED + 1);
         let plan: Vec<Vec<String>> = (0..k.calls)
             .map(|_| {
-                k.sub_calls
+                SUB_CALLS
                     .iter()
                     .map(|_| {
                         let ms = rng.random_range(k.degraded_ms.0..=k.degraded_ms.1);
@@ -316,8 +338,8 @@ pub fn run(k: &Knobs) {
             k.degraded_ms.0,
             k.degraded_ms.1,
             k.calls,
-            k.sub_calls.len(),
-            k.sub_calls.join(", "),
+            SUB_CALLS.len(),
+            SUB_CALLS.join(", "),
             whole_millis(k.timeout)
         );
         let mut table = Table::new(&[
@@ -364,7 +386,7 @@ pub fn run(k: &Knobs) {
              With a full timeout per sub-call\na request may run up to {} x {}; one budget \
              ends every request by {}.\n(lab wall time {:.1} s)",
             whole_millis(k.timeout),
-            k.sub_calls.len(),
+            SUB_CALLS.len(),
             whole_millis(k.timeout),
             whole_millis(k.timeout),
             wall.elapsed().as_secs_f64()
