@@ -16,6 +16,7 @@ pub mod workload;
 pub mod balancing;
 pub mod caching;
 pub mod hashing;
+pub mod ids_and_clocks;
 pub mod latency;
 pub mod rate_limiting;
 pub mod resilience;
