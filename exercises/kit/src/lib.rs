@@ -13,10 +13,13 @@ pub mod lab;
 pub mod property;
 pub mod workload;
 
+pub mod backpressure;
 pub mod balancing;
 pub mod caching;
 pub mod hashing;
 pub mod ids_and_clocks;
 pub mod latency;
+pub mod partitioned_log;
 pub mod rate_limiting;
 pub mod resilience;
+pub mod storage_engines;
