@@ -193,21 +193,6 @@ mod tests {
     }
 
     #[test]
-    fn with_two_partitions_every_new_batch_switches_to_the_other() {
-        let mut p = StickyPartitioner::new(2, 9);
-        let first = p.partition(None);
-        for i in 1..=20 {
-            let current = p.partition(None);
-            p.on_new_batch(current);
-            assert_eq!(
-                p.partition(None),
-                (first + i) % 2,
-                "the only other partition"
-            );
-        }
-    }
-
-    #[test]
     fn a_new_batch_on_another_partition_does_not_move_the_sticky_one() {
         let mut p = StickyPartitioner::new(6, 4);
         let sticky = p.partition(None);
@@ -336,5 +321,30 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_first_and_every_next_sticky_partition_is_drawn_uniformly_at_random() {
+        let firsts: std::collections::HashSet<u32> = (0..40)
+            .map(|seed| StickyPartitioner::new(8, seed).partition(None))
+            .collect();
+        assert!(
+            firsts.len() >= 5,
+            "40 partitioners of 8 partitions all started on {firsts:?}: the first is random"
+        );
+        // Each switch steps (new - old) mod 5 partitions on: 1, 2, 3, 4 about 1000 times each.
+        let (mut p, mut steps) = (StickyPartitioner::new(5, 7), [0u32; 5]);
+        let mut old = p.partition(None);
+        for _ in 0..4_000 {
+            p.on_new_batch(old);
+            let new = p.partition(None);
+            steps[((new + 5 - old) % 5) as usize] += 1;
+            old = new;
+        }
+        assert!(
+            steps[1..].iter().all(|n| (880..=1_120).contains(n)),
+            "5 partitions, 4000 switches by step 0..5: {steps:?}; each of the 4 others is \
+             equally likely, not the next in turn nor the one after the old"
+        );
     }
 }

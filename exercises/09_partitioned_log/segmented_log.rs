@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_read_scans_at_most_one_index_interval_not_the_whole_segment() {
-        let interval = 1_000;
+        let interval = 8 * len(90);
         let (meter, mut log) = new_log(config(1 << 20, u64::MAX, interval));
         for _ in 0..1_000 {
             log.append(b"k", Some(&value(90)));
@@ -310,11 +310,13 @@ mod tests {
                  ({interval} bytes) plus the record itself"
             );
         }
-        assert!(
-            log.index_entries() <= (1_000 * len(90) / interval) as usize,
-            "{} index entries for 1000 records: the index is sparse, about one entry every \
-             {interval} bytes",
-            log.index_entries()
+        assert_eq!(
+            log.index_entries(),
+            111,
+            "1000 records of {} bytes, an interval of 8 of them: a record is indexed once MORE \
+             than the interval has been appended since the last entry (9 records), so records \
+             9, 18, .., 999 are; the index is sparse",
+            len(90)
         );
     }
 

@@ -265,19 +265,19 @@ mod tests {
     #[test]
     fn merging_k_runs_compares_about_total_times_log_k_keys_not_a_full_sort() {
         let mut rng = sdlings_kit::workload::seeded_rng(7);
-        let mut runs: Vec<Vec<Entry>> = vec![Vec::new(); 4];
+        let mut runs: Vec<Vec<Entry>> = vec![Vec::new(); 16];
         for k in 0..10_000 {
-            runs[rng.random_range(0..4)].push((Key(k), Some(k)));
+            runs[rng.random_range(0..16)].push((Key(k), Some(k)));
         }
         let before = comparisons();
         let merged = merge(runs.iter().map(Vec::as_slice).collect()).count();
         let used = comparisons() - before;
         assert_eq!(merged, 10_000);
         assert!(
-            used <= 70_000,
-            "merging 4 runs of 10 000 entries in all took {used} key comparisons: a heap of the 4 \
-             run heads needs a few per entry (log2 4 = 2 per heap operation), not a sort of \
-             everything (log2 10 000 ≈ 13 per entry)"
+            used <= 110_000,
+            "merging 16 runs of 10 000 entries in all took {used} key comparisons: a heap of the \
+             16 run heads needs a few per entry (log2 16 = 4 per heap operation), not a scan of \
+             every head (15 per entry) nor a sort of everything (log2 10 000 ≈ 13 per entry)"
         );
     }
 
@@ -288,7 +288,7 @@ mod tests {
             for k in 0..512 {
                 lsm.put(k * 8 + run, k);
             }
-            lsm.flush();
+            (run < 7).then(|| lsm.flush()); // the last 512 keys stay in the memtable
         }
         let before = comparisons();
         let got = lsm.scan(2_000, 10);
@@ -296,8 +296,8 @@ mod tests {
         assert_eq!((got.len(), got[0]), (10, (2_000, 250)));
         assert!(
             used <= 400,
-            "scanning 10 entries out of 8 runs of 512 took {used} key comparisons: seek each run \
-             to the start key (a binary search), then merge only until 10 entries are out"
+            "scanning 10 entries out of 7 runs and a memtable of 512 keys each took {used} key \
+             comparisons: seek each source to the start key, merge until 10 entries are out"
         );
     }
 

@@ -24,7 +24,7 @@ pub struct Config {
     pub initial: usize,
     pub min: usize,
     pub max: usize,
-    /// Multiply the limit by this on a slow response (e.g. 0.9).
+    /// Multiply the limit by this on a slow response (e.g. 0.9), rounding down.
     pub backoff: f64,
     /// A response slower than this is slow.
     pub slo: Duration,

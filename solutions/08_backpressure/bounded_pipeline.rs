@@ -239,7 +239,17 @@ mod tests {
                 }
             },
         );
-        let mut p = spawn_pipeline(rx, vec![plus(0), failing, plus(0)], 2);
+        // The last stage is slow and holds a token: it is dropped when its task ends.
+        let token = Arc::new(());
+        let alive = Arc::downgrade(&token);
+        let last = stage(
+            move |_| {
+                let _held = &token;
+                20 * MS
+            },
+            Ok,
+        );
+        let Pipeline { mut output, done } = spawn_pipeline(rx, vec![plus(0), failing, last], 2);
         let producer = tokio::spawn(async move {
             let mut sent = 0;
             // One item per ms: a producer that never waits would never let a timer fire.
@@ -249,10 +259,30 @@ mod tests {
             }
             sent
         });
-        let out = timeout(Duration::from_secs(10), collect(&mut p.output)).await;
+        let out = tokio::spawn(async move { collect(&mut output).await });
+        let failure = Failure::Error {
+            stage: 1,
+            message: "bad 5".into(),
+        };
         assert_eq!(
-            out,
-            Ok(vec![0, 1, 2, 3, 4]),
+            timeout(Duration::from_secs(10), done)
+                .await
+                .unwrap()
+                .unwrap(),
+            Err(failure),
+            "done names the stage and the error"
+        );
+        assert_eq!(
+            alive.strong_count(),
+            0,
+            "done reports once every stage has ended, the slow last one too"
+        );
+        assert_eq!(
+            timeout(Duration::from_secs(10), out)
+                .await
+                .unwrap()
+                .unwrap(),
+            [0, 1, 2, 3, 4],
             "the items before the failing one come out, then the output closes (no hang)"
         );
         let sent = timeout(Duration::from_secs(10), producer).await;
@@ -260,15 +290,6 @@ mod tests {
             matches!(sent, Ok(Ok(n)) if n < 20),
             "the pipeline must close its input so the producer stops, not swallow its items \
              forever: {sent:?}"
-        );
-        let failure = Failure::Error {
-            stage: 1,
-            message: "bad 5".into(),
-        };
-        assert_eq!(
-            p.done.await.unwrap(),
-            Err(failure),
-            "done names the stage and the error"
         );
     }
 

@@ -450,6 +450,9 @@ mod tests {
                     }
                     1 => group.push(format!("late-{step}")),
                     2 => topics[0].1 += rng.random_range(1..4),
+                    3 if topics.len() > 1 => {
+                        topics.pop(); // a topic is deleted
+                    }
                     _ => {}
                 }
                 let members: Vec<&str> = group.iter().map(String::as_str).collect();

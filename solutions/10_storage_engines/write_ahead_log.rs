@@ -316,13 +316,13 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_record_at_the_end_is_a_record_too() {
-        let fs = SimFs::new();
-        log_with(&fs, &["a", ""]);
+    fn a_big_record_and_an_empty_one_at_the_end_are_read_back() {
+        let (fs, big) = (SimFs::new(), "x".repeat(100_000));
+        log_with(&fs, &["a", &big, ""]);
         assert_eq!(
             open(&fs, 1).1,
-            recs(&["a", ""]),
-            "8 header bytes, no payload"
+            recs(&["a", &big, ""]),
+            "a 100 000-byte record (read the whole file), then an empty one: a bare header"
         );
     }
 
