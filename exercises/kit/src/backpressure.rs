@@ -29,11 +29,9 @@ impl TryRng for FastRng {
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+        // SplitMix64: a Weyl sequence through the same finaliser the hashing topic uses.
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Ok(z ^ (z >> 31))
+        Ok(crate::hashing::mix64(self.0))
     }
 
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
@@ -231,11 +229,17 @@ pub mod overload {
 
         /// Quantile `q` (0..=1) of the served requests' time in queue.
         pub fn wait_quantile(&self, q: f64) -> Duration {
-            if self.waits.is_empty() {
-                return Duration::ZERO;
+            crate::lab::nearest_rank(&self.waits, q).unwrap_or_default()
+        }
+
+        /// A request served at `at` after `wait` in the queue: good if it ends within the deadline.
+        fn record_served(&mut self, at: Duration, wait: Duration, l: &Load) {
+            self.served += 1;
+            if wait + l.service <= l.deadline {
+                self.good += 1;
             }
-            let i = ((self.waits.len() - 1) as f64 * q).round() as usize;
-            self.waits[i]
+            self.waits.push(wait);
+            self.timeline.push((at, wait));
         }
     }
 
@@ -267,13 +271,7 @@ pub mod overload {
             while free_at <= next {
                 match queue.dequeue(free_at) {
                     Some(id) => {
-                        let wait = free_at - arrivals[id as usize];
-                        out.served += 1;
-                        if wait + l.service <= l.deadline {
-                            out.good += 1;
-                        }
-                        out.waits.push(wait);
-                        out.timeline.push((free_at, wait));
+                        out.record_served(free_at, free_at - arrivals[id as usize], &l);
                         free_at += l.service;
                     }
                     None => {
@@ -290,13 +288,7 @@ pub mod overload {
         }
         // Arrivals are over: serve what is left.
         while let Some(id) = queue.dequeue(free_at) {
-            let wait = free_at - arrivals[id as usize];
-            out.served += 1;
-            if wait + l.service <= l.deadline {
-                out.good += 1;
-            }
-            out.waits.push(wait);
-            out.timeline.push((free_at, wait));
+            out.record_served(free_at, free_at - arrivals[id as usize], &l);
             free_at += l.service;
         }
         out.waits.sort_unstable();
@@ -415,10 +407,7 @@ pub mod shedding {
 
     impl ClassOutcome {
         pub fn p99(&self) -> Duration {
-            if self.waits.is_empty() {
-                return Duration::ZERO;
-            }
-            self.waits[((self.waits.len() - 1) as f64 * 0.99).round() as usize]
+            crate::lab::nearest_rank(&self.waits, 0.99).unwrap_or_default()
         }
     }
 
@@ -620,7 +609,7 @@ pub mod concurrency {
         (
             per_ms,
             mean_limit,
-            lat[((lat.len() - 1) as f64 * 0.99).round() as usize],
+            crate::lab::nearest_rank(&lat, 0.99).expect("the window is not empty"),
         )
     }
 

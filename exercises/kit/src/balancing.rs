@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 
 use crate::backend::{self, Backend, Behaviour};
 use crate::clock::Clock;
+use crate::hashing::{fnv1a64, mix64};
 use crate::lab::{Table, bar_chart, percent, quantile};
 use crate::workload::seeded_rng;
 
@@ -782,15 +783,7 @@ impl SlowBackendLab {
 /// and machine). Rendezvous hashing sends a session to the backend with the highest score.
 pub fn score(session: &str, backend: BackendId) -> u64 {
     // FNV-1a over the session id, mixed with the backend id through splitmix64's finaliser.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in session.bytes() {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    let mut x = h ^ (backend as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
+    mix64(fnv1a64(session.as_bytes()) ^ (backend as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// What sticky_sessions's lab needs from a router: routing a session, and being told which

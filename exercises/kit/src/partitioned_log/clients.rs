@@ -477,6 +477,20 @@ pub struct Store {
     pub stored: BTreeMap<u32, u64>,
 }
 
+/// A consumer process just (re)started: no commits made yet, writing to the shared store, under
+/// the shared crash schedule.
+fn fresh_process(schedule: &Schedule, store: &Arc<Mutex<Store>>) -> (Consumer, Sink) {
+    let consumer = Consumer {
+        made: Vec::new(),
+        schedule: schedule.clone(),
+    };
+    let sink = Sink {
+        store: store.clone(),
+        schedule: schedule.clone(),
+    };
+    (consumer, sink)
+}
+
 /// The downstream system the consumer writes to (say, account balances): each applied record
 /// is an effect, and applying one twice counts twice.
 pub struct Sink {
@@ -598,14 +612,7 @@ pub fn run_consumer(
             if records.is_empty() {
                 break 'process;
             }
-            let mut consumer = Consumer {
-                made: Vec::new(),
-                schedule: schedule.clone(),
-            };
-            let mut sink = Sink {
-                store: store.clone(),
-                schedule: schedule.clone(),
-            };
+            let (mut consumer, mut sink) = fresh_process(&schedule, &store);
             let result = handler(&records, &mut consumer, &mut sink);
             for (p, next) in consumer.made {
                 assert!(
@@ -840,14 +847,7 @@ async fn consume(
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                 continue;
             }
-            let mut consumer = Consumer {
-                made: Vec::new(),
-                schedule: schedule.clone(),
-            };
-            let mut sink = Sink {
-                store: store.clone(),
-                schedule: schedule.clone(),
-            };
+            let (mut consumer, mut sink) = fresh_process(&schedule, &store);
             let result = handle(semantics, &records, &mut consumer, &mut sink);
             // Commits made before a crash reached the coordinator: send them (the last per
             // partition is what a sequence of commits leaves).

@@ -135,9 +135,7 @@ fn not_found(name: &str) -> io::Error {
 
 /// A fixed, unsorted order for `list` (FNV-1a of the name).
 fn scramble(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
+    crate::hashing::fnv1a64(name.as_bytes())
 }
 
 impl Inner {
