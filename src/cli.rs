@@ -78,6 +78,10 @@ pub enum Command {
     Check {
         /// The exercise to check; defaults to the current one.
         name: Option<String>,
+        /// Replay one run: every seeded property of the exercise tries only this seed (the one
+        /// a failure printed). A pass on one seed is not recorded.
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
     },
     /// Reveal the next hint of an exercise (the current one by default).
     ///

@@ -57,7 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command.unwrap_or(Command::Watch(WatchArgs::default())) {
         Command::Watch(args) => watch::run(workbook, &args),
         Command::List => commands::list::run(&workbook),
-        Command::Check { name } => commands::check::run(&workbook, name.as_deref()),
+        Command::Check { name, seed } => commands::check::run(&workbook, name.as_deref(), seed),
         Command::Hint { name } => commands::hint::run(&workbook, name.as_deref()),
         Command::Run { name, args } => commands::run::run(&workbook, name.as_deref(), &args),
         Command::Reset { name, yes } => commands::reset::run(&workbook, &name, yes),

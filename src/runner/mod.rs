@@ -22,7 +22,7 @@ use crate::info_file::ExerciseInfo;
 use crate::workbook::Workbook;
 pub use cargo::{Artifact, BuildOutcome, BuildPlan, ProgressFn};
 pub use process::Cancel;
-pub use verdict::Verdict;
+pub use verdict::{Seeds, Verdict};
 
 /// Which of the two workbook packages to build from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +62,13 @@ pub fn plan(workbook: &Workbook, package: Package, color: bool) -> BuildPlan {
     }
 }
 
-/// Builds and runs the tests of exercise `index` from `package`. `None` means it was cancelled.
+/// Builds and runs the tests of exercise `index` from `package` (every seeded property on `seed`
+/// alone if one is given). `None` means it was cancelled.
 pub fn check(
     workbook: &Workbook,
     package: Package,
     index: usize,
+    seed: Option<u64>,
     color: bool,
     cancel: &Cancel,
     progress: ProgressFn,
@@ -80,7 +82,17 @@ pub fn check(
         return Ok(None);
     }
     let verdict = match built.executable(&bin, Artifact::Tests) {
-        Some(exe) => verdict::run_tests(exe, &workbook.root, exercise.time_limit, None, cancel)?,
+        Some(exe) => {
+            let seeds = seed.map_or(Seeds::Learner, Seeds::Only);
+            verdict::run_tests(
+                exe,
+                &workbook.root,
+                exercise.time_limit,
+                None,
+                seeds,
+                cancel,
+            )?
+        }
         None => Some(verdict::build_failure(&bin, &built)),
     };
     Ok(verdict.map(|v| in_source_order(workbook, package, index, v)))
@@ -146,6 +158,17 @@ pub fn build_counting(plan: &BuildPlan, progress: &mut dyn FnMut(&str)) -> Resul
     })
 }
 
+/// The seeds of a repeated run's attempt: the first is the learner's check; each later one moves
+/// every seeded property to a window of seeds of its own, so that ten runs of a property of 100
+/// cases try 1,000 seeds (a solution must hold beyond the seeds its learners will see).
+fn seeds_of_attempt(attempt: u32) -> Seeds {
+    const WINDOW: u64 = 1_000_000;
+    match attempt {
+        0 | 1 => Seeds::Learner,
+        later => Seeds::From(u64::from(later - 1) * WINDOW),
+    }
+}
+
 /// One test binary to run (perhaps only the tests matching `filter`), `repeat` times.
 #[derive(Debug, Clone)]
 pub struct TestRun {
@@ -206,6 +229,7 @@ pub fn run_all(
                 workdir,
                 run.time_limit,
                 run.filter.as_deref(),
+                seeds_of_attempt(attempt),
                 &Cancel::new(),
             )?
             .expect("nothing cancels these runs");

@@ -96,17 +96,50 @@ pub fn build_failure(bin: &str, built: &BuildOutcome) -> Verdict {
     }
 }
 
+/// Which seeds the kit's seeded properties run (`sdlings_kit::property::for_seeds` reads them from
+/// the environment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seeds {
+    /// The learner's check: seeds `0..cases` of each property.
+    Learner,
+    /// One seed only: the replay of a failure (`sdlings check --seed`).
+    Only(u64),
+    /// `cases` seeds from this one on: an author's check over more of the seed space.
+    From(u64),
+}
+
+const SEED_VAR: &str = "SDLINGS_SEED";
+const SEED_BASE_VAR: &str = "SDLINGS_SEED_BASE";
+
+impl Seeds {
+    fn apply(self, cmd: &mut Command) {
+        // A variable left exported in the learner's shell must not change any other check.
+        cmd.env_remove(SEED_VAR).env_remove(SEED_BASE_VAR);
+        match self {
+            Seeds::Learner => {}
+            Seeds::Only(seed) => {
+                cmd.env(SEED_VAR, seed.to_string());
+            }
+            Seeds::From(base) => {
+                cmd.env(SEED_BASE_VAR, base.to_string());
+            }
+        }
+    }
+}
+
 /// Runs a built test binary under the exercise's time limit, only the tests whose names contain
-/// `filter` if one is given. `None` means it was cancelled.
+/// `filter` if one is given, its seeded properties on `seeds`. `None` means it was cancelled.
 pub fn run_tests(
     exe: &Path,
     workdir: &Path,
     time_limit: Duration,
     filter: Option<&str>,
+    seeds: Seeds,
     cancel: &Cancel,
 ) -> Result<Option<Verdict>> {
     let mut cmd = Command::new(exe);
     process::limit_memory(&mut cmd);
+    seeds.apply(&mut cmd);
     cmd.args(filter)
         .current_dir(workdir)
         .arg("--color=never")

@@ -57,6 +57,7 @@ pub fn start(
             &workbook,
             Package::Exercises,
             index,
+            None,
             color,
             &cancel,
             &mut progress,
