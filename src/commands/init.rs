@@ -44,6 +44,9 @@ opt-level = 2
 [profile.dev.package.chacha20]
 opt-level = 2
 
+[profile.dev.package.turmoil]
+opt-level = 2
+
 # The kit's own code (Zipf keys, lab tables) is what labs spend their time in between calls to
 # the learner's code.
 [profile.dev.package.sdlings-kit]
