@@ -229,9 +229,11 @@ mod tests {
             drift: MAX_DRIFT,
             ..Setup::default()
         };
+        let (mut runs, mut handed_over) = (0, 0);
         sdlings_kit::property::for_seeds(SEEDS, |rng| {
             let seed = rand::RngExt::random(rng);
             let views = lease::run(&setup, seed, || Lease::new(MAX_DRIFT));
+            runs += 1;
             if let Some(&(at, holder, owner)) = views.conflicts.first() {
                 panic!(
                     "at {at:?} (true time) node {holder} still believed it held the lease, but \
@@ -246,11 +248,12 @@ mod tests {
                 "someone should hold the lease most of the run, held {} of {run_ms} ms",
                 views.any_held_ms
             );
-            assert!(
-                views.held_ms.iter().filter(|&&h| h > 0).count() >= 2,
-                "the lease should change hands at least once: held ms per holder {:?}",
-                views.held_ms
-            );
+            handed_over += usize::from(views.held_ms.iter().filter(|&&h| h > 0).count() >= 2);
         });
+        // Some runs keep one holder throughout (every renewal got through): fine, if rare.
+        assert!(
+            runs < 10 || handed_over * 2 >= runs,
+            "the lease should change hands in most runs: it did in {handed_over} of {runs}"
+        );
     }
 }
