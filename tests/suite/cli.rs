@@ -443,3 +443,48 @@ fn compile_errors_are_shown_as_rustc_renders_them() {
         .stdout(contains("--> exercises/00_intro/welcome.rs:"))
         .stdout(contains("Compiling").not());
 }
+
+#[test]
+fn check_with_a_seed_replays_only_that_seed_and_records_nothing() {
+    let wb = TempWorkbook::new();
+    wb.solve("00_intro", "welcome");
+    // A test that sees exactly what a seeded property would: the replay seed, and never a window.
+    let rel = "exercises/00_intro/welcome.rs";
+    let probe = "#[test]\n    fn sees_only_the_seed_sdlings_was_asked_for() {\n        \
+                 let seed = std::env::var(\"SDLINGS_SEED\").ok();\n        \
+                 assert!(seed.is_none() || seed.as_deref() == Some(\"7\"), \"saw {seed:?}\");\n        \
+                 assert!(std::env::var(\"SDLINGS_SEED_BASE\").is_err());\n    }\n\n    #[test]\n    \
+                 fn service_name_is";
+    wb.write(
+        rel,
+        &wb.read(rel)
+            .replacen("#[test]\n    fn service_name_is", probe, 1),
+    );
+    assert!(wb.read(rel).contains("sees_only_the_seed"));
+
+    wb.sdlings()
+        .args(["check", "welcome", "--seed", "7"])
+        .env("SDLINGS_SEED_BASE", "5000000")
+        .assert()
+        .success()
+        .stdout(contains("welcome: all 4 tests pass"))
+        .stdout(contains(
+            "Replayed seed 7 only: a pass on one seed is not recorded",
+        ));
+    wb.sdlings()
+        .arg("list")
+        .assert()
+        .stdout(contains("welcome                      current"));
+
+    // A variable left exported in the learner's shell does not narrow a real check.
+    wb.sdlings()
+        .args(["check", "welcome"])
+        .env("SDLINGS_SEED", "3")
+        .env("SDLINGS_SEED_BASE", "5000000")
+        .assert()
+        .success();
+    wb.sdlings()
+        .arg("list")
+        .assert()
+        .stdout(contains("welcome                      done"));
+}
