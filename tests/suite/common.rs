@@ -288,6 +288,16 @@ pub fn curriculum_build_dir() -> PathBuf {
     repo_root().join("target").join("sdlings-tests")
 }
 
+/// The environment of every build into `curriculum_build_dir`. Each of these binaries is built
+/// once per run and never debugged (sdlings runs tests with `RUST_BACKTRACE=0`), so neither
+/// incremental state nor the standard library's debug info is worth its disk: together they were
+/// three quarters of the directory. All builds into it must agree, or the dependencies are built
+/// twice.
+pub const CURRICULUM_BUILD_ENV: [(&str, &str); 2] = [
+    ("CARGO_INCREMENTAL", "0"),
+    ("CARGO_PROFILE_DEV_STRIP", "debuginfo"),
+];
+
 fn git(dir: &Path, args: &[&str]) {
     let status = std::process::Command::new("git")
         .args([

@@ -25,6 +25,7 @@ fn sdlings_on_the_curriculum() -> Command {
     cmd.current_dir(common::repo_root())
         .env("NO_COLOR", "1")
         .env("SDLINGS_TARGET_DIR", common::curriculum_build_dir())
+        .envs(common::CURRICULUM_BUILD_ENV)
         .env_remove("CARGO_TARGET_DIR");
     cmd
 }
@@ -51,6 +52,7 @@ fn the_kit_passes_its_own_tests() {
         ])
         .arg(common::curriculum_build_dir())
         .current_dir(common::repo_root())
+        .envs(common::CURRICULUM_BUILD_ENV)
         .env_remove("CARGO_TARGET_DIR")
         .output()
         .unwrap();
