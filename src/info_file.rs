@@ -38,6 +38,10 @@ pub struct Topic {
     pub title: String,
     /// Directory under `exercises/` (and `solutions/`), e.g. `01_caching`.
     pub dir: String,
+    /// The package group of a topic whose dependencies are heavy (`package = "services"` in
+    /// info.toml): its exercises are binaries of `exercises-services` and `solutions-services`
+    /// instead of `exercises` and `solutions`, so no one builds those dependencies before reaching it.
+    pub package: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +72,7 @@ struct RawTopic {
     name: Spanned<String>,
     title: String,
     dir: Spanned<String>,
+    package: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -186,13 +191,31 @@ fn validate_topics(raw: Vec<RawTopic>, at: &Locator) -> Result<Vec<Topic>, FileE
             ));
         }
         check_relative_path(&t.dir, "topics.dir", at)?;
+        if let Some(package) = &t.package {
+            check_package_group(package, at)?;
+        }
         topics.push(Topic {
             name: t.name.into_inner(),
             title: t.title,
             dir: t.dir.into_inner(),
+            package: t.package.map(Spanned::into_inner),
         });
     }
     Ok(topics)
+}
+
+/// A package group names a directory beside the topics' (`exercises/GROUP/Cargo.toml`): a plain
+/// name, and not the kit's.
+fn check_package_group(group: &Spanned<String>, at: &Locator) -> Result<(), FileError> {
+    check_identifier(group, "topics.package", at)?;
+    if group.get_ref() == "kit" {
+        return Err(at.error(
+            group.span(),
+            "topics.package",
+            "`kit` is the shared kit's directory; name the package group otherwise",
+        ));
+    }
+    Ok(())
 }
 
 /// The exercise's topic: defined, and not before the topic of the exercise above it.
@@ -355,6 +378,25 @@ time_limit_secs = 20
             let text = GOOD.replace("01_caching/lru_cache.rs", bad);
             let err = parse_err(&text);
             assert!(err.contains("field `exercises.path`"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_topic_may_name_a_package_group_with_a_plain_name() {
+        let grouped = GOOD.replace(
+            "dir = \"01_caching\"\n",
+            "dir = \"01_caching\"\npackage = \"services\"\n",
+        );
+        let info = InfoFile::parse(&grouped, "info.toml").unwrap();
+        assert_eq!(info.topics[0].package, None);
+        assert_eq!(info.topics[1].package.as_deref(), Some("services"));
+        for bad in ["kit", "../x", "Services", ""] {
+            let text = grouped.replace("package = \"services\"", &format!("package = {bad:?}"));
+            assert!(
+                parse_err(&text).contains("field `topics.package`"),
+                "{bad}: {}",
+                parse_err(&text)
+            );
         }
     }
 

@@ -84,6 +84,24 @@ impl Workbook {
         self.root.join(SOLUTIONS_DIR).join(&ex.path)
     }
 
+    /// The package groups of the workbook's topics: `None` (the main packages) first, then each
+    /// group named in info.toml, in topic order.
+    pub fn package_groups(&self) -> Vec<Option<&str>> {
+        let mut groups = vec![None];
+        for topic in &self.info.topics {
+            let group = topic.package.as_deref();
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+
+    /// The package group of an exercise's topic.
+    pub fn package_group(&self, ex: &ExerciseInfo) -> Option<&str> {
+        self.info.topics[ex.topic].package.as_deref()
+    }
+
     pub fn topic_readme(&self, topic: &Topic) -> PathBuf {
         self.root
             .join(EXERCISES_DIR)

@@ -110,16 +110,16 @@ mod tests {
         assert!(!files.iter().any(|(p, _)| p.contains("/target/")));
     }
 
-    /// A workbook made by `init` builds the way sdlings' own workbook does.
+    /// A workbook made by `init` has the packages and builds the way sdlings' own workbook does.
     #[test]
-    fn a_new_workbook_has_the_build_profiles_of_the_built_in_one() {
-        let profiles = |manifest: &str| {
-            let table: toml::Table = toml::from_str(manifest).unwrap();
-            table["profile"].clone()
-        };
+    fn a_new_workbook_has_the_members_and_build_profiles_of_the_built_in_one() {
+        let table = |manifest: &str| manifest.parse::<toml::Table>().unwrap();
+        let ours = table(super::WORKSPACE_MANIFEST);
+        let built_in = table(include_str!("../../Cargo.toml"));
+        assert_eq!(ours["profile"], built_in["profile"]);
         assert_eq!(
-            profiles(super::WORKSPACE_MANIFEST),
-            profiles(include_str!("../../Cargo.toml"))
+            ours["workspace"]["members"],
+            built_in["workspace"]["members"]
         );
     }
 }

@@ -37,7 +37,8 @@ pub fn run(workbook: &Workbook, repeat: u32, static_only: bool) -> Result<Outcom
         "dev check: building the {count} exercises, their solutions and the solutions' labs…"
     );
     let mut plan = runner::plan(workbook, Package::Exercises, term::color_enabled());
-    plan.packages.push(Package::Solutions.name().to_string());
+    plan.packages
+        .extend(Package::Solutions.cargo_names(workbook));
     plan.all_tests = true;
     plan.labs = bins(workbook, Package::Solutions);
     let built = runner::build_counting(&plan, &mut |l| status.set(l))?;

@@ -13,7 +13,6 @@ use crate::dev::new::AUTHOR_TODO;
 use crate::dev::update;
 use crate::dev::{anatomy, mutants};
 use crate::info_file::{ExerciseInfo, Topic};
-use crate::runner::Package;
 use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook, test_module};
 
 /// The three layers every topic README must have, as second-level headings.
@@ -40,9 +39,7 @@ pub fn static_problems(workbook: &Workbook) -> Result<Vec<String>> {
             Err(problem) => problems.push(problem),
         }
     }
-    for package in [Package::Exercises, Package::Solutions] {
-        problems.extend(update::bins_problem(workbook, package)?);
-    }
+    problems.extend(update::bins_problems(workbook)?);
     problems.extend(stray_files(workbook));
     for file in crate::set::set_files(&workbook.root) {
         if let Err(e) = crate::set::ExerciseSet::load(

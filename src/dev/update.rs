@@ -1,7 +1,8 @@
-//! `sdlings dev update`: derive the `[[bin]]` lists of both workbook packages from info.toml.
+//! `sdlings dev update`: derive the `[[bin]]` lists of the workbook packages from info.toml.
 //!
 //! Every exercise is a binary of `exercises` (so rust-analyzer sees each file) and of `solutions`
-//! (as `NAME_sol`). Those lists are pure consequences of info.toml, so they are written by this
+//! (as `NAME_sol`), or of `exercises-GROUP` and `solutions-GROUP` if its topic names a package
+//! group. Those lists are pure consequences of info.toml, so they are written by this
 //! command, never by hand; `dev check` rejects a manifest that disagrees (see [`bins_problems`]).
 //! Everything above the generated part of a manifest (package, dependencies) is the author's and
 //! is kept as it is.
@@ -13,7 +14,7 @@ use anyhow::{Context, Result};
 
 use crate::commands::Outcome;
 use crate::runner::Package;
-use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook};
+use crate::workbook::Workbook;
 
 /// The line that starts the generated part of a package manifest.
 const GENERATED_MARK: &str = "# Generated from info.toml by `sdlings dev update`: one [[bin]] per exercise. Do not edit below.";
@@ -32,10 +33,10 @@ pub fn run(workbook: &Workbook) -> Result<Outcome> {
 /// Rewrites the manifests whose [[bin]] lists disagree with info.toml; returns those written.
 pub fn write_bins(workbook: &Workbook) -> Result<Vec<PathBuf>> {
     let mut changed = Vec::new();
-    for package in [Package::Exercises, Package::Solutions] {
-        let path = manifest_path(workbook, package);
+    for (package, group) in manifests(workbook) {
+        let path = manifest_path(workbook, package, group);
         let text = read(&path)?;
-        let wanted = with_bins(&text, workbook, package);
+        let wanted = with_bins(&text, workbook, package, group);
         if wanted != text {
             fs::write(&path, wanted).with_context(|| format!("cannot write {}", path.display()))?;
             changed.push(path);
@@ -44,33 +45,54 @@ pub fn write_bins(workbook: &Workbook) -> Result<Vec<PathBuf>> {
     Ok(changed)
 }
 
-/// A problem when `package`'s manifest is not what `dev update` would write.
-pub fn bins_problem(workbook: &Workbook, package: Package) -> Result<Option<String>> {
-    let path = manifest_path(workbook, package);
-    let text = read(&path)?;
-    Ok((with_bins(&text, workbook, package) != text).then(|| {
-        format!(
-            "{}: its [[bin]] list does not match info.toml; run `sdlings dev update`",
-            workbook.display_path(&path)
-        )
-    }))
+/// A problem for each manifest that is not what `dev update` would write.
+pub fn bins_problems(workbook: &Workbook) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for (package, group) in manifests(workbook) {
+        let path = manifest_path(workbook, package, group);
+        let Ok(text) = fs::read_to_string(&path) else {
+            problems.push(format!(
+                "{}: missing; topics of package group `{}` need it (a package `{}` whose [[bin]] list `sdlings dev update` writes)",
+                workbook.display_path(&path),
+                group.unwrap_or_default(),
+                package.cargo_name(group)
+            ));
+            continue;
+        };
+        if with_bins(&text, workbook, package, group) != text {
+            problems.push(format!(
+                "{}: its [[bin]] list does not match info.toml; run `sdlings dev update`",
+                workbook.display_path(&path)
+            ));
+        }
+    }
+    Ok(problems)
 }
 
-pub fn manifest_path(workbook: &Workbook, package: Package) -> PathBuf {
-    let dir = match package {
-        Package::Exercises => EXERCISES_DIR,
-        Package::Solutions => SOLUTIONS_DIR,
-    };
-    workbook.root.join(dir).join("Cargo.toml")
+/// Every package manifest the curriculum implies: both sides of every package group.
+fn manifests(workbook: &Workbook) -> Vec<(Package, Option<&str>)> {
+    let groups = workbook.package_groups();
+    [Package::Exercises, Package::Solutions]
+        .into_iter()
+        .flat_map(|package| groups.iter().map(move |&group| (package, group)))
+        .collect()
+}
+
+fn manifest_path(workbook: &Workbook, package: Package, group: Option<&str>) -> PathBuf {
+    workbook
+        .root
+        .join(package.manifest_dir(group))
+        .join("Cargo.toml")
 }
 
 fn read(path: &PathBuf) -> Result<String> {
     fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// The manifest `text` with its generated part replaced by the bins info.toml implies. A
-/// manifest without the mark keeps everything up to its first `[[bin]]`.
-fn with_bins(text: &str, workbook: &Workbook, package: Package) -> String {
+/// The manifest `text` with its generated part replaced by the bins info.toml implies for the
+/// exercises of package group `group`. A manifest without the mark keeps everything up to its
+/// first `[[bin]]`.
+fn with_bins(text: &str, workbook: &Workbook, package: Package, group: Option<&str>) -> String {
     let end = text
         .find(GENERATED_MARK)
         .or_else(|| text.find("\n[[bin]]").map(|at| at + 1))
@@ -79,12 +101,16 @@ fn with_bins(text: &str, workbook: &Workbook, package: Package) -> String {
     out.push_str("\n\n");
     out.push_str(GENERATED_MARK);
     out.push('\n');
+    // Exercise paths are relative to the side's directory; a group's manifest is one below it.
+    let up = if group.is_some() { "../" } else { "" };
     for exercise in &workbook.info.exercises {
-        out.push_str(&format!(
-            "\n[[bin]]\nname = \"{}\"\npath = \"{}\"\n",
-            package.bin_name(&exercise.name),
-            exercise.path
-        ));
+        if workbook.package_group(exercise) == group {
+            out.push_str(&format!(
+                "\n[[bin]]\nname = \"{}\"\npath = \"{up}{}\"\n",
+                package.bin_name(&exercise.name),
+                exercise.path
+            ));
+        }
     }
     out
 }

@@ -19,12 +19,19 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::info_file::ExerciseInfo;
-use crate::workbook::Workbook;
+use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook};
 pub use cargo::{Artifact, BuildOutcome, BuildPlan, ProgressFn};
 pub use process::Cancel;
 pub use verdict::{Seeds, Verdict};
 
-/// Which of the two workbook packages to build from.
+/// Which side of the workbook to build from: the learner's files or the solutions.
+///
+/// Each side is one Cargo package (`exercises`, `solutions`), plus one per package group: a topic
+/// with heavy dependencies names a group in info.toml (`package = "services"`), and its exercises
+/// are binaries of `exercises-services` (manifest `exercises/services/Cargo.toml`) and
+/// `solutions-services` instead. A build names every package of its side and selects binaries,
+/// and cargo compiles only what those binaries need: a group's dependencies wait until the learner
+/// reaches its topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Package {
     Exercises,
@@ -32,10 +39,11 @@ pub enum Package {
 }
 
 impl Package {
+    /// The side's directory in the workbook, and the name of its main Cargo package.
     pub fn name(self) -> &'static str {
         match self {
-            Package::Exercises => "exercises",
-            Package::Solutions => "solutions",
+            Package::Exercises => EXERCISES_DIR,
+            Package::Solutions => SOLUTIONS_DIR,
         }
     }
 
@@ -46,14 +54,39 @@ impl Package {
             Package::Solutions => format!("{exercise}_sol"),
         }
     }
+
+    /// The Cargo package of this side for package group `group` (`None`: the main one).
+    pub fn cargo_name(self, group: Option<&str>) -> String {
+        match group {
+            None => self.name().to_string(),
+            Some(group) => format!("{}-{group}", self.name()),
+        }
+    }
+
+    /// The directory of that package's manifest, relative to the workbook root.
+    pub fn manifest_dir(self, group: Option<&str>) -> String {
+        match group {
+            None => self.name().to_string(),
+            Some(group) => format!("{}/{group}", self.name()),
+        }
+    }
+
+    /// Every Cargo package of this side, the main one first.
+    pub fn cargo_names(self, workbook: &Workbook) -> Vec<String> {
+        workbook
+            .package_groups()
+            .into_iter()
+            .map(|group| self.cargo_name(group))
+            .collect()
+    }
 }
 
-/// A plan to build some of a workbook package's binaries into the workbook's build directory.
+/// A plan to build some of a workbook side's binaries into the workbook's build directory.
 pub fn plan(workbook: &Workbook, package: Package, color: bool) -> BuildPlan {
     BuildPlan {
         dir: workbook.root.clone(),
         target_dir: workbook.build_dir(),
-        packages: vec![package.name().to_string()],
+        packages: package.cargo_names(workbook),
         tests: Vec::new(),
         labs: Vec::new(),
         all_tests: false,

@@ -414,3 +414,107 @@ fn dev_check_holds_exercises_to_the_anatomy_targets_unless_exempted_with_a_reaso
             "solutions/anatomy.toml must hold a [targets] table",
         ));
 }
+
+#[test]
+fn a_package_group_keeps_its_dependencies_out_of_the_earlier_topics_builds() {
+    let wb = TempWorkbook::new();
+    let info = wb.read("info.toml");
+    wb.write(
+        "info.toml",
+        &info.replacen(
+            "dir = \"02_rate_limiting\"\n",
+            "dir = \"02_rate_limiting\"\npackage = \"extra\"\n",
+            1,
+        ),
+    );
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .code(1)
+        .stdout(contains("exercises/extra/Cargo.toml: missing"))
+        .stdout(contains("solutions/extra/Cargo.toml: missing"));
+
+    // The group's packages, with a dependency that only they use.
+    let manifest = |name: &str, heavy: &str| {
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\
+             autobins = false\n\n[dependencies]\nheavy = {{ path = \"{heavy}\" }}\n"
+        )
+    };
+    fs::create_dir_all(wb.path().join("exercises/extra/heavy/src")).unwrap();
+    fs::create_dir_all(wb.path().join("solutions/extra")).unwrap();
+    wb.write(
+        "exercises/extra/heavy/Cargo.toml",
+        "[package]\nname = \"heavy\"\nversion = \"0.0.0\"\nedition = \"2024\"\n",
+    );
+    wb.write(
+        "exercises/extra/heavy/src/lib.rs",
+        "pub const WEIGHT: u32 = 7;\n",
+    );
+    wb.write(
+        "exercises/extra/Cargo.toml",
+        &manifest("exercises-extra", "heavy"),
+    );
+    wb.write(
+        "solutions/extra/Cargo.toml",
+        &manifest("solutions-extra", "../../exercises/extra/heavy"),
+    );
+    let root = wb.read("Cargo.toml");
+    wb.write(
+        "Cargo.toml",
+        &root.replace(
+            "members = [\"exercises\", \"solutions\"]",
+            "members = [\"exercises\", \"solutions\", \"exercises/extra\", \"solutions/extra\"]",
+        ),
+    );
+    wb.sdlings()
+        .args(["dev", "update"])
+        .assert()
+        .success()
+        .stdout(contains("updated exercises/Cargo.toml"))
+        .stdout(contains("updated exercises/extra/Cargo.toml"))
+        .stdout(contains("updated solutions/extra/Cargo.toml"));
+    assert!(!wb.read("exercises/Cargo.toml").contains("token_bucket"));
+    assert!(
+        wb.read("solutions/extra/Cargo.toml").contains(
+            "name = \"token_bucket_sol\"\npath = \"../02_rate_limiting/token_bucket.rs\""
+        )
+    );
+    wb.sdlings()
+        .args(["dev", "check", "--static"])
+        .assert()
+        .success();
+
+    // An exercise before the group builds without the group's dependency...
+    let heavy_built = || {
+        fs::read_dir(wb.path().join("target/sdlings/debug/deps"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with("libheavy-"))
+            })
+            .unwrap_or(false)
+    };
+    let shipped = wb.read("exercises/00_intro/welcome.rs");
+    wb.solve("00_intro", "welcome");
+    wb.sdlings().args(["check", "welcome"]).assert().success();
+    assert!(
+        !heavy_built(),
+        "checking welcome built the group's dependency"
+    );
+    wb.write("exercises/00_intro/welcome.rs", &shipped);
+
+    // ...and the whole workbook, group included, is checked and its mistakes judged as before.
+    wb.sdlings()
+        .args(["dev", "check", "--repeat", "1"])
+        .assert()
+        .success();
+    assert!(heavy_built());
+    wb.sdlings()
+        .args(["dev", "mutants", "token_bucket"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "the tests reject all 2 plausible wrong implementations",
+        ));
+}

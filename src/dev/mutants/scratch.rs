@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::workbook::{SOLUTIONS_DIR, Workbook};
+use crate::runner::Package;
+use crate::workbook::Workbook;
 
 /// One binary of the scratch package.
 pub enum Unit {
@@ -62,7 +63,7 @@ pub fn package_dir(workbook: &Workbook) -> PathBuf {
     workbook.build_dir().join("mutants")
 }
 
-/// Writes the package with exactly these units: the solutions package's dependencies (path
+/// Writes the package with exactly these units: the solutions packages' dependencies (path
 /// dependencies made absolute), the workspace's profiles and lock file (same versions, same build
 /// settings, so the dependencies already built for the workbook are reused).
 pub fn write(workbook: &Workbook, dir: &Path, units: &[Unit]) -> Result<()> {
@@ -109,22 +110,38 @@ pub fn write(workbook: &Workbook, dir: &Path, units: &[Unit]) -> Result<()> {
     remove_unwanted(&src, &wanted)
 }
 
-fn manifest(workbook: &Workbook, units: &[Unit]) -> Result<String> {
-    let solutions_dir = workbook.root.join(SOLUTIONS_DIR);
-    let solutions: toml::Table = read_toml(&solutions_dir.join("Cargo.toml"))?;
-    let root: toml::Table = read_toml(&workbook.root.join("Cargo.toml"))?;
-    let mut dependencies = solutions
-        .get("dependencies")
-        .and_then(|d| d.as_table())
-        .cloned()
-        .unwrap_or_default();
-    for (_, spec) in dependencies.iter_mut() {
-        if let Some(path) = spec.get_mut("path")
-            && let Some(rel) = path.as_str()
-        {
-            *path = toml::Value::String(solutions_dir.join(rel).display().to_string());
+/// The dependencies of the solutions packages these units' exercises belong to (path
+/// dependencies made absolute): only the main package's unless a unit is of a package group, so
+/// checking one exercise's mistakes never builds another group's heavy dependencies.
+fn dependencies(workbook: &Workbook, units: &[Unit]) -> Result<toml::Table> {
+    let mut groups = BTreeSet::from([None]);
+    for unit in units {
+        let (Unit::Batch { exercise, .. } | Unit::Solo { exercise, .. }) = unit;
+        if let Some(index) = workbook.info.exercise_index(exercise) {
+            groups.insert(workbook.package_group(&workbook.info.exercises[index]));
         }
     }
+    let mut dependencies = toml::Table::new();
+    for group in groups {
+        let dir = workbook.root.join(Package::Solutions.manifest_dir(group));
+        let manifest: toml::Table = read_toml(&dir.join("Cargo.toml"))?;
+        let listed = manifest.get("dependencies").and_then(|d| d.as_table());
+        for (name, spec) in listed.into_iter().flatten() {
+            let mut spec = spec.clone();
+            if let Some(path) = spec.get_mut("path")
+                && let Some(rel) = path.as_str()
+            {
+                *path = toml::Value::String(dir.join(rel).display().to_string());
+            }
+            dependencies.insert(name.clone(), spec);
+        }
+    }
+    Ok(dependencies)
+}
+
+fn manifest(workbook: &Workbook, units: &[Unit]) -> Result<String> {
+    let root: toml::Table = read_toml(&workbook.root.join("Cargo.toml"))?;
+    let dependencies = dependencies(workbook, units)?;
     let mut manifest = toml::Table::new();
     let mut package = toml::Table::new();
     package.insert("name".into(), "mutants".into());
