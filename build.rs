@@ -53,9 +53,9 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     for (rel, path) in &files {
-        let is_learner_file = rel.starts_with("exercises/")
-            && !rel.starts_with("exercises/kit/")
-            && rel.ends_with(".rs");
+        // A kit (the shared one, or a package group's own) is curriculum, not the learner's.
+        let in_a_kit = rel.split('/').any(|part| part == "kit");
+        let is_learner_file = rel.starts_with("exercises/") && !in_a_kit && rel.ends_with(".rs");
         if !is_learner_file {
             println!("cargo:rerun-if-changed={}", path.display());
         }
