@@ -132,6 +132,15 @@ pub enum Command {
         /// Write the report to this file instead of standard output.
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Whose work this is, for a mentor merging reports (default: the author of the
+        /// workbook's latest git commit, else git's user.name).
+        #[arg(long, value_name = "NAME")]
+        learner: Option<String>,
+    },
+    /// Mentors: merge learners' `verify --format json` reports into one cohort view.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
     },
     /// Exercise sets: a mentor's selection of exercises for a cohort.
     Set {
@@ -160,6 +169,35 @@ pub enum Command {
         #[command(subcommand)]
         command: DevCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Merge verify reports (JSON) into one cohort view: a grid of learners × exercises, per
+    /// exercise how many passed and the median hints used, per learner progress and last pass,
+    /// and the exercises where the cohort is stuck.
+    ///
+    /// Two reports of the same learner: the newest is used, and the view says so. Reports whose
+    /// tests were edited or made on another curriculum version are marked. Nothing is written
+    /// unless every file is a usable report.
+    Merge {
+        /// The learners' reports (`sdlings verify --format json --output FILE`).
+        #[arg(required = true, value_name = "FILES")]
+        files: Vec<PathBuf>,
+        /// The view's format: one self-contained HTML page, Markdown, or JSON.
+        #[arg(long, value_enum, default_value_t = CohortFormat::Html)]
+        format: CohortFormat,
+        /// Write the view to this file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CohortFormat {
+    Html,
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

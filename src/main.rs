@@ -4,6 +4,7 @@
 //! own module (see the list below).
 
 mod cli;
+mod cohort;
 mod commands;
 mod dev;
 mod info_file;
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use colored::Colorize;
 
-use cli::{Cli, Command, DevCommand, SetCommand, WatchArgs};
+use cli::{Cli, Command, DevCommand, ReportCommand, SetCommand, WatchArgs};
 use commands::Outcome;
 use workbook::Workbook;
 
@@ -45,6 +46,14 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
     // The commands that need no workbook.
     match &cli.command {
         Some(Command::Init { dir }) => return commands::init::run(dir),
+        Some(Command::Report {
+            command:
+                ReportCommand::Merge {
+                    files,
+                    format,
+                    output,
+                },
+        }) => return commands::report::merge(files, *format, output.as_deref()),
         Some(Command::Completions { shell }) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(*shell, &mut command, "sdlings", &mut std::io::stdout());
@@ -66,8 +75,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             all,
             format,
             output,
-        } => commands::verify::run(&workbook, all, format, output.as_deref()),
-        Command::Init { .. } | Command::Completions { .. } => unreachable!("handled above"),
+            learner,
+        } => commands::verify::run(
+            &workbook,
+            all,
+            format,
+            output.as_deref(),
+            learner.as_deref(),
+        ),
+        Command::Init { .. } | Command::Completions { .. } | Command::Report { .. } => {
+            unreachable!("handled above")
+        }
         Command::Set { command } => match command {
             SetCommand::List => commands::set::list(&workbook),
             SetCommand::Show { name } => commands::set::show(&workbook, &name),

@@ -91,6 +91,12 @@ pub struct Report {
     pub schema_version: u32,
     pub sdlings_version: &'static str,
     pub generated_at: String,
+    /// Whose workbook this is (`verify --learner`, else the author of the workbook's latest
+    /// commit, else git's `user.name`), for a mentor merging a cohort's reports.
+    pub learner: Option<String>,
+    /// A fingerprint of the workbook's info.toml: reports with different ones were made on
+    /// different versions of the curriculum.
+    pub curriculum: Option<String>,
     /// What the tests were compared with to say `tests_changed`.
     pub reference: &'static str,
     pub set: SetInfo,
@@ -122,6 +128,8 @@ impl Report {
             sdlings_version: env!("CARGO_PKG_VERSION"),
             generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
                 .to_string(),
+            learner: None,
+            curriculum: None,
             reference,
             set,
             summary,
@@ -189,9 +197,13 @@ impl Report {
     }
 
     fn markdown(&self) -> String {
+        let whose = self
+            .learner
+            .as_deref()
+            .map_or(String::new(), |name| format!(" — {}", markdown_cell(name)));
         let mut out = format!(
-            "## sdlings report: {}\n\n{}\n\n| exercise | topic | result | first failing test | hints | first passed | tests changed |\n|---|---|---|---|---|---|---|\n",
-            self.set.title,
+            "## sdlings report: {}{whose}\n\n{}\n\n| exercise | topic | result | first failing test | hints | first passed | tests changed |\n|---|---|---|---|---|---|---|\n",
+            markdown_cell(&self.set.title),
             self.summary_line()
         );
         for e in &self.exercises {
@@ -277,7 +289,15 @@ impl Report {
     }
 }
 
-fn markdown_cell(text: &str) -> String {
+/// A fingerprint of a curriculum file's text (64-bit FNV-1a, in hex): equal texts, equal prints.
+pub fn fingerprint(text: &str) -> String {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
+pub fn markdown_cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 

@@ -4,6 +4,7 @@ pub mod check;
 pub mod hint;
 pub mod init;
 pub mod list;
+pub mod report;
 pub mod reset;
 pub mod run;
 pub mod set;

@@ -12,16 +12,17 @@ use anyhow::{Context, Result};
 
 use super::Outcome;
 use crate::pristine::{self, Reference};
-use crate::report::{Entry, FirstFailure, Format, Report, SetInfo, Status};
+use crate::report::{self, Entry, FirstFailure, Format, Report, SetInfo, Status};
 use crate::runner::{Package, Verdict, check_many};
 use crate::term::{self, StatusLine};
-use crate::workbook::{Workbook, test_module};
+use crate::workbook::{INFO_FILE_NAME, Workbook, test_module};
 
 pub fn run(
     workbook: &Workbook,
     all: bool,
     format: Format,
     output: Option<&Path>,
+    learner: Option<&str>,
 ) -> Result<Outcome> {
     let info = &workbook.info;
     let (state, set, progress) = workbook.progress()?;
@@ -108,7 +109,7 @@ pub fn run(
             e
         })
         .collect();
-    let report = Report::new(
+    let mut report = Report::new(
         SetInfo {
             name: set.name.clone(),
             title: set.title.clone(),
@@ -116,6 +117,12 @@ pub fn run(
         reference.describe(),
         entries,
     );
+    report.learner = learner
+        .map(str::to_string)
+        .or_else(|| learner_from_git(&workbook.root));
+    report.curriculum = fs::read_to_string(workbook.root.join(INFO_FILE_NAME))
+        .ok()
+        .map(|text| report::fingerprint(&text));
     let rendered = report.render(format);
     match output {
         Some(path) => {
@@ -140,6 +147,23 @@ pub fn run(
     } else {
         Outcome::Failure
     })
+}
+
+/// Whose work this is, as a mentor would name it: the author of the workbook's latest commit (on
+/// CI, the learner who pushed; on a mentor's machine, still the learner), else git's `user.name`.
+fn learner_from_git(root: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        (output.status.success() && !text.is_empty()).then_some(text)
+    };
+    git(&["log", "-1", "--format=%an"]).or_else(|| git(&["config", "user.name"]))
 }
 
 fn entry(

@@ -21,6 +21,7 @@ fn every_verb_has_help() {
         "reset",
         "solution",
         "verify",
+        "report",
         "set",
         "init",
         "completions",
@@ -39,6 +40,12 @@ fn every_verb_has_help() {
         .assert()
         .success()
         .stdout(contains("--repeat"));
+    Command::cargo_bin("sdlings")
+        .unwrap()
+        .args(["report", "merge", "--help"])
+        .assert()
+        .success()
+        .stdout(contains("--format <FORMAT>"));
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod authoring;
 mod bad_input;
 mod bench;
 mod cli;
+mod cohort;
 mod curriculum;
 mod editor_saves;
 mod mentor;

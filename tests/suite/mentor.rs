@@ -227,11 +227,13 @@ fn the_autograde_example_script_grades_a_workbook() {
         .arg("grades")
         .current_dir(wb.path())
         .env("PATH", path_with_sdlings())
+        .env("SDLINGS_LEARNER", "ana-gh")
         .env_remove("SDLINGS_TARGET_DIR")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let json: serde_json::Value = serde_json::from_str(&wb.read("grades/report.json")).unwrap();
+    assert_eq!(json["learner"], "ana-gh");
     assert_eq!(json["summary"]["passed"], 1);
     assert_eq!(json["summary"]["total"], 3);
     roxmltree::Document::parse(&wb.read("grades/report.xml")).unwrap();
