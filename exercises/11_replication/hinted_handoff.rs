@@ -182,6 +182,14 @@ mod tests {
             .map(|i| cluster.node(i, |x| x.disk.read(|d| d.clone())).unwrap())
             .collect();
         check_settled(&disks, &puts.borrow(), 3, &minted);
+        for i in 0..nodes {
+            let left = cluster.node(i, |x| x.pending.len()).unwrap();
+            assert_eq!(
+                left, 0,
+                "node {i} still tracks {left} puts once everything is quiet: a put is done once \
+                 every home replica holds it or a stand-in keeps it for it"
+            );
+        }
         puts.take()
     }
 
@@ -190,16 +198,7 @@ mod tests {
         let (mut home, mut probe) = (node(1, 2), Probe::new(1, 5));
         probe.deliver(&mut home, 0, Msg::store(1, 20, v(200, 0)));
         let sent = probe.deliver(&mut home, 4, Msg::handoff(1, 10, v(100, 3)));
-        assert_eq!(
-            sent,
-            vec![(
-                4,
-                Msg::Stored {
-                    key: 1,
-                    version: v(100, 3)
-                }
-            )]
-        );
+        assert_eq!(sent, vec![(4, Msg::stored(1, v(100, 3)))]);
         let held = home.disk.read(|d| d.data.get(&1).copied());
         assert_eq!(
             held,
@@ -212,17 +211,7 @@ mod tests {
     fn a_stand_in_keeps_the_hint_on_disk_offers_it_every_tick_and_drops_it_once_acknowledged() {
         let (mut stand_in, mut probe) = (node(3, 2), Probe::new(3, 5));
         let sent = probe.deliver(&mut stand_in, 1, Msg::hint(0, 0, 7, v(50, 1)));
-        assert_eq!(
-            sent,
-            vec![(
-                1,
-                Msg::HintKept {
-                    home: 0,
-                    key: 0,
-                    version: v(50, 1)
-                }
-            )]
-        );
+        assert_eq!(sent, vec![(1, Msg::hint_kept(0, 0, v(50, 1)))]);
         let own = stand_in.disk.read(|d| d.data.get(&0).copied());
         assert_eq!(own, None, "a hint is not the stand-in's own data");
         for _ in 0..2 {
@@ -233,14 +222,7 @@ mod tests {
                 "the same write, same version, until acknowledged"
             );
         }
-        probe.deliver(
-            &mut stand_in,
-            0,
-            Msg::Stored {
-                key: 0,
-                version: v(50, 1),
-            },
-        );
+        probe.deliver(&mut stand_in, 0, Msg::stored(0, v(50, 1)));
         let left = (hints(&stand_in), probe.tick(&mut stand_in));
         assert_eq!(left, (vec![], vec![]), "delivered: drop it");
     }
@@ -251,14 +233,7 @@ mod tests {
         probe.deliver(&mut stand_in, 1, Msg::hint(0, 0, 7, v(50, 1)));
         probe.deliver(&mut stand_in, 2, Msg::hint(0, 0, 8, v(90, 2)));
         probe.deliver(&mut stand_in, 1, Msg::hint(0, 0, 7, v(50, 1)));
-        probe.deliver(
-            &mut stand_in,
-            0,
-            Msg::Stored {
-                key: 0,
-                version: v(50, 1),
-            },
-        );
+        probe.deliver(&mut stand_in, 0, Msg::stored(0, v(50, 1)));
         assert_eq!(
             hints(&stand_in),
             vec![((0, 0), (v(90, 2), 8))],
@@ -314,6 +289,11 @@ mod tests {
         assert!(
             probe.at(ms(200)).tick(&mut coordinator).is_empty(),
             "every home is covered"
+        );
+        assert!(
+            coordinator.pending.is_empty(),
+            "every home replica holds the put or has a stand-in keeping it: the coordinator is \
+             done with it (kept for ever, its pending puts grow without end)"
         );
     }
 

@@ -218,10 +218,9 @@ mod tests {
                 value: 80,
             },
         );
-        assert_eq!(
-            sent.first(),
-            Some(&(CLIENT, Msg::Written { req: 2, pos: 2 })),
-            "the second write is entry 2 of the log (positions count from 1): answer it first"
+        assert!(
+            sent.contains(&(CLIENT, Msg::Written { req: 2, pos: 2 })),
+            "the second write is entry 2 of the log (positions count from 1), got {sent:?}"
         );
         let sent = probe.tick(&mut leader);
         let to_1 = Msg::Append {
@@ -250,19 +249,19 @@ mod tests {
     fn a_follower_parks_a_read_ahead_of_its_log_and_answers_once_it_catches_up() {
         let mut follower = Replica::new(1, 3);
         let mut probe = Probe::new(1, 3);
-        let sent = probe.deliver(
-            &mut follower,
-            CLIENT,
-            Msg::Read {
-                req: 5,
+        let mut sent = Vec::new();
+        for (client, req) in [(CLIENT, 5), (CLIENT + 1, 1)] {
+            let read = Msg::Read {
+                req,
                 key: 7,
                 at_least: 2,
-            },
-        );
+            };
+            sent.extend(probe.deliver(&mut follower, client, read));
+        }
         assert!(
             sent.is_empty(),
-            "the follower holds 0 entries and the client has seen 2: answering now would give \
-             it an older state than it has seen; got {sent:?}"
+            "the follower holds 0 entries and the clients have seen 2: answering now would give \
+             them an older state than they have seen; got {sent:?}"
         );
         let sent = probe.deliver(
             &mut follower,
@@ -285,17 +284,18 @@ mod tests {
                 entries: vec![(7, 2)],
             },
         );
-        assert!(
-            sent.contains(&(
-                CLIENT,
-                Msg::ReadOk {
-                    req: 5,
-                    value: Some(2),
-                    pos: 2
-                }
-            )),
-            "the log reached position 2: answer the parked read from it, got {sent:?}"
-        );
+        for (client, req) in [(CLIENT, 5), (CLIENT + 1, 1)] {
+            let answer = Msg::ReadOk {
+                req,
+                value: Some(2),
+                pos: 2,
+            };
+            assert!(
+                sent.contains(&(client, answer)),
+                "the log reached position 2: answer both parked reads from it (client {client}'s \
+                 too), got {sent:?}"
+            );
+        }
         let sent = probe.deliver(
             &mut follower,
             LEADER,
@@ -350,6 +350,16 @@ mod tests {
             ),
             "entries 2..3 overlap the 2 held: append only entry 3"
         );
+        let sent = probe.deliver(&mut follower, LEADER, append(0, &[(1, 10)]));
+        assert_eq!(
+            (follower.log.clone(), sent),
+            (
+                vec![(1, 10), (2, 20), (1, 11)],
+                vec![(LEADER, Msg::Ack { len: 3 })]
+            ),
+            "a late copy of an earlier Append (the network reorders) holds nothing new: the log \
+             keeps its 3 entries (one leader, so entries never conflict)"
+        );
         let sent = probe.deliver(&mut follower, LEADER, append(5, &[(3, 30)]));
         assert_eq!(
             (follower.log.len(), sent),
@@ -360,6 +370,14 @@ mod tests {
             follower.state.get(&1),
             Some(&11),
             "the state is the log's latest values"
+        );
+        let mut restarted = Replica::new(2, 3);
+        let sent = probe.deliver(&mut restarted, LEADER, append(3, &[]));
+        assert_eq!(
+            sent,
+            vec![(LEADER, Msg::Ack { len: 0 })],
+            "a follower that restarted empty gets a heartbeat (an empty Append) past its end: it \
+             must say it holds 0 entries, or the leader never resends the log when no write comes"
         );
     }
 
@@ -451,7 +469,7 @@ mod tests {
     fn sessions_read_their_writes_and_never_go_back_and_followers_catch_up_after_faults() {
         for_seeds(SEEDS, |rng| {
             let seed = rng.random();
-            let nodes = rng.random_range(2..=3);
+            let nodes = rng.random_range(2..=4);
             let faults = follower_faults(rng, nodes, ms(300));
             let mut cluster = Cluster::new(lossy(nodes), seed, move |id| Replica::new(id, nodes));
             cluster.faults(faults);

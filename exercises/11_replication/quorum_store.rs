@@ -96,9 +96,9 @@ mod tests {
     use std::time::Duration;
 
     use rand::RngExt;
-    use sdlings_kit::cluster::{Cluster, Config, FaultPlan, Probe};
+    use sdlings_kit::cluster::{FaultPlan, Probe};
     use sdlings_kit::property::for_seeds;
-    use sdlings_kit::replication::quorum_store::{QuorumOp, Workload, clients, stale_reads};
+    use sdlings_kit::replication::quorum_store::{QuorumOp, run_workload, stale_reads};
 
     use super::*;
 
@@ -115,30 +115,6 @@ mod tests {
 
     fn node(me: NodeId, n: usize, r: usize, w: usize) -> QuorumNode {
         QuorumNode::new(me, n, r, w, Disk::default())
-    }
-
-    /// The default workload on n nodes with (R, W), `faults` and maybe loss: what clients saw.
-    fn run(
-        n: usize,
-        (r, w): (usize, usize),
-        seed: u64,
-        faults: FaultPlan,
-        lossy: bool,
-    ) -> Vec<QuorumOp> {
-        let (loss, duplicate) = if lossy { (0.03, 0.1) } else { (0.0, 0.0) };
-        let config = Config {
-            nodes: n,
-            loss,
-            duplicate,
-            ..Config::default()
-        };
-        let mut cluster = Cluster::with_disks(config, seed, move |id, disk| {
-            QuorumNode::new(id, n, r, w, disk)
-        });
-        cluster.faults(faults);
-        let ops = clients(&mut cluster, n, &Workload::default(), seed);
-        cluster.run();
-        ops.borrow().clone()
     }
 
     fn op_of(sent: &[(NodeId, Msg)]) -> u64 {
@@ -203,14 +179,7 @@ mod tests {
             "R = 3: wait"
         );
         let sent = probe.deliver(&mut coordinator, 2, Msg::fetched(op, Some(2), v(200, 0)));
-        let answer = (
-            CLIENT,
-            Msg::GetOk {
-                req: 3,
-                value: Some(3),
-                version: v(300, 1),
-            },
-        );
+        let answer = (CLIENT, Msg::get_ok(3, Some(3), v(300, 1)));
         assert_eq!(
             sent.first(),
             Some(&answer),
@@ -228,6 +197,40 @@ mod tests {
             (Some(3), v(300, 1)),
             "the coordinator repairs itself too"
         );
+    }
+
+    #[test]
+    fn a_get_asks_every_replica_and_breaks_a_stamp_tie_by_node_id_as_the_replicas_do() {
+        let (mut coordinator, mut probe) = (node(0, 3, 2, 2), Probe::new(0, 3));
+        coordinator.store(9, 7, v(300, 2));
+        let sent = probe.deliver(&mut coordinator, CLIENT, Msg::Get { req: 4, key: 9 });
+        let mut asked: Vec<NodeId> = sent.iter().map(|(to, _)| *to).collect();
+        asked.sort_unstable();
+        let why = "ask every other replica: any R will do, so one that is down costs nothing";
+        assert_eq!(asked, [1, 2], "{why}");
+        let reply = Msg::fetched(op_of(&sent), Some(6), v(300, 1));
+        let sent = probe.deliver(&mut coordinator, 2, reply);
+        assert_eq!(
+            sent.first(),
+            Some(&(CLIENT, Msg::get_ok(4, Some(7), v(300, 2)))),
+            "R = 2: the coordinator and replica 2 answered (replica 1 may be down), with the same \
+             stamp: node 2's version is the newer (ties go to the higher node id, as everywhere)"
+        );
+    }
+
+    #[test]
+    fn two_clients_puts_at_one_coordinator_are_told_apart_even_with_the_same_request_number() {
+        let (mut coordinator, mut probe) = (node(0, 3, 2, 2), Probe::new(0, 3));
+        let a = op_of(&probe.deliver(&mut coordinator, CLIENT, Msg::put(1, 4, 40)));
+        let b = op_of(&probe.deliver(&mut coordinator, CLIENT + 1, Msg::put(1, 5, 50)));
+        for (op, client) in [(a, CLIENT), (b, CLIENT + 1)] {
+            let sent = probe.deliver(&mut coordinator, 1, Msg::Stored { op });
+            assert!(
+                matches!(sent[..], [(c, Msg::PutOk { req: 1, .. })] if c == client),
+                "replica 1 acknowledged client {client}'s put: answer that client (both number \
+                 their requests from 1: the coordinator needs its own op numbers), got {sent:?}"
+            );
+        }
     }
 
     #[test]
@@ -273,34 +276,34 @@ mod tests {
             "the second put must win: {first:?} then {second:?}"
         );
         let sent = probe.deliver(&mut coordinator, CLIENT, Msg::Get { req: 3, key: 1 });
-        assert!(
-            matches!(
-                sent[..],
-                [(
-                    CLIENT,
-                    Msg::GetOk {
-                        value: Some(11),
-                        ..
-                    }
-                )]
-            ),
-            "{sent:?}"
-        );
+        let answer = (CLIENT, Msg::get_ok(3, Some(11), second));
+        assert_eq!(sent, [answer], "the get sees the second put");
     }
 
     #[test]
     fn with_r_plus_w_above_n_no_read_is_stale_under_partitions_crashes_loss_and_duplicates() {
+        let (mut done, mut total) = (0, 0);
         for_seeds(SEEDS, |rng| {
             let seed = rng.random();
             let n = if rng.random_bool(0.7) { 3 } else { 5 };
             let w = rng.random_range(1..=n);
             let r = rng.random_range(n + 1 - w..=n);
             let faults = FaultPlan::random(rng, n, ms(500), true);
-            let ops = run(n, (r, w), seed, faults, true);
+            let build = move |id, d| QuorumNode::new(id, n, r, w, d);
+            let ops = run_workload(n, seed, faults, true, build);
             let stale = stale_reads(&ops);
             let why = stale.join("\n");
             assert!(stale.is_empty(), "N = {n}, R = {r}, W = {w}:\n{why}");
+            total += ops.len();
+            done += ops.iter().filter(|op| op.answered()).count();
         });
+        // Liveness: a store that never answers reads nothing stale. About 70% of the requests
+        // are answered (the rest hit the minority side of a partition, a crash, or a loss).
+        assert!(
+            done * 2 >= total,
+            "only {done} of {total} requests were answered: a put needs W replicas and a get \
+             R, so outside the minority side of a partition most requests should succeed"
+        );
     }
 
     #[test]
@@ -311,7 +314,8 @@ mod tests {
             let n = rng.random_range(3..=4);
             let (r, w) = (1, n / 2);
             let faults = FaultPlan::random(rng, n, ms(500), false);
-            let ops = run(n, (r, w), seed, faults, false);
+            let build = move |id, d| QuorumNode::new(id, n, r, w, d);
+            let ops = run_workload(n, seed, faults, false, build);
             stale_seeds += u64::from(!stale_reads(&ops).is_empty());
             for op in &ops {
                 if let QuorumOp::Put { acked: a, .. } = op {
@@ -335,14 +339,11 @@ mod tests {
 
     #[test]
     fn a_single_node_store_answers_everything_itself() {
-        let ops = run(1, (1, 1), 5, FaultPlan::new(), false);
+        let build = |id, d| QuorumNode::new(id, 1, 1, 1, d);
+        let ops = run_workload(1, 5, FaultPlan::new(), false, build);
         assert!(stale_reads(&ops).is_empty());
-        let answered = ops.iter().all(|op| match op {
-            QuorumOp::Put { acked, .. } => acked.is_some(),
-            QuorumOp::Get { answer, .. } => answer.is_some(),
-        });
         assert!(
-            answered,
+            ops.iter().all(QuorumOp::answered),
             "N = R = W = 1: every request is answered by the coordinator alone"
         );
     }

@@ -197,6 +197,58 @@ mod tests {
     }
 
     #[test]
+    fn an_acknowledgement_covers_only_the_values_it_lists() {
+        let (mut node, mut probe) = (BroadcastNode::new(1), Probe::new(0, 2));
+        probe.deliver(&mut node, 5, Msg::Broadcast(7));
+        assert_eq!(gossip_to(&probe.tick(&mut node)), vec![(1, vec![7])]);
+        // 8 arrives while the gossip of 7 is on its way; then peer 1 acknowledges 7.
+        probe.deliver(&mut node, 5, Msg::Broadcast(8));
+        probe.deliver(&mut node, 1, Msg::GossipOk(vec![7]));
+        assert_eq!(
+            gossip_to(&probe.tick(&mut node)),
+            vec![(1, vec![8])],
+            "peer 1 acknowledged 7 only: it never saw 8, which must still go to it"
+        );
+        probe.deliver(&mut node, 1, Msg::GossipOk(vec![8]));
+        assert_eq!(
+            probe.tick(&mut node),
+            vec![],
+            "peer 1 has now acknowledged 7 and then 8: it holds both (an acknowledgement adds \
+             to what the peer is known to hold, it does not replace it)"
+        );
+    }
+
+    #[test]
+    fn each_tick_gossips_to_fanout_different_peers_among_those_that_miss_values() {
+        let (mut node, mut probe) = (BroadcastNode::new(2), Probe::new(0, 4));
+        probe.deliver(&mut node, 5, Msg::Broadcast(7));
+        for tick in 1..=4 {
+            let sent = gossip_to(&probe.tick(&mut node));
+            let peers: BTreeSet<NodeId> = sent.iter().map(|(peer, _)| *peer).collect();
+            assert!(
+                sent.len() == 2 && peers.len() == 2 && sent.iter().all(|(_, vs)| vs == &[7]),
+                "tick {tick}: fanout 2, and peers 1, 2 and 3 all miss 7: send 7 to exactly two \
+                 different peers, got {sent:?}"
+            );
+        }
+        probe.deliver(&mut node, 1, Msg::GossipOk(vec![7]));
+        for tick in 1..=4 {
+            assert_eq!(
+                gossip_to(&probe.tick(&mut node)),
+                vec![(2, vec![7]), (3, vec![7])],
+                "tick {tick}: fanout 2, and only peers 2 and 3 still miss 7: both get it, once \
+                 each (a turn given to peer 1, which holds everything, is a turn lost)"
+            );
+        }
+        probe.deliver(&mut node, 2, Msg::GossipOk(vec![7]));
+        assert_eq!(
+            gossip_to(&probe.tick(&mut node)),
+            vec![(3, vec![7])],
+            "only peer 3 misses 7: it alone gets a gossip"
+        );
+    }
+
+    #[test]
     fn gossip_routes_around_unreachable_peers_during_a_partition() {
         sdlings_kit::property::for_seeds(20, |rng| {
             let seed = rng.random();

@@ -247,6 +247,47 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_whose_renewal_gets_no_answer_does_not_wait_for_it_forever() {
+        let (mut probe, mut c) = elected();
+        probe.at(TTL / 2);
+        let renewal = cas(1, 1, 2);
+        assert_eq!(probe.tick(&mut c), renewal, "the first renewal");
+        // It is lost: no answer ever comes. Tick on, every 20 ms, until two TTLs have passed.
+        let mut again = false;
+        for t in (95..=300).step_by(20) {
+            probe.at(Duration::from_millis(t));
+            again |= probe.tick(&mut c) == renewal;
+        }
+        assert!(
+            again || c.leading().is_none(),
+            "the renewal sent at 75 ms was lost: by 300 ms the leader must renew again (on version \
+             1: the answer tells it whether it still leads) or step down, not wait forever"
+        );
+    }
+
+    #[test]
+    fn a_candidate_whose_proposal_gets_no_answer_asks_the_store_again() {
+        let (mut probe, mut c) = (Probe::new(2, 4), Candidate::new(TTL));
+        probe.tick(&mut c);
+        assert_eq!(
+            probe.deliver(&mut c, STORE, got(None, false, 0)),
+            cas(0, 1, 2)
+        );
+        // The CAS, or its answer, is lost. Tick on, every 20 ms, for a TTL.
+        let mut sent = Vec::new();
+        for t in (20..=150).step_by(20) {
+            probe.at(Duration::from_millis(t));
+            sent.extend(probe.tick(&mut c));
+        }
+        assert!(
+            sent.iter().any(|(to, _)| *to == STORE),
+            "the proposal or its answer was lost: the candidate must ask the store again (read \
+             who leads now), or it never takes part in an election again"
+        );
+        assert_eq!(c.leading(), None, "no answer is not a win");
+    }
+
+    #[test]
     fn no_two_nodes_ever_lead_the_same_term_over_delays_loss_crashes_and_pauses() {
         sdlings_kit::property::for_seeds(SEEDS, |rng| {
             let seed = rand::RngExt::random(rng);

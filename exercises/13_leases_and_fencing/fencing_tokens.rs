@@ -148,6 +148,11 @@ mod tests {
             store.write(write(3, 0, 3, 30)),
             Err(Rejected { highest: 9 })
         );
+        assert_eq!(
+            store.write(write(4, 1, 1, 10)),
+            Err(Rejected { highest: 2 }),
+            "on resource 1 token 1 lost to token 2: the refusal names resource 1's highest token"
+        );
         assert_eq!((store.read(0), store.read(1)), (Some(90), Some(20)));
     }
 

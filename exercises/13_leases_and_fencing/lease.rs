@@ -179,11 +179,15 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_renewal_does_not_keep_an_expired_lease_alive() {
+    fn a_pending_renewal_neither_ends_nor_extends_the_lease() {
         let mut lease = Lease::new(0.0);
         lease.sent(1, ms(0));
         lease.granted(&grant(1, 100, 0), ms(10));
         lease.sent(2, ms(90));
+        assert!(
+            lease.holds(ms(99)),
+            "the renewal in flight does not end the lease we have: still ours until 100 ms"
+        );
         assert!(
             !lease.holds(ms(100)),
             "the renewal sent at 90 ms has no answer yet: the server may refuse it"
@@ -196,6 +200,11 @@ mod tests {
         lease.sent(1, ms(0));
         lease.sent(2, ms(50));
         lease.granted(&grant(1, 100, 0), ms(60));
+        assert!(
+            lease.holds(ms(99)),
+            "request 1 was granted: the lease is ours from its send (0 ms) for 100 ms, whether or \
+             not request 2 is ever answered (remember every request in flight, not the last one)"
+        );
         assert!(
             !lease.holds(ms(100)),
             "the grant answers request 1, sent at 0 ms: over at 100 ms (request 2 may be lost)"

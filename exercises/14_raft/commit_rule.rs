@@ -60,7 +60,7 @@ impl Rules<u64> for CommitRule {
             }
         }
         if req.leader_commit > raft.commit {
-            raft.commit = req.leader_commit.min(reply.match_index);
+            raft.commit = req.leader_commit.min(reply.match_index).max(raft.commit);
         }
         reply
     }

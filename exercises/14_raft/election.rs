@@ -189,11 +189,23 @@ mod tests {
         assert_eq!(node.role(), Role::Leader, "itself, 0 and 4: 3 of 5");
         let heartbeats = [0, 1, 3, 4].map(|p| (p, beat(1)));
         assert_eq!(sent, heartbeats, "a new leader tells every peer at once");
+        let (_, mut node) = fresh();
+        let mut probe = Probe::new(0, 4);
+        tick_until_sends(&mut probe, &mut node, 0);
+        probe.deliver(&mut node, 1, vote(1, true));
+        assert_eq!(
+            node.role(),
+            Role::Candidate,
+            "of 4 nodes, 2 are half, not a majority: another candidate could get the other 2"
+        );
+        probe.deliver(&mut node, 3, vote(1, true));
+        assert_eq!(node.role(), Role::Leader, "3 of 4");
     }
 
     #[test]
     fn votes_for_an_earlier_term_do_not_count_in_a_later_election() {
         let (_, mut node, mut probe) = candidate(0);
+        probe.deliver(&mut node, 1, vote(1, true));
         let (at, _) = tick_until_sends(&mut probe, &mut node, 301);
         assert_eq!(node.term(), 2, "no majority by {at} ms: it stands again");
         probe.deliver(&mut node, 1, vote(1, true));
@@ -204,6 +216,11 @@ mod tests {
             "votes granted in term 1, arriving late, are not votes for term 2"
         );
         probe.deliver(&mut node, 3, vote(2, true));
+        assert_eq!(
+            node.role(),
+            Role::Candidate,
+            "in term 2 only itself and node 3 voted for it (node 1's vote was for term 1): 2 of 5"
+        );
         probe.deliver(&mut node, 4, vote(2, true));
         assert_eq!(node.role(), Role::Leader, "two votes of term 2 and its own");
     }
@@ -306,6 +323,13 @@ mod tests {
             (Role::Follower, 1),
             "a candidate hearing from a leader of its own term lost the election: it follows"
         );
+        probe.deliver(&mut node, 1, vote(1, true));
+        probe.deliver(&mut node, 2, vote(1, true));
+        assert_eq!(
+            node.role(),
+            Role::Follower,
+            "node 3 leads term 1: late votes for a candidacy given up make no second leader of it"
+        );
     }
 
     #[test]
@@ -330,6 +354,37 @@ mod tests {
              {at} ms"
         );
         assert_eq!(sent[0], (0, ask(2)));
+    }
+
+    #[test]
+    fn a_granted_vote_holds_off_an_election_and_a_stale_heartbeat_does_not() {
+        let (_, mut node) = fresh();
+        let mut probe = Probe::new(1, 3);
+        for t in 0..2_000 {
+            if t % 100 == 0 {
+                let (from, term) = (t as usize / 100 % 2 * 2, t / 100 + 1);
+                probe.at(ms(t)).deliver(&mut node, from, ask(term));
+            }
+            let sent = probe.at(ms(t)).tick(&mut node);
+            assert!(
+                sent.is_empty(),
+                "it granted a vote every 100 ms, and granting a vote resets the election timer \
+                 (the candidate it voted for is about to lead), but at {t} ms it sent {sent:?}"
+            );
+        }
+        // Node 2, which it voted for last, leads term 20; node 0, deposed, still sends term 19.
+        probe.at(ms(2_000)).deliver(&mut node, 2, beat(20));
+        let stood = (2_001..2_600).find(|&t| {
+            if t % 50 == 0 {
+                probe.at(ms(t)).deliver(&mut node, 0, beat(19));
+            }
+            !probe.at(ms(t)).tick(&mut node).is_empty()
+        });
+        assert!(
+            stood.is_some_and(|t| t <= 2_300),
+            "node 2's last heartbeat came at 2000 ms: it stands a timeout (150-300 ms) later, \
+             whatever a deposed leader of term 19 sends; it stood at {stood:?} ms"
+        );
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl Rules<Command> for GivenRaft {
             }
         }
         if req.leader_commit > raft.commit {
-            raft.commit = req.leader_commit.min(reply.match_index);
+            raft.commit = req.leader_commit.min(reply.match_index).max(raft.commit);
         }
         reply
     }
@@ -225,6 +225,16 @@ mod tests {
             answers[2],
             (3, KvRet::Value(None)),
             "a retried read answers what the read returned when it took effect"
+        );
+        // Client 7's requests 1 and 2 each reached the log again later (delayed copies).
+        let (a, b) = (put(7, 1, 1, 10), put(7, 2, 1, 20));
+        let log = [a.clone(), b.clone(), a, put(8, 1, 1, 30), b];
+        let mut kv = Kv::default();
+        kv.apply_committed(&node_with(&log, 5));
+        assert_eq!(
+            kv.get(1),
+            Some(30),
+            "delayed copies of client 7's requests 1 and 2 must not run again: client 8's put stays"
         );
     }
 

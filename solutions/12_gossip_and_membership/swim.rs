@@ -296,6 +296,14 @@ mod tests {
         Msg::Ping { seq: 99, view }
     }
 
+    /// The one ping sent by a tick that starts a period: (target, seq).
+    fn the_ping(out: &[(NodeId, Msg)]) -> (NodeId, u64) {
+        let [(target, Msg::Ping { seq, .. })] = out else {
+            panic!("a new period: one ping, to one member, got {out:?}");
+        };
+        (*target, *seq)
+    }
+
     #[test]
     fn a_ping_is_answered_with_an_ack_of_the_same_seq_carrying_the_view() {
         let (mut node, mut probe) = (SwimNode::new(2, 3, TIMING), Probe::new(2, 3));
@@ -320,11 +328,9 @@ mod tests {
     #[test]
     fn an_unanswered_ping_goes_through_k_others_then_suspicion_then_death() {
         let (mut node, mut probe) = (SwimNode::new(0, 5, TIMING), Probe::new(0, 5));
-        let out = probe.at(ms(0)).tick(&mut node);
-        let [(target, Msg::Ping { seq, .. })] = out.as_slice() else {
-            panic!("the first tick starts a period: one ping to one member, got {out:?}");
-        };
-        let (target, seq) = (*target, *seq);
+        let known = (1..5).map(|n| member(n, State::Alive, 3)).collect();
+        probe.deliver(&mut node, 1, ping_with(known));
+        let (target, seq) = the_ping(&probe.at(ms(0)).tick(&mut node));
         assert!(
             probe.at(ms(20)).tick(&mut node).is_empty(),
             "before the ack timeout: wait"
@@ -345,6 +351,11 @@ mod tests {
             helpers.len() == 2 && !helpers.contains(&target) && !helpers.contains(&0),
             "no ack within 40 ms: ask k = 2 other members to ping {target}, got {helpers:?}"
         );
+        assert_eq!(
+            node.state(target),
+            (State::Alive, 3),
+            "no ack yet, but others may still reach {target}: suspect only when the period ends"
+        );
         assert!(
             probe.at(ms(60)).tick(&mut node).is_empty(),
             "ping-reqs go once per probe"
@@ -352,9 +363,9 @@ mod tests {
         probe.at(ms(100)).tick(&mut node);
         assert_eq!(
             node.state(target),
-            (State::Suspect, 0),
+            (State::Suspect, 3),
             "no ack, direct or indirect, by the end of the period: suspected (not dead), at \
-             the incarnation we knew"
+             the incarnation we knew (3)"
         );
         probe.at(ms(590)).tick(&mut node);
         assert_ne!(
@@ -373,11 +384,7 @@ mod tests {
     #[test]
     fn an_ack_relayed_by_a_helper_keeps_the_target_alive() {
         let (mut node, mut probe) = (SwimNode::new(0, 4, TIMING), Probe::new(0, 4));
-        let out = probe.at(ms(0)).tick(&mut node);
-        let (target, seq) = match &out[0] {
-            (t, Msg::Ping { seq, .. }) => (*t, *seq),
-            other => panic!("expected a ping: {other:?}"),
-        };
+        let (target, seq) = the_ping(&probe.at(ms(0)).tick(&mut node));
         let out = probe.at(ms(40)).tick(&mut node);
         let helper = out[0].0;
         probe
@@ -400,7 +407,7 @@ mod tests {
             Msg::PingReq {
                 seq: 7,
                 target: 2,
-                view: vec![],
+                view: vec![member(0, State::Alive, 5)],
             },
         );
         let [(2, Msg::Ping { seq: ours, .. })] = out.as_slice() else {
@@ -411,12 +418,17 @@ mod tests {
             2,
             Msg::Ack {
                 seq: *ours,
-                view: vec![],
+                view: vec![member(2, State::Alive, 2)],
             },
         );
         assert!(
             matches!(out.as_slice(), [(0, Msg::Ack { seq: 7, .. })]),
             "2 answered our ping: pass the ack back to 0 with 0's seq 7, got {out:?}"
+        );
+        assert_eq!(
+            (node.state(0), node.state(2)),
+            ((State::Alive, 5), (State::Alive, 2)),
+            "a ping-req and an ack carry their sender's view too: merge it, as for a ping"
         );
     }
 
@@ -448,6 +460,18 @@ mod tests {
             (State::Alive, 4),
             "alive at a newer incarnation clears it"
         );
+        probe.deliver(&mut node, 1, ping_with(vec![member(2, State::Suspect, 6)]));
+        assert_eq!(
+            node.state(2),
+            (State::Suspect, 6),
+            "2 refuted again since (we missed it) and is suspected at 6: newer than alive at 4"
+        );
+        probe.deliver(&mut node, 1, ping_with(vec![member(2, State::Suspect, 8)]));
+        assert_eq!(
+            node.state(2),
+            (State::Suspect, 8),
+            "a suspicion of a newer incarnation replaces an older suspicion"
+        );
         probe.deliver(&mut node, 1, ping_with(vec![member(2, State::Dead, 4)]));
         probe.deliver(&mut node, 1, ping_with(vec![member(2, State::Alive, 9)]));
         assert_eq!(node.state(2).0, State::Dead, "dead is final");
@@ -470,6 +494,89 @@ mod tests {
             node.view()[0].incarnation,
             1,
             "an old suspicion again: already refuted"
+        );
+        probe.deliver(&mut node, 0, ping_with(vec![member(2, State::Alive, 1)]));
+        assert_eq!(
+            node.view()[0].incarnation,
+            1,
+            "hearing itself alive is no suspicion: nothing to refute"
+        );
+    }
+
+    #[test]
+    fn ping_reqs_go_to_live_members_other_than_the_target_and_the_dead_are_not_probed() {
+        let (mut node, mut probe) = (SwimNode::new(0, 4, TIMING), Probe::new(0, 4));
+        probe.deliver(&mut node, 1, ping_with(vec![member(3, State::Dead, 0)]));
+        for period in 0..4 {
+            let (target, _) = the_ping(&probe.at(ms(period * 100)).tick(&mut node));
+            assert_ne!(target, 3, "period {period}: 3 is dead, do not probe it");
+            let other = 3 - target;
+            let out = probe.at(ms(period * 100 + 40)).tick(&mut node);
+            let asked: Vec<NodeId> = out.iter().map(|(to, _)| *to).collect();
+            assert!(
+                asked == [other] || (period > 0 && asked.is_empty()),
+                "period {period}: k = 2, but of 1, 2 and the dead 3 only {other} can ping \
+                 {target} for us (asking {target} to ping itself proves nothing): one ping-req, \
+                 to {other} (or none once {other} is suspected, if you ask only live ones), \
+                 got {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_one_member_nobody_is_asked_and_its_suspicion_runs_out_although_it_is_pinged_again() {
+        let (mut node, mut probe) = (SwimNode::new(0, 2, TIMING), Probe::new(0, 2));
+        for t in (0..=600).step_by(20) {
+            let out = probe.at(ms(t)).tick(&mut node);
+            assert!(
+                out.iter()
+                    .all(|(to, m)| *to == 1 && matches!(m, Msg::Ping { .. })),
+                "at {t} ms: 1 is the only member, and nobody can ping it for us: only pings, \
+                 got {out:?}"
+            );
+        }
+        assert_eq!(
+            node.state(1).0,
+            State::Dead,
+            "1 never answered: suspected at 100 ms, dead at 600 ms; a probe of a member already \
+             suspected must not restart its suspicion, or a member probed every period never dies"
+        );
+    }
+
+    #[test]
+    fn a_helper_passes_back_only_the_targets_ack_not_one_for_its_own_probe() {
+        let (mut node, mut probe) = (SwimNode::new(1, 4, TIMING), Probe::new(1, 4));
+        let (mine, seq) = the_ping(&probe.at(ms(0)).tick(&mut node));
+        let mut others = [0, 2, 3].into_iter().filter(|&n| n != mine);
+        let (asker, target) = (others.next().unwrap(), others.next().unwrap());
+        let view = vec![];
+        probe.deliver(&mut node, asker, Msg::PingReq { seq, target, view });
+        let out = probe.deliver(&mut node, mine, Msg::Ack { seq, view: vec![] });
+        assert!(
+            out.is_empty(),
+            "{mine} answered node 1's own ping {seq}; {target} has not answered the ping asked \
+             for by {asker} (whose number happens to be {seq} too): nothing goes to {asker}. \
+             Ping a ping-req's target with a number of your own. Got {out:?}"
+        );
+    }
+
+    #[test]
+    fn a_late_ack_of_an_earlier_probe_does_not_answer_the_current_one() {
+        let (mut node, mut probe) = (SwimNode::new(0, 4, TIMING), Probe::new(0, 4));
+        let (first, old) = the_ping(&probe.at(ms(0)).tick(&mut node));
+        probe.at(ms(40)).tick(&mut node);
+        let (second, current) = the_ping(&probe.at(ms(100)).tick(&mut node));
+        let view = vec![];
+        probe
+            .at(ms(110))
+            .deliver(&mut node, first, Msg::Ack { seq: old, view });
+        let out = probe.at(ms(140)).tick(&mut node);
+        assert!(
+            out.iter()
+                .any(|(_, m)| matches!(m, Msg::PingReq { seq, target, .. }
+                if *seq == current && *target == second)),
+            "the ack of ping {old} (the previous period's) came late; ping {current} to \
+             {second} is still unanswered at its ack timeout: ask others, got {out:?}"
         );
     }
 

@@ -90,6 +90,7 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
+    use sdlings_kit::cluster::{Fault, FaultPlan};
     use sdlings_kit::workload::seeded_rng;
 
     use super::*;
@@ -145,19 +146,45 @@ mod tests {
     #[test]
     fn a_crashed_holders_lock_frees_itself_after_the_ttl() {
         let mut cluster = redis::cluster(2);
+        let taken = std::rc::Rc::new(std::cell::Cell::new(None));
+        let set = std::rc::Rc::clone(&taken);
         cluster.client(|c| async move {
             let mut a = locker(1, c);
             a.acquire(1, ms(100)).await.expect("free");
+            set.set(Some(a.redis().now()));
             // ... and never releases it.
         });
         cluster.client(|c| async move {
             let mut b = locker(2, c);
             b.redis().sleep(ms(40)).await;
             assert_eq!(b.acquire(1, ms(100)).await, None, "held for 100 ms");
-            b.redis().sleep(ms(150)).await;
+            // The server set the key before client 1's acquire returned: 100 ms after that
+            // return, the key has surely expired.
+            let at = taken.get().expect("client 1 took the lock within 40 ms") + ms(100);
+            b.redis().sleep(at.saturating_sub(b.redis().now())).await;
             assert!(
                 b.acquire(1, ms(100)).await.is_some(),
-                "the holder vanished: its lock must expire (PX), or nobody ever gets it again"
+                "the holder vanished: its lock must expire after the TTL it asked for (PX), \
+                 or nobody gets it again in time; it was set before {:?}, asked again at {at:?}",
+                at - ms(100)
+            );
+        });
+        assert!(cluster.run());
+    }
+
+    #[test]
+    fn an_acquire_that_gets_no_answer_is_not_a_lock() {
+        let mut cluster = redis::cluster(6);
+        // The server stops for 300 ms (a GC pause), longer than a call waits for its reply.
+        let pause = Fault::Pause(0, ms(300));
+        cluster.faults(FaultPlan::new().at(Duration::ZERO, pause));
+        cluster.client(|c| async move {
+            let mut a = locker(1, c);
+            assert_eq!(
+                a.acquire(3, ms(1_000)).await,
+                None,
+                "no reply came: the SET may or may not have run, so the lock is not ours to use \
+                 (if it was set, it expires)"
             );
         });
         assert!(cluster.run());
@@ -222,8 +249,8 @@ mod tests {
         for k in 0..3 {
             let values = std::rc::Rc::clone(&values);
             cluster.client(move |c| async move {
+                // All three at once, on keys of their own.
                 let mut l = locker(k, c);
-                l.redis().sleep(ms(k * 300)).await;
                 for key in 0..3 {
                     let held = l.acquire(key + 10 * k, ms(50)).await.expect("free keys");
                     values.borrow_mut().push(held.value);

@@ -67,8 +67,9 @@ impl Rules<u64> for Replication {
             }
         }
         if req.leader_commit > raft.commit {
-            // Only what this request proved matching: entries past `last_new` are unchecked.
-            raft.commit = req.leader_commit.min(last_new);
+            // Only what this request proved matching: entries past `last_new` are unchecked. And
+            // never back: a delayed request may cover less than the commit index already is.
+            raft.commit = req.leader_commit.min(last_new).max(raft.commit);
         }
         AppendReply {
             term: raft.term,
@@ -258,6 +259,12 @@ mod tests {
             reply.success && f.log.len() == 4,
             "a duplicate changes nothing either"
         );
+        let reply = Replication::append_entries(&mut f, request(1, (0, 0), entries(&[1; 6], 1), 0));
+        assert_eq!(
+            (f.log.len(), reply.match_index),
+            (6, 6),
+            "entries 1-4 are already here; entries 5 and 6 that follow them are appended"
+        );
     }
 
     #[test]
@@ -275,6 +282,12 @@ mod tests {
         assert_eq!(
             f.commit, 3,
             "a delayed request with an older commit index moves nothing back"
+        );
+        Replication::append_entries(&mut f, request(2, (2, 1), vec![], 5));
+        assert_eq!(
+            f.commit, 3,
+            "a delayed request that covered only up to 2 moves nothing back either, whatever its \
+             leader_commit: min(5, 2) is below 3 (etcd's commitTo only ever raises it)"
         );
     }
 

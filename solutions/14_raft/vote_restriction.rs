@@ -379,6 +379,12 @@ mod tests {
             (3, Some(3)),
             "on disk before the reply"
         );
+        let sent = probe.deliver(&mut node, 3, ask(3, 3, 2));
+        assert_eq!(
+            sent,
+            [(3, vote(3, true))],
+            "the same candidate asking again (its reply was lost) gets the same answer"
+        );
         let sent = probe.deliver(&mut node, 4, ask(3, 9, 3));
         assert_eq!(
             sent,
@@ -413,6 +419,39 @@ mod tests {
             sent,
             [(1, vote(8, true))],
             "a log ending at (index 3, term 2) is ahead of (2, 2), whatever the current terms"
+        );
+    }
+
+    #[test]
+    fn a_granted_vote_holds_off_the_voters_election_and_a_refused_one_does_not() {
+        let (_, mut node, mut probe) = node(2, &[1, 2], 0);
+        for t in 0..1_500 {
+            if t % 100 == 0 {
+                let (from, term) = (1 + t as usize / 100 % 2, 3 + t / 100);
+                probe.at(ms(t)).deliver(&mut node, from, ask(term, 3, 2));
+            }
+            let sent = probe.at(ms(t)).tick(&mut node);
+            assert!(
+                sent.is_empty(),
+                "it granted a vote every 100 ms, and a granted vote resets the election timer \
+                 (that candidate is about to lead), but at {t} ms it sent {sent:?}"
+            );
+        }
+        // The last vote was at 1400 ms. Now a stale node, its longer log ending in term 1, asks
+        // every 50 ms in ever newer terms, and is refused each time.
+        let stood = (1_500..2_000).find(|&t| {
+            if t % 50 == 0 {
+                probe.at(ms(t)).deliver(&mut node, 4, ask(t / 50, 9, 1));
+            }
+            let sent = probe.at(ms(t)).tick(&mut node);
+            sent.iter()
+                .any(|(_, m)| matches!(m, LogMsg::RequestVote { .. }))
+        });
+        assert!(
+            stood.is_some_and(|t| t <= 1_700),
+            "its last vote was at 1400 ms: it stands a timeout (150-300 ms) later; a refused \
+             candidate must not hold it off (or a stale node keeps every up-to-date node from \
+             standing); it stood at {stood:?} ms"
         );
     }
 

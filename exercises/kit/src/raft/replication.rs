@@ -269,7 +269,7 @@ impl Board {
     /// Plays an election: `voters` (a majority, candidate included) adopt a new term, and
     /// `candidate` leads it. Panics if the candidate's log is less up to date than a voter's
     /// (a real election could not have that outcome).
-    pub fn elect(&self, candidate: NodeId, voters: &[NodeId]) -> Term {
+    pub(crate) fn elect(&self, candidate: NodeId, voters: &[NodeId]) -> Term {
         let mut b = self.0.borrow_mut();
         assert!(2 * voters.len() > b.views.len(), "a majority must vote");
         let key = |v: &View| (v.last_term, v.last_index);
@@ -291,7 +291,7 @@ impl Board {
 
     /// Plays a random election among the running nodes: a random majority votes for one of its
     /// most up-to-date members. Returns the new leader, or `None` without a running majority.
-    pub fn random_election(&self, rng: &mut StdRng) -> Option<NodeId> {
+    pub(crate) fn random_election(&self, rng: &mut StdRng) -> Option<NodeId> {
         let (mut up, nodes): (Vec<NodeId>, usize) = {
             let b = self.0.borrow();
             ((0..b.up.len()).filter(|&i| b.up[i]).collect(), b.up.len())
@@ -442,7 +442,9 @@ impl<C: Clone + Debug + 'static, R: Rules<C>> Script<C, R> {
         &self.peers[id].raft
     }
 
-    /// Plays an election (see [`Board::elect`]); the nodes pick it up at once.
+    /// Plays an election: `voters` (a majority, candidate included) adopt a new term and
+    /// `candidate` leads it; the nodes pick it up at once. Panics if the candidate's log is less
+    /// up to date than a voter's (a real election could not have that outcome).
     pub fn elect(&mut self, candidate: NodeId, voters: &[NodeId]) -> Term {
         for p in &self.peers {
             self.board.publish(&p.raft);
@@ -454,7 +456,8 @@ impl<C: Clone + Debug + 'static, R: Rules<C>> Script<C, R> {
         term
     }
 
-    /// Plays a random election (see [`Board::random_election`]); returns the new leader.
+    /// Plays a random election: a random majority of the nodes votes for one of its most
+    /// up-to-date members; returns the new leader.
     pub fn random_election(&mut self, rng: &mut StdRng) -> Option<NodeId> {
         for p in &self.peers {
             self.board.publish(&p.raft);

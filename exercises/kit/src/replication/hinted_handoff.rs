@@ -101,6 +101,12 @@ impl Msg {
             version,
         }
     }
+    pub fn stored(key: Key, version: Version) -> Msg {
+        Msg::Stored { key, version }
+    }
+    pub fn hint_kept(home: NodeId, key: Key, version: Version) -> Msg {
+        Msg::HintKept { home, key, version }
+    }
     pub fn handoff(key: Key, value: Value, version: Version) -> Msg {
         Msg::Handoff {
             key,

@@ -99,6 +99,13 @@ impl Msg {
     pub fn fetched(op: u64, value: Option<Value>, version: Version) -> Msg {
         Msg::Fetched { op, value, version }
     }
+    pub fn get_ok(req: u64, value: Option<Value>, version: Version) -> Msg {
+        Msg::GetOk {
+            req,
+            value,
+            version,
+        }
+    }
 }
 
 /// One client operation and what came back (`None`: no answer within the timeout).
@@ -118,6 +125,16 @@ pub enum QuorumOp {
         invoked: Duration,
         answer: Option<(Duration, Option<Value>, Version)>,
     },
+}
+
+impl QuorumOp {
+    /// Whether the client got an answer.
+    pub fn answered(&self) -> bool {
+        match self {
+            QuorumOp::Put { acked, .. } => acked.is_some(),
+            QuorumOp::Get { answer, .. } => answer.is_some(),
+        }
+    }
 }
 
 /// The clients of a run: each puts and gets a few keys at random coordinators.
@@ -196,6 +213,29 @@ pub fn clients<N: Node<Msg = Msg>>(
         });
     }
     record
+}
+
+/// Runs the default workload on `nodes` nodes built by `build(id, disk)`, under `faults`, with
+/// 3% loss and 10% duplicates if `lossy`; returns what the clients did and were told.
+pub fn run_workload<N: Node<Msg = Msg>>(
+    nodes: usize,
+    seed: u64,
+    faults: FaultPlan,
+    lossy: bool,
+    build: impl Fn(NodeId, Disk<Data>) -> N + 'static,
+) -> Vec<QuorumOp> {
+    let (loss, duplicate) = if lossy { (0.03, 0.1) } else { (0.0, 0.0) };
+    let config = Config {
+        nodes,
+        loss,
+        duplicate,
+        ..Config::default()
+    };
+    let mut cluster = Cluster::with_disks(config, seed, build);
+    cluster.faults(faults);
+    let ops = clients(&mut cluster, nodes, &Workload::default(), seed);
+    cluster.run();
+    ops.borrow().clone()
 }
 
 async fn answer(c: &Client<Msg>, req: u64, timeout: Duration) -> Option<Msg> {
