@@ -1,0 +1,1 @@
+//! (filled in by saga_with_outbox)
