@@ -12,7 +12,6 @@
 // been offered (by `apply` or by `fill`) says, whatever the order and however many duplicates;
 // a deleted key reads as absent and stays deleted until a newer version arrives. Checked against
 // a model over many seeded shuffled streams.
-//
 // Lab: REORDER_WINDOW and DUPLICATE_PCT; compare stale keys with a cache that applies in arrival.
 
 use std::collections::HashMap;

@@ -12,7 +12,6 @@
 // nothing, if another transaction that committed after this one began wrote one of its keys;
 // otherwise all its writes become one new version at a new commit timestamp. A delete is a
 // version too. Checked against a simple serial model over many seeded interleavings.
-//
 // Lab: concurrent read-modify-write transactions; raise HOT_KEYS contention and watch aborts.
 
 use std::collections::{BTreeMap, HashMap};

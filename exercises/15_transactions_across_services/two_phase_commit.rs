@@ -12,7 +12,6 @@
 // coordinator logs its decision before anyone can learn it, so after a crash it recovers to it;
 // a participant logs "prepared" before voting yes and from then on never decides on its own;
 // timeouts resend what a crash lost, so everyone decides once all nodes are up.
-//
 // Lab: crashes per transaction; watch "blocked steps" (participants in doubt) grow.
 
 use sdlings_kit::transactions::two_phase::{

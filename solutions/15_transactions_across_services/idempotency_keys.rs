@@ -1,21 +1,18 @@
 // Idempotency keys — a retried or doubled payment request charges the card once.
 //
 // A checkout calls the payment API, the response is lost (a timeout, a dropped connection), and
-// the client retries: did the first call charge the card? It cannot know, so the retry must be
-// safe. Stripe's answer is the idempotency key: the client sends a unique key with the request
-// and reuses it on every retry; the server remembers each key's request and the response it
-// gave, and a repeat gets the stored response instead of a second charge.
+// the client retries: did the first call charge the card? Stripe's answer is the idempotency
+// key: the client sends a unique key and reuses it on every retry; the server remembers each
+// key's request and response, and a repeat gets the stored response, not a second charge.
 //
 // Build `PaymentApi::charge`. The property: per key, the gateway charges at most once, however
 // retries and duplicates interleave. A duplicate of a completed request gets the stored answer
 // (a receipt or a decline); a duplicate that arrives while the first is still in flight is
-// refused at once with `InProgress` (HTTP 409) and does not wait; the same key with a different
-// request (another amount or customer) is refused with `KeyReused`, whatever the key's state; a
-// call the gateway refused before charging (`Unavailable`) stores nothing, so a retry runs again.
-// Requests with different keys never wait for each other.
-//
-// Lab: checkouts whose clients time out and retry. Lower TIMEOUT_MS below the gateway's delay
-// and watch plain retries double-charge while the keyed path does not.
+// refused at once with `InProgress` (HTTP 409), never waits; the same key with another request
+// (amount or customer) gets `KeyReused` in any state; a call the gateway refused before charging
+// (`Unavailable`) stores nothing, so a retry runs again. Different keys never wait for each other.
+// Lab: clients that time out and retry; lower TIMEOUT_MS below the gateway's delay and watch
+// plain retries double-charge while the keyed path does not.
 
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -7,7 +7,6 @@
 // commit: it writes the event into an outbox table in the same local transaction, and a relay
 // publishes the outbox to the broker. A crash between publish and "mark published" publishes
 // again, so consumers drop duplicates by message id.
-//
 // Build `run_saga`, `relay` and `Consumer`. Properties: when step k fails, the compensations of
 // steps k-1 down to 0 run in that order (never step k's, never forward), each retried until it
 // succeeds; the relay publishes every outbox row in order, at least once, whatever operation a

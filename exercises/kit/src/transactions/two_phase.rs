@@ -290,25 +290,25 @@ impl<C: Coordinator, P: Participant> Sim<C, P> {
 
     fn check(&mut self) {
         let decided = self.decided();
-        if decided == Some(Outcome::Commit) {
-            if let Some(p) = (0..self.logs.len()).find(|&p| !self.voted_yes[p]) {
-                self.fail(format!(
-                    "the coordinator logged Commit, but participant {p} never voted yes"
-                ));
-            }
+        if decided == Some(Outcome::Commit)
+            && let Some(p) = (0..self.logs.len()).find(|&p| !self.voted_yes[p])
+        {
+            self.fail(format!(
+                "the coordinator logged Commit, but participant {p} never voted yes"
+            ));
         }
         for p in 0..self.logs.len() {
             let Some(part) = &self.participants[p] else {
                 continue;
             };
             let now = part.outcome();
-            if let Some(before) = self.seen[p] {
-                if now != Some(before) {
-                    self.fail(format!(
-                        "participant {p} had decided {before:?} and now says {now:?}: an outcome \
-                         is forever, and must be in the log before it is acted on"
-                    ));
-                }
+            if let Some(before) = self.seen[p]
+                && now != Some(before)
+            {
+                self.fail(format!(
+                    "participant {p} had decided {before:?} and now says {now:?}: an outcome \
+                     is forever, and must be in the log before it is acted on"
+                ));
             }
             if let Some(o) = now {
                 if self.voted_yes[p] && decided != Some(o) {
