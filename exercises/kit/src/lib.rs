@@ -28,3 +28,4 @@ pub mod rate_limiting;
 pub mod replication;
 pub mod resilience;
 pub mod storage_engines;
+pub mod transactions;
