@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::RngExt;
@@ -34,7 +33,6 @@ impl RecordedSpan {
 #[derive(Default)]
 struct Recorder {
     spans: Arc<Mutex<Vec<RecordedSpan>>>,
-    next: AtomicU64,
 }
 
 struct Fields<'a>(&'a mut BTreeMap<&'static str, String>);
@@ -60,7 +58,6 @@ impl Subscriber for Recorder {
             name: span.metadata().name(),
             fields,
         });
-        self.next.fetch_add(1, Ordering::Relaxed);
         Id::from_u64(spans.len() as u64)
     }
     fn record(&self, span: &Id, values: &Record<'_>) {
