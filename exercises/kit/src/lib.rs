@@ -22,6 +22,7 @@ pub mod hashing;
 pub mod ids_and_clocks;
 pub mod latency;
 pub mod leases;
+pub mod observability;
 pub mod partitioned_log;
 pub mod raft;
 pub mod rate_limiting;
