@@ -7,3 +7,4 @@
 
 pub mod client;
 pub mod pagination;
+pub mod webhooks;
