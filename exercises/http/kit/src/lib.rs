@@ -6,5 +6,6 @@
 //! Nothing here solves an exercise.
 
 pub mod client;
+pub mod conditional;
 pub mod pagination;
 pub mod webhooks;
