@@ -8,4 +8,5 @@
 pub mod client;
 pub mod conditional;
 pub mod pagination;
+pub mod schemas;
 pub mod webhooks;
