@@ -48,7 +48,7 @@ pub fn signature_header(secrets: &[&[u8]], timestamp: u64, body: &[u8]) -> Strin
 }
 
 fn unhex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
