@@ -19,6 +19,8 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(stream: TcpStream) -> Self {
+        // Replies go out when flushed, not when Nagle's algorithm decides (40 ms stalls).
+        let _ = stream.set_nodelay(true);
         Connection {
             stream,
             read: BytesMut::with_capacity(16 * 1024),
