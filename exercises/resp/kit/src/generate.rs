@@ -1,0 +1,45 @@
+//! Seeded generators for the tests: commands as a real client packs them, and arbitrary frames.
+
+use rand::{Rng, RngExt};
+
+use crate::Frame;
+
+/// A random command as the `redis` crate packs it, with the frame it must parse to. Its
+/// arguments are short strings of bytes chosen to trip parsers: `\r`, `\n`, `$`, `*`, `0`, 0xff.
+pub fn command(rng: &mut impl Rng) -> (Vec<u8>, Frame) {
+    let name = ["SET", "GET", "INCR", "DEL"][rng.random_range(0..4)];
+    let mut cmd = redis::cmd(name);
+    let mut args = vec![Frame::bulk(name)];
+    for _ in 0..rng.random_range(0..4) {
+        let arg: Vec<u8> = (0..rng.random_range(0..12))
+            .map(|_| b"a\r\n$*0\xff"[rng.random_range(0..7)])
+            .collect();
+        cmd.arg(&arg[..]);
+        args.push(Frame::Bulk(arg));
+    }
+    (cmd.get_packed_command(), Frame::Array(args))
+}
+
+/// A random frame of any type, arrays nested up to two levels.
+pub fn frame(rng: &mut impl Rng) -> Frame {
+    frame_at(rng, 0)
+}
+
+fn frame_at(rng: &mut impl Rng, depth: u32) -> Frame {
+    match rng.random_range(0..if depth < 2 { 6 } else { 5 }) {
+        0 => Frame::Simple(["OK", "PONG", "", "FULLRESYNC x 0"][rng.random_range(0..4)].into()),
+        1 => Frame::Error(format!("ERR e{}", rng.random_range(0..9))),
+        2 => Frame::Integer(rng.random_range(-1_000_000i64..1_000_000)),
+        3 => Frame::Bulk(
+            (0..rng.random_range(0..6))
+                .map(|_| b"\r\nx\xc3"[rng.random_range(0..4)])
+                .collect(),
+        ),
+        4 => Frame::Null,
+        _ => Frame::Array(
+            (0..rng.random_range(0..4))
+                .map(|_| frame_at(rng, depth + 1))
+                .collect(),
+        ),
+    }
+}
