@@ -1,8 +1,6 @@
 //! The click stream of topic 19's `click_analytics`: who clicked, as 64-bit visitor ids, and the
 //! hash function a HyperLogLog needs.
 
-use std::collections::HashSet;
-
 use rand::RngExt;
 use rand::rngs::StdRng;
 
@@ -19,32 +17,32 @@ pub fn hash64(visitor: u64) -> u64 {
     h
 }
 
-/// `clicks` clicks by exactly `visitors` distinct visitors (random 64-bit ids): every visitor
-/// clicks at least once, the remaining clicks are by visitors drawn at random (duplicates).
-/// Needs `clicks >= visitors`.
+/// `clicks` clicks by exactly `visitors` distinct visitors (random-looking 64-bit ids): visitor
+/// `i` clicks first at position `i`, the remaining clicks are by visitors drawn at random
+/// (duplicates). Needs `clicks >= visitors`.
 pub fn click_stream(rng: &mut StdRng, visitors: usize, clicks: usize) -> Vec<u64> {
     assert!(clicks >= visitors, "every visitor clicks at least once");
-    let mut ids = HashSet::with_capacity(visitors);
-    while ids.len() < visitors {
-        ids.insert(rng.random::<u64>());
-    }
-    let ids: Vec<u64> = ids.into_iter().collect();
-    let mut stream = ids.clone();
-    if !ids.is_empty() {
-        for _ in visitors..clicks {
-            stream.push(ids[rng.random_range(0..ids.len())]);
-        }
-    }
-    // Shuffle so the duplicates are spread through the stream.
-    for i in (1..stream.len()).rev() {
-        let j = rng.random_range(0..=i);
-        stream.swap(i, j);
+    // SplitMix64 of distinct inputs: a bijection, so the ids are distinct without a set.
+    let base: u64 = rng.random();
+    let id = |i: usize| splitmix64(base.wrapping_add(i as u64));
+    let mut stream: Vec<u64> = (0..visitors).map(id).collect();
+    if visitors > 0 {
+        stream.extend((visitors..clicks).map(|_| id(rng.random_range(0..visitors))));
     }
     stream
 }
 
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use sdlings_kit::workload::seeded_rng;
 
     use super::*;
