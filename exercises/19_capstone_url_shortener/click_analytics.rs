@@ -7,8 +7,8 @@
 // (site-wide uniques from per-link counters, or today from 24 hourly ones).
 //
 // The layout (fixed, so the tests can check it): hash the visitor with `hash64`; the top 14 bits
-// pick the register, the rank is the position of the first 1 in the remaining 50 bits (1 to
-// 51); each register keeps the largest rank it saw. One byte per register: 16 KiB (Redis packs
+// pick the register, the rank is the position of the first 1 in the remaining 50 bits counted
+// from the top (1 to 51); each register keeps the largest rank it saw. One byte per register: 16 KiB (Redis packs
 // 6 bits each: 12 KiB). The property: duplicates never count; estimates within 2% from 0 to a
 // million (exact for 0 and 1); merge gives exactly the registers of the union's counter.
 //
