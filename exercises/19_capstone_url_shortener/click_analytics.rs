@@ -164,6 +164,11 @@ mod tests {
             assert_eq!(r.len(), REGISTERS, "2^14 one-byte registers");
             assert_eq!(r[index as usize], rank, "register {index}: {why}");
             assert_eq!(r.iter().filter(|&&x| x != 0).count(), 1, "one register set");
+            assert_eq!(
+                hll.estimate(),
+                1,
+                "one hash, one visitor (whatever its rank)"
+            );
         }
     }
 
