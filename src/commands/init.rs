@@ -17,7 +17,12 @@ use crate::workbook::{EXERCISES_DIR, INFO_FILE_NAME};
 /// with the same build profiles as sdlings' own workbook (a unit test keeps them equal).
 const WORKSPACE_MANIFEST: &str = r#"# An sdlings workbook: `sdlings` (installed with `cargo install`) runs it from this directory.
 [workspace]
-members = ["exercises", "exercises/kit", "solutions", "exercises/http", "exercises/http/kit", "solutions/http", "exercises/resp", "exercises/resp/kit", "solutions/resp"]
+members = [
+    "exercises", "exercises/kit", "solutions",
+    "exercises/http", "exercises/http/kit", "solutions/http",
+    "exercises/resp", "exercises/resp/kit", "solutions/resp",
+    "exercises/shortener", "exercises/shortener/kit", "solutions/shortener",
+]
 resolver = "3"
 
 # Debug info: line tables for the exercises (enough for a backtrace), none for dependencies.
