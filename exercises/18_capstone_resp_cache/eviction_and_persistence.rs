@@ -59,7 +59,14 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(max_memory: usize, samples: usize, clock: Arc<dyn Clock>, rng: StdRng) -> Self {
-        Cache { max_memory, samples, clock, rng, data: HashMap::new(), aof: Vec::new() }
+        Cache {
+            max_memory,
+            samples,
+            clock,
+            rng,
+            data: HashMap::new(),
+            aof: Vec::new(),
+        }
     }
 
     /// The bytes held: for each key, its length, its value's length and ENTRY_OVERHEAD.
@@ -79,8 +86,18 @@ impl Cache {
 
     /// Sets `key` (with a TTL, or none), evicting sampled least-recently-used keys first until it
     /// fits under the bound. Logged to the AOF, the TTL as an absolute time.
-    pub fn set(&mut self, key: &[u8], value: &[u8], ttl: Option<Duration>) -> Result<(), OutOfMemory> {
-        let _ = (&mut self.rng, self.samples, self.clock.now(), to_bytes(&Frame::ok()));
+    pub fn set(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), OutOfMemory> {
+        let _ = (
+            &mut self.rng,
+            self.samples,
+            self.clock.now(),
+            to_bytes(&Frame::ok()),
+        );
         todo!("set {key:?} = {value:?} (ttl {ttl:?}) under the bound, and log it")
     }
 
@@ -93,8 +110,17 @@ impl Cache {
     /// (keys whose absolute deadline has passed stay dead); a torn last record is dropped, and
     /// cut from the new AOF so later records do not follow garbage. `Err` for a record that
     /// is complete but not a valid command: that file is corrupt, not torn.
-    pub fn restore(aof: &[u8], max_memory: usize, samples: usize, clock: Arc<dyn Clock>, rng: StdRng) -> Result<Self, String> {
-        let _ = (Cache::new(max_memory, samples, clock, rng), parse_prefix(aof));
+    pub fn restore(
+        aof: &[u8],
+        max_memory: usize,
+        samples: usize,
+        clock: Arc<dyn Clock>,
+        rng: StdRng,
+    ) -> Result<Self, String> {
+        let _ = (
+            Cache::new(max_memory, samples, clock, rng),
+            parse_prefix(aof),
+        );
         todo!("replay the {} bytes of the AOF", aof.len())
     }
 }
