@@ -96,6 +96,8 @@ struct Topic {
     name: String,
     title: String,
     dir: String,
+    /// The package group whose bins hold this topic's exercises (`exercises-GROUP`), if any.
+    package: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -130,14 +132,34 @@ fn stand_in_workbook(info: &Info) -> tempfile::TempDir {
         "info.toml",
         &fs::read_to_string(common::repo_root().join("info.toml")).unwrap(),
     );
+    // A package group's stand-ins live in their own members, as the real workbook's do, so the
+    // watcher builds what it builds for a learner.
+    let groups: Vec<&str> = info
+        .topics
+        .iter()
+        .filter_map(|t| t.package.as_deref())
+        .collect();
+    let mut members = vec!["exercises".to_string(), "solutions".to_string()];
+    for group in &groups {
+        members.push(format!("exercises/{group}"));
+        members.push(format!("solutions/{group}"));
+    }
     write(
         "Cargo.toml",
-        // No debug info: the watcher builds seventy stand-ins, and each link is shorter without.
-        "[workspace]\nmembers = [\"exercises\", \"solutions\"]\nresolver = \"3\"\n\n[profile.dev]\ndebug = false\n",
+        // No debug info: the watcher builds a hundred stand-ins, and each link is shorter without.
+        &format!(
+            "[workspace]\nmembers = {members:?}\nresolver = \"3\"\n\n[profile.dev]\ndebug = false\n"
+        ),
     );
-    for package in ["exercises", "solutions"] {
+    let packages = ["exercises", "solutions"].into_iter().flat_map(|package| {
+        let in_groups = groups
+            .iter()
+            .map(move |group| (format!("{package}/{group}"), format!("{package}-{group}")));
+        std::iter::once((package.to_string(), package.to_string())).chain(in_groups)
+    });
+    for (dir, package) in packages {
         write(
-            &format!("{package}/Cargo.toml"),
+            &format!("{dir}/Cargo.toml"),
             &format!(
                 "[package]\nname = \"{package}\"\nversion = \"0.0.0\"\nedition = \"2024\"\nautobins = false\n"
             ),
