@@ -41,15 +41,24 @@ fn the_curriculum_files_agree_without_building_anything() {
 
 #[test]
 fn the_kit_passes_its_own_tests() {
+    // The main kit and each package group's own kit (`exercises/GROUP/kit`, `sdlings-kit-GROUP`).
+    let info: Info =
+        toml::from_str(&fs::read_to_string(common::repo_root().join("info.toml")).unwrap())
+            .unwrap();
+    let mut kits = vec!["sdlings-kit".to_string()];
+    for group in info.topics.iter().filter_map(|t| t.package.as_deref()) {
+        let has_kit = common::repo_root()
+            .join(format!("exercises/{group}/kit/Cargo.toml"))
+            .exists();
+        if has_kit && !kits.contains(&format!("sdlings-kit-{group}")) {
+            kits.push(format!("sdlings-kit-{group}"));
+        }
+    }
     // In the curriculum's build directory: the kit's tokio and rand are the exercises' ones.
     let output = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
-        .args([
-            "test",
-            "--quiet",
-            "--package",
-            "sdlings-kit",
-            "--target-dir",
-        ])
+        .args(["test", "--quiet"])
+        .args(kits.iter().flat_map(|kit| ["--package", kit]))
+        .arg("--target-dir")
         .arg(common::curriculum_build_dir())
         .current_dir(common::repo_root())
         .envs(common::CURRICULUM_BUILD_ENV)
