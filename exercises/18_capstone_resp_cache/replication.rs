@@ -424,7 +424,7 @@ mod tests {
         let mut wait = tokio::spawn(async move { q(&mut c, "WAIT 2 500").await });
         tokio::select! {
             r = &mut wait => panic!("WAIT 2 500 answered {r:?} before its 500 ms had passed, with one ack of two"),
-            _ = time.sleepers(1) => {}
+            _ = within("WAIT 2 500 never slept until its deadline (Time::sleep_until)", time.sleepers(1)) => {}
         }
         time.advance(Duration::from_millis(500));
         let r = within(
