@@ -11,7 +11,7 @@
 // joiners included; the stream carries exactly the successful writes, a relative TTL as an
 // absolute PXAT; offsets count every byte of the stream; WAIT gives up at its timeout, not before.
 //
-// Lab: writes/s with WAIT 0, 1 and 2 after each SET, against REPLICAS replicas on localhost.
+// Lab: writes/s with no WAIT, WAIT 1 and WAIT 2 after each SET; turn REPLICAS and compare.
 
 use std::collections::HashMap;
 use std::io;
