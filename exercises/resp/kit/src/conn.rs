@@ -48,7 +48,8 @@ impl Connection {
     }
 
     /// Frames (any kind) rather than commands: what a replica reads from its primary, or a
-    /// primary from its replica.
+    /// primary from its replica. Cancel-safe (bytes read stay buffered), so it may race another
+    /// future in a `tokio::select!`.
     pub async fn read_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {
             if let Some(frame) = self.parse_buffered()? {

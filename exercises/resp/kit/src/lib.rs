@@ -6,6 +6,8 @@
 //! - [`server::spawn`]: a test harness that serves a command handler on a local port.
 //! - [`client`]: a real Redis client (the `redis` crate) connected to such a server.
 //! - [`lab`]: a load generator for the labs: many connections, pipelines of a chosen depth.
+//! - [`replication`]: time a test moves by hand, the store a replica copies, its snapshot;
+//!   [`peers`]: the far end of a replication link played by a test, and the lab's write loop.
 //!
 //! Never an answer: the exercises build the parser, the commands, the server loop, eviction,
 //! the append-only file and replication themselves.
@@ -15,6 +17,8 @@ mod codec;
 pub mod conn;
 pub mod generate;
 pub mod lab;
+pub mod peers;
+pub mod replication;
 pub mod server;
 
 /// A command as clients send it: an array of bulk strings, name first (`SET`, `k`, `v`).

@@ -1,0 +1,527 @@
+// Replication — a replica handshake, the stream of writes, and WAIT.
+//
+// A Redis primary copies its data to replicas: a replica connects, asks for everything (PSYNC),
+// loads a snapshot, then applies every write the primary applies, in the primary's order, without
+// ever replying. Both count the bytes of that stream (the replication offset), so `WAIT n t` can
+// block a client until n replicas acknowledge its last write: a payment service does that before
+// answering "paid", so that losing the primary does not lose the payment.
+//
+// Build the primary's side (`execute`, `serve_replica`, `wait`) and the replica's (`replicate`).
+// The property: when `WAIT n t` answers k, k replicas have applied the client's writes, late
+// joiners included; the stream carries exactly the successful writes, a relative TTL as an
+// absolute PXAT; offsets count every byte of the stream; WAIT gives up at its timeout, not before.
+//
+// Lab: writes/s with no WAIT, WAIT 1 and WAIT 2 after each SET; turn REPLICAS and compare.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::RngExt;
+use sdlings_kit_resp::conn::{Connection, to_bytes};
+use sdlings_kit_resp::replication::{Store, Time, command_of};
+use sdlings_kit_resp::{Command, Frame, command_name, peers, server};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+// ---- Your part -------------------------------------------------------------------------------
+
+/// What the replicas must apply for a client's command, given the reply it got: nothing for a
+/// read, an error, or a write that changed nothing; a SET with EX or PX as
+/// `SET key value PXAT <absolute ms>`; any other write as the client sent it.
+fn propagated(cmd: &[Vec<u8>], reply: &Frame, now: Duration) -> Option<Command> {
+    todo!("decide what {cmd:?} answered {reply:?} at {now:?} sends to the replicas")
+}
+
+/// A replica, as its primary sees it.
+#[allow(dead_code)] // (only silences "never read" until you use the fields: delete it)
+struct Replica {
+    /// To the task that serves this replica's link: what it receives, it writes to the socket.
+    stream: mpsc::UnboundedSender<Frame>,
+    /// The offset this replica last acknowledged (`REPLCONF ACK <offset>`); 0 until it does.
+    acked: u64,
+}
+
+#[allow(dead_code)]
+struct State {
+    store: Store,
+    /// Bytes of the replication stream so far (Redis's `master_repl_offset`).
+    offset: u64,
+    replicas: HashMap<u64, Replica>,
+    next_id: u64,
+}
+
+#[allow(dead_code)]
+pub struct Primary {
+    time: Time,
+    /// This primary's replication id, 40 hex digits, sent in `+FULLRESYNC <replid> <offset>`.
+    replid: String,
+    state: Mutex<State>,
+    /// Changed (`send_replace(())`) whenever a replica acknowledges or leaves: what WAIT waits on.
+    acks: watch::Sender<()>,
+}
+
+impl Primary {
+    pub fn new(time: Time) -> Arc<Primary> {
+        let mut rng = rand::rng();
+        let replid = (0..40)
+            .map(|_| char::from_digit(rng.random_range(0..16), 16).expect("a hex digit"))
+            .collect();
+        let state = State {
+            store: Store::new(time.clone()),
+            offset: 0,
+            replicas: HashMap::new(),
+            next_id: 0,
+        };
+        Arc::new(Primary {
+            time,
+            replid,
+            state: Mutex::new(state),
+            acks: watch::Sender::new(()),
+        })
+    }
+
+    /// Runs a client's command on the store. A write that changed something goes to every
+    /// replica, in the order applied; `last_write` becomes the stream's offset just after it.
+    pub fn execute(&self, cmd: &[Vec<u8>], last_write: &mut u64) -> Frame {
+        let _ = (last_write, propagated, to_bytes(&Frame::Null));
+        todo!("apply {cmd:?}, then propagate it if it wrote")
+    }
+
+    /// A connection that sent `PSYNC ? -1`: answer `+FULLRESYNC <replid> <offset>` and the
+    /// snapshot, then write the stream to it and read its `REPLCONF ACK <offset>`s until it goes
+    /// away (and is no longer counted).
+    pub async fn serve_replica(&self, conn: Connection) -> io::Result<()> {
+        let _ = (conn, command_of(&Frame::Null));
+        todo!("sync this replica, then feed it the stream and read its acks")
+    }
+
+    /// `WAIT numreplicas timeout_ms` for a client whose last write ended at `last_write`: how
+    /// many replicas acknowledged at least that offset, as soon as that is enough, or when the
+    /// timeout passes (0: no timeout). Asks the replicas for acks with `REPLCONF GETACK *`.
+    pub async fn wait(&self, last_write: u64, numreplicas: usize, timeout_ms: u64) -> Frame {
+        todo!("WAIT {numreplicas} {timeout_ms} for offset {last_write}")
+    }
+}
+
+/// A replica of the primary at `primary`, announcing `port` (where it serves reads): the
+/// handshake (PING, REPLCONF listening-port <port>, REPLCONF capa psync2, PSYNC ? -1, each after
+/// the reply to the one before), the snapshot into `store`, then the stream applied in order and
+/// never answered, except `REPLCONF GETACK *`: `REPLCONF ACK <offset>`. `Ok` when the primary
+/// closes the link.
+pub async fn replicate(primary: SocketAddr, port: u16, store: Arc<Mutex<Store>>) -> io::Result<()> {
+    let _ = (TcpStream::connect(primary), store);
+    todo!("handshake with {primary} as a replica serving reads on port {port}")
+}
+
+// ---- The server (provided: exercise `pipelining_and_clients` built its loop) ---------------
+
+/// Accepts connections forever, a task each; a connection that sends PSYNC becomes a replica's.
+pub async fn serve(listener: TcpListener, primary: Arc<Primary>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let primary = Arc::clone(&primary);
+        tokio::spawn(async move { handle(Connection::new(stream), primary).await });
+    }
+}
+
+async fn handle(mut conn: Connection, primary: Arc<Primary>) -> io::Result<()> {
+    let mut last_write = 0; // the stream's offset after this client's last write
+    while let Some(cmd) = conn.read_command().await? {
+        let number = |i: usize| std::str::from_utf8(&cmd[i]).ok()?.parse::<u64>().ok();
+        let reply = match (command_name(&cmd).as_str(), cmd.len()) {
+            ("PSYNC", _) => return primary.serve_replica(conn).await,
+            ("REPLCONF", _) => Frame::ok(),
+            ("WAIT", 3) => match (number(1), number(2)) {
+                (Some(n), Some(ms)) => primary.wait(last_write, n as usize, ms).await,
+                _ => Frame::error("ERR value is not an integer or out of range"),
+            },
+            _ => primary.execute(&cmd, &mut last_write),
+        };
+        conn.write(&reply);
+        if !conn.has_buffered_command() {
+            conn.flush().await?;
+        }
+    }
+    Ok(())
+}
+
+/// A replica: its own store, served for reads on a local port, kept in step with `primary` by
+/// `replicate`. Returns its address and the replication task (abort it to disconnect).
+pub async fn spawn_replica(
+    primary: SocketAddr,
+    time: Time,
+) -> (SocketAddr, tokio::task::JoinHandle<io::Result<()>>) {
+    let store = Arc::new(Mutex::new(Store::new(time)));
+    let reads = Arc::clone(&store);
+    let addr = server::spawn(move |cmd| reads.lock().unwrap().execute(&cmd)).await;
+    (addr, tokio::spawn(replicate(primary, addr.port(), store)))
+}
+
+// ---- Lab -------------------------------------------------------------------------------------
+
+/// Replicas of the primary, and SETs per row (one client, each SET followed by its WAIT).
+const REPLICAS: usize = 2;
+const WRITES: usize = 2_000;
+
+fn main() {
+    sdlings_kit::lab::runtime().block_on(async {
+        let time = Time::system();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a local port");
+        let addr = listener.local_addr().expect("bound");
+        tokio::spawn(serve(listener, Primary::new(time.clone())));
+        for _ in 0..REPLICAS {
+            spawn_replica(addr, time.clone()).await;
+        }
+        peers::lab(addr, REPLICAS, WRITES).await;
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use redis::Value;
+    use redis::aio::MultiplexedConnection;
+    use sdlings_kit::property::for_seeds;
+    use sdlings_kit_resp::client::{connect, query};
+    use sdlings_kit_resp::peers::{
+        cmd, fake_primary, fake_replica, len, replicas_connected, within,
+    };
+    use sdlings_kit_resp::replication::ManualTime;
+
+    use super::*;
+
+    const CONNECTED: &str = "WAIT 0 0 (no writes yet) answers the number of replicas connected";
+
+    async fn primary(time: &ManualTime) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, Primary::new(time.clone().into())));
+        addr
+    }
+
+    async fn q(c: &mut MultiplexedConnection, args: &str) -> Value {
+        let args: Vec<&str> = args.split(' ').collect();
+        query(c, &args)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    /// Your replica, of a primary played by the test: FULLRESYNC at `offset`, a snapshot holding
+    /// `gone` = `snap`. Returns the link and the replica's address (for reads).
+    async fn replica_of_fake(offset: u64) -> (peers::Peer, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let time = Time::from(ManualTime::new());
+        let (replica, _) = spawn_replica(listener.local_addr().unwrap(), time.clone()).await;
+        let mut source = Store::new(time);
+        source.execute(&[b"SET".to_vec(), b"gone".to_vec(), b"snap".to_vec()]);
+        let link = fake_primary(&listener, replica.port(), offset, source.snapshot()).await;
+        (link, replica)
+    }
+
+    #[tokio::test]
+    async fn the_replica_handshakes_loads_the_snapshot_applies_silently_and_acks_exact_offsets() {
+        let (mut link, replica) = replica_of_fake(500).await;
+        link.send(cmd("REPLCONF GETACK *")).await;
+        let ack =
+            "nothing streamed yet: the offset is FULLRESYNC's (the snapshot's bytes do not count)";
+        assert_eq!(link.recv().await, cmd("REPLCONF ACK 500"), "{ack}");
+        let mut r = connect(replica).await;
+        assert_eq!(
+            q(&mut r, "GET gone").await,
+            Value::BulkString(b"snap".to_vec()),
+            "the snapshot is loaded"
+        );
+        let stream = "SET a 1|PING|INCR n|DEL gone|SET b 2 PX 100000|INCR n".split('|');
+        for c in stream.clone() {
+            link.send(cmd(c)).await;
+        }
+        link.send(cmd("REPLCONF GETACK *")).await;
+        let first = 500 + len("REPLCONF GETACK *") + stream.map(len).sum::<u64>();
+        assert_eq!(
+            link.recv().await,
+            cmd(&format!("REPLCONF ACK {first}")),
+            "a replica answers nothing in the stream (not even PING) but GETACK, with FULLRESYNC's offset plus every byte before the GETACK"
+        );
+        link.send(cmd("INCR n")).await;
+        link.send(cmd("REPLCONF GETACK *")).await;
+        let second = first + len("REPLCONF GETACK *") + len("INCR n");
+        assert_eq!(
+            link.recv().await,
+            cmd(&format!("REPLCONF ACK {second}")),
+            "the previous GETACK's bytes count too"
+        );
+        assert_eq!(
+            q(&mut r, "GET n").await,
+            Value::BulkString(b"3".to_vec()),
+            "every command applied once, in order"
+        );
+        assert_eq!(
+            q(&mut r, "GET gone").await,
+            Value::Nil,
+            "the stream's DEL applied"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_is_on_the_replica_once_wait_1_answers_1() {
+        let time = ManualTime::new();
+        let p = primary(&time).await;
+        let (replica, _task) = spawn_replica(p, time.into()).await;
+        replicas_connected(p, 1, CONNECTED).await;
+        let mut c = connect(p).await;
+        assert_eq!(q(&mut c, "SET k v").await, Value::Okay);
+        let acked = within(
+            "WAIT 1 0 never returned though the replica answers GETACK",
+            q(&mut c, "WAIT 1 0"),
+        );
+        assert_eq!(acked.await, Value::Int(1));
+        let mut r = connect(replica).await;
+        assert_eq!(
+            q(&mut r, "GET k").await,
+            Value::BulkString(b"v".to_vec()),
+            "WAIT answered 1: the replica has the write"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_stream_carries_exactly_the_successful_writes_in_order_ttls_as_pxat() {
+        let time = ManualTime::at(Duration::from_secs(1_000));
+        let p = primary(&time).await;
+        let (mut link, _, _) = fake_replica(p).await;
+        let mut c = connect(p).await;
+        let script = "SET k 1|GET k|SET k 2 NX|SET n x|INCR n|DEL nil|DEL k nil|INCR c|SET t v EX 10|SET u v NX PX 1500|SET w v PXAT 2000000|PING|SET end 1";
+        for command in script.split('|') {
+            let _ = query(&mut c, &command.split(' ').collect::<Vec<_>>()).await;
+        }
+        let mut got = Vec::new();
+        while got.last() != Some(&cmd("SET end 1")) && got.len() < 20 {
+            got.push(link.recv().await);
+        }
+        let want = "SET k 1|SET n x|DEL k nil|INCR c|SET t v PXAT 1010000|SET u v PXAT 1001500|SET w v PXAT 2000000|SET end 1";
+        assert_eq!(
+            got,
+            want.split('|').map(cmd).collect::<Vec<_>>(),
+            "only writes that changed something, in order (no reads, errors, NX that did not set, DEL of nothing); EX and PX as SET key value PXAT <absolute ms>"
+        );
+    }
+
+    #[tokio::test]
+    async fn fullresync_offset_counts_every_byte_streamed_getacks_included() {
+        let time = ManualTime::new();
+        let p = primary(&time).await;
+        let (mut a, mut offset, _) = fake_replica(p).await;
+        let mut c = connect(p).await;
+        q(&mut c, "SET x 1").await;
+        let wait = tokio::spawn(async move { (q(&mut c, "WAIT 1 0").await, c) });
+        assert_eq!(a.recv().await, cmd("SET x 1"));
+        assert_eq!(
+            a.recv().await,
+            cmd("REPLCONF GETACK *"),
+            "WAIT 1 with no ack yet asks for one"
+        );
+        offset += len("SET x 1");
+        a.send(cmd(&format!("REPLCONF ACK {offset}"))).await;
+        offset += len("REPLCONF GETACK *");
+        let (acked, mut c) = within("WAIT 1 0 did not return once acknowledged", wait)
+            .await
+            .unwrap();
+        assert_eq!(acked, Value::Int(1));
+        q(&mut c, "SET y 2").await;
+        q(&mut c, "SET y 3 NX").await;
+        assert_eq!(a.recv().await, cmd("SET y 2"));
+        offset += len("SET y 2");
+        let (mut b, b_offset, snapshot) = fake_replica(p).await;
+        assert_eq!(
+            b_offset, offset,
+            "a late replica's FULLRESYNC offset is every byte streamed so far, GETACKs included"
+        );
+        let mut copy = Store::new(time.into());
+        copy.load_snapshot(&snapshot).unwrap();
+        assert_eq!(
+            copy.execute(&[b"GET".to_vec(), b"y".to_vec()]),
+            Frame::bulk("2"),
+            "the snapshot holds the data"
+        );
+        q(&mut c, "INCR z").await;
+        assert_eq!(
+            b.recv().await,
+            cmd("INCR z"),
+            "after its snapshot, a late replica gets the stream"
+        );
+    }
+
+    #[tokio::test]
+    async fn ex_and_px_become_absolute_so_a_replica_applying_late_does_not_extend_them() {
+        let (time, late) = (ManualTime::new(), ManualTime::at(Duration::from_secs(8)));
+        let p = primary(&time).await;
+        let (replica, _task) = spawn_replica(p, late.clone().into()).await;
+        replicas_connected(p, 1, CONNECTED).await;
+        let mut c = connect(p).await;
+        q(&mut c, "SET a v EX 10").await;
+        q(&mut c, "SET b v PX 10000").await;
+        assert_eq!(
+            within("WAIT 1 0 never returned", q(&mut c, "WAIT 1 0")).await,
+            Value::Int(1)
+        );
+        let mut r = connect(replica).await;
+        assert_eq!(
+            q(&mut r, "GET a").await,
+            Value::BulkString(b"v".to_vec()),
+            "applied 8 s late: 2 s left"
+        );
+        late.advance(Duration::from_millis(2_001));
+        let gone = (q(&mut r, "GET a").await, q(&mut r, "GET b").await);
+        assert_eq!(
+            gone,
+            (Value::Nil, Value::Nil),
+            "10 s after the primary's SET the keys are gone on the replica too: a relative EX/PX applied late lives longer"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wait_counts_acks_of_this_clients_last_write_not_the_latest_write() {
+        let p = primary(&ManualTime::new()).await;
+        let (mut f, mut offset, _) = fake_replica(p).await;
+        let (mut a, mut b) = (connect(p).await, connect(p).await);
+        q(&mut a, "SET a 1").await;
+        q(&mut b, "SET b 2").await;
+        let wait = tokio::spawn(async move { q(&mut a, "WAIT 1 0").await });
+        for sent in ["SET a 1", "SET b 2", "REPLCONF GETACK *"] {
+            assert_eq!(f.recv().await, cmd(sent));
+        }
+        // A replica that has applied a's write but not yet b's says so.
+        offset += len("SET a 1");
+        f.send(cmd(&format!("REPLCONF ACK {offset}"))).await;
+        let acked = within(
+            "WAIT 1 0 of client a never returned, though the replica acknowledged exactly a's last write (b's came after)",
+            wait,
+        );
+        assert_eq!(acked.await.unwrap(), Value::Int(1));
+    }
+
+    #[tokio::test]
+    async fn wait_with_too_few_acks_answers_the_count_at_its_timeout_and_not_before() {
+        let time = ManualTime::new();
+        let p = primary(&time).await;
+        let (_replica, _task) = spawn_replica(p, time.clone().into()).await;
+        let (_silent, _, _) = fake_replica(p).await;
+        replicas_connected(p, 2, CONNECTED).await;
+        let mut c = connect(p).await;
+        q(&mut c, "SET k v").await;
+        let one = within(
+            "WAIT 1 0 never returned though one replica acks",
+            q(&mut c, "WAIT 1 0"),
+        )
+        .await;
+        assert_eq!(
+            one,
+            Value::Int(1),
+            "two replicas are connected, one acknowledged: WAIT counts acks"
+        );
+        let mut wait = tokio::spawn(async move { q(&mut c, "WAIT 2 500").await });
+        tokio::select! {
+            r = &mut wait => panic!("WAIT 2 500 answered {r:?} before its 500 ms had passed, with one ack of two"),
+            _ = within("WAIT 2 500 never slept until its deadline (Time::sleep_until)", time.sleepers(1)) => {}
+        }
+        time.advance(Duration::from_millis(500));
+        let r = within(
+            "WAIT 2 500 did not return once 500 ms had passed (milliseconds)",
+            wait,
+        );
+        assert_eq!(
+            r.await.unwrap(),
+            Value::Int(1),
+            "at its timeout, WAIT answers how many acknowledged"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wait_with_timeout_0_waits_as_long_as_it_takes() {
+        let time = ManualTime::new();
+        let p = primary(&time).await;
+        let (_replica, _task) = spawn_replica(p, time.clone().into()).await;
+        let (mut f, offset, _) = fake_replica(p).await;
+        replicas_connected(p, 2, CONNECTED).await;
+        let mut c = connect(p).await;
+        q(&mut c, "SET k v").await;
+        let mut wait = tokio::spawn(async move { q(&mut c, "WAIT 2 0").await });
+        let getack = async {
+            assert_eq!(f.recv().await, cmd("SET k v"));
+            assert_eq!(f.recv().await, cmd("REPLCONF GETACK *"));
+        };
+        tokio::select! {
+            r = &mut wait => panic!("WAIT 2 0 answered {r:?} with one ack of two: timeout 0 means no timeout"),
+            _ = getack => {}
+        }
+        time.advance(Duration::from_secs(3_600));
+        f.send(cmd(&format!("REPLCONF ACK {}", offset + len("SET k v"))))
+            .await;
+        let r = within(
+            "WAIT 2 0 never returned after both replicas acknowledged",
+            wait,
+        );
+        assert_eq!(
+            r.await.unwrap(),
+            Value::Int(2),
+            "an hour later, the second ack ends the WAIT"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_disconnects_is_no_longer_counted() {
+        let time = ManualTime::new();
+        let p = primary(&time).await;
+        let (_replica, task) = spawn_replica(p, time.into()).await;
+        let (f, _, _) = fake_replica(p).await;
+        replicas_connected(p, 2, CONNECTED).await;
+        let still = "a replica that closed its connection is still counted";
+        drop(f);
+        replicas_connected(p, 1, still).await;
+        task.abort();
+        replicas_connected(p, 0, still).await;
+    }
+
+    #[test]
+    fn after_wait_every_replica_holds_the_primarys_data_late_joiners_included() {
+        for_seeds(6, |rng| {
+            sdlings_kit::lab::runtime().block_on(async {
+                let time = ManualTime::new();
+                let p = primary(&time).await;
+                let mut replicas = vec![spawn_replica(p, time.clone().into()).await.0];
+                let mut clients = [connect(p).await, connect(p).await];
+                for i in 0..120 {
+                    if i == 40 || i == 80 {
+                        replicas.push(spawn_replica(p, time.clone().into()).await.0); // joins late
+                    }
+                    let (k, n) = (format!("k{}", rng.random_range(0..6)), rng.random_range(1..4));
+                    let command = match rng.random_range(0..7) {
+                        0 => format!("SET {k} v{i}"),
+                        1 => format!("SET {k} n{i} NX"),
+                        2 => format!("SET {k} e{i} EX {n}"),
+                        3 => format!("SET {k} p{i} PX {}", n * 700),
+                        4 => format!("DEL {k} k{}", rng.random_range(0..6)),
+                        5 => format!("INCR c{n}"),
+                        _ => format!("GET {k}"),
+                    };
+                    let _ = query(&mut clients[rng.random_range(0..2)], &command.split(' ').collect::<Vec<_>>()).await;
+                    time.advance(Duration::from_millis(rng.random_range(0..100)));
+                }
+                replicas_connected(p, 3, CONNECTED).await;
+                for c in &mut clients {
+                    let n = within("WAIT 3 0 never returned, three replicas answering GETACK", q(c, "WAIT 3 0"));
+                    assert_eq!(n.await, Value::Int(3));
+                }
+                for k in (0..6).map(|k| format!("k{k}")).chain((1..4).map(|n| format!("c{n}"))) {
+                    let want = q(&mut clients[0], &format!("GET {k}")).await;
+                    for (i, replica) in replicas.iter().enumerate() {
+                        let got = q(&mut connect(*replica).await, &format!("GET {k}")).await;
+                        assert_eq!(got, want, "replica {i} (joined after {} commands), key {k}: once WAIT 3 answered 3, it holds what the primary holds", [0, 40, 80][i]);
+                    }
+                }
+            })
+        });
+    }
+}
