@@ -256,6 +256,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_precondition_a_put_sends_must_hold() {
+        let (_server, mut client) = start().await;
+        // `old` and `cur` stand for a document's previous and current ETags.
+        for (i, (if_match, if_none_match, status)) in [
+            (None, Some("old"), 200),
+            (None, Some("cur"), 412),
+            (None, Some("W/cur"), 412),
+            (Some("\"x\" ,old ,  cur"), None, 200),
+            (Some("*"), Some("*"), 412),
+            (Some("*"), Some("cur"), 412),
+            (Some("cur"), Some("old"), 200),
+            (Some("cur"), Some("\"x\", W/cur"), 412),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = format!("/docs/d{i}");
+            let old = create(&mut client, &format!("d{i}"), json!(1)).await;
+            let r = put_if(&mut client, &format!("d{i}"), &old, json!(2)).await;
+            let cur = r.header("etag").unwrap().to_string();
+            let fill = |h: &str| h.replace("old", &old).replace("cur", &cur);
+            let (if_match, if_none_match) = (if_match.map(fill), if_none_match.map(fill));
+            let mut headers = Vec::new();
+            if let Some(h) = &if_match {
+                headers.push(("if-match", h.as_str()));
+            }
+            if let Some(h) = &if_none_match {
+                headers.push(("if-none-match", h.as_str()));
+            }
+            let r = put_json(&mut client, &path, &headers, &json!(3)).await;
+            assert_eq!(
+                r.status, status,
+                "PUT with If-Match {if_match:?} and If-None-Match {if_none_match:?} on {cur}: \
+                 If-Match first, then If-None-Match (weak, even after a passing If-Match); \
+                 every precondition sent must hold (RFC 9110 §13.2.2)"
+            );
+            let body = if status == 200 { 3 } else { 2 };
+            assert_eq!(read(&mut client, &format!("d{i}")).await.1, json!(body));
+        }
+    }
+
+    #[tokio::test]
     async fn get_with_a_matching_if_none_match_gets_304_with_the_etag_and_no_body() {
         let (_server, mut client) = start().await;
         let old = create(&mut client, "a", json!({"n": 1})).await;

@@ -94,6 +94,11 @@ mod tests {
             sign(b"key", 0, b"hello"),
             "552b25b10c33de2db9fe7fa273d44ab105d596c023fa954d01444d4642487149"
         );
+        assert_eq!(
+            sign(b"key", 1 << 32, &[0xff, 0xfe, 0x00, 0x80]),
+            "ad66ed92ca1482441e3d3a4642746f0b1bd0ad584e7923d540ba11cdb0cf47b4",
+            "a timestamp past 32 bits, and a body of bytes that are not UTF-8: signed as they are"
+        );
     }
 
     #[test]
@@ -255,7 +260,13 @@ mod tests {
                 .skip(rng.random_range(0..secrets.len()))
                 .map(Vec::as_slice)
                 .collect();
-            let t = rng.random_range(1_000..1_000_000u64);
+            // Timestamps of any era: before and after 2038 (2^31 s) and 2106 (2^32 s).
+            let t = match rng.random_range(0..4) {
+                0 => rng.random_range(1_000..1_000_000u64),
+                1 => rng.random_range(1_700_000_000..2_000_000_000),
+                2 => rng.random_range(2_100_000_000..4_000_000_000),
+                _ => rng.random_range(4_300_000_000..100_000_000_000),
+            };
             let now = t.saturating_add_signed(rng.random_range(-400i64..400));
             let body: Vec<u8> = (0..rng.random_range(0..40)).map(|_| rng.random()).collect();
             let header = signature_header(&signer, t, &body);
@@ -277,6 +288,16 @@ mod tests {
                 assert_eq!(
                     got, expected,
                     "t {t}, now {now}: a genuine signature, so the time decides"
+                );
+            }
+            if let Some(i) = (!body.is_empty()).then(|| rng.random_range(0..body.len())) {
+                let mut forged = body.clone();
+                forged[i] ^= rng.random_range(1..=255u8);
+                assert_eq!(
+                    verify(&header, &forged, &known, t),
+                    Err(Reject::NoValidSignature),
+                    "byte {i} of the body changed ({body:?} → {forged:?}): the signature covers \
+                     the exact bytes"
                 );
             }
         });

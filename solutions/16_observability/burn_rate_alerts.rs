@@ -395,6 +395,14 @@ mod tests {
                 a.record(total - bad, bad);
                 let now = clock.now();
                 events.push((now, total - bad, bad));
+                let longest = rules.iter().map(|r| r.long.max(r.short)).max().unwrap();
+                let visible = events.iter().filter(|e| e.0 + longest > now).count();
+                assert!(
+                    a.stored() <= visible + 1,
+                    "step {step}: {} events held, but only {visible} are in the longest window \
+                     ({longest:?}): drop every event no window can see, however far time jumped",
+                    a.stored()
+                );
                 let mut near = false;
                 let mut want = false;
                 for r in &rules {

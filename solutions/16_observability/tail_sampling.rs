@@ -264,14 +264,32 @@ mod tests {
     }
 
     #[test]
+    fn the_slow_share_is_exact_for_every_whole_percent_and_batch_size() {
+        let spans: Vec<Span> = (1..=100u64).map(|id| span(id, id, id, false)).collect();
+        for traces in 0..=100 {
+            for budget_bp in (0..=100).map(|percent| percent * 100).chain([1, 33, 9_999]) {
+                let want = (traces as u64 * budget_bp).div_ceil(10_000);
+                assert_eq!(
+                    trace_ids(&tail_sample(&spans[..traces], budget_bp)).len() as u64,
+                    want,
+                    "{traces} traces at {budget_bp} bp keep ⌈{traces} × {budget_bp} / 10 000⌉ = \
+                     {want}, computed in integers (a float share rounds up one too many)"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn matches_the_rule_over_many_interleaved_batches() {
         for_seeds(300, |rng| {
             let traces = rng.random_range(0..120u64);
+            // Few distinct latencies (ties at the budget's edge everywhere) or many.
+            let tops: &[u64] = [&[4][..], &[30, 100_000], &[100_000]].choose(rng).unwrap();
             let mut spans = Vec::new();
             for id in 0..traces {
                 let trace_id = rng.random_range(0..1_000_000) * 1_000 + id; // distinct, unordered
                 for i in 0..rng.random_range(1..5) {
-                    let top = if rng.random_bool(0.5) { 30 } else { 100_000 };
+                    let top = *tops.choose(rng).unwrap();
                     let duration_us = rng.random_range(1..top);
                     spans.push(span(trace_id, i, duration_us, rng.random_bool(0.03)));
                 }

@@ -22,8 +22,9 @@ use serde_json::Value;
 
 /// The document's ETag: a quoted string (`"..."`) naming this version and no other.
 pub fn etag(doc: &Stored) -> String {
-    // The store's version is unique per write, so it names the version exactly; a hash of the
-    // body would also do (and would let a rewrite of the same body keep its ETag).
+    // The store's version is unique per write, so it names the version exactly. (A hash of the
+    // body would name the content instead: a rewrite of the same body would keep its ETag,
+    // which RFC 9110 allows, but here every write is a new version with a new ETag.)
     format!("\"v{}\"", doc.version)
 }
 
@@ -84,10 +85,11 @@ pub fn put(
         etag: current.clone(),
         body: None,
     };
-    // RFC 9110 §13.2.2: If-Match is evaluated first; If-None-Match only without it.
+    // RFC 9110 §13.2.2: If-Match is evaluated first, then If-None-Match (after a passing
+    // If-Match too): every precondition sent must hold.
     match (if_match, if_none_match) {
         (Some(header), _) if !matches(header, current.as_deref(), false) => return failed,
-        (None, Some(header)) if matches(header, current.as_deref(), true) => return failed,
+        (_, Some(header)) if matches(header, current.as_deref(), true) => return failed,
         (None, None) => {
             return Reply {
                 status: 428,
@@ -315,6 +317,48 @@ mod tests {
             428
         );
         assert_eq!(read(&mut client, "a").await.1, json!(1));
+    }
+
+    #[tokio::test]
+    async fn every_precondition_a_put_sends_must_hold() {
+        let (_server, mut client) = start().await;
+        // `old` and `cur` stand for a document's previous and current ETags.
+        for (i, (if_match, if_none_match, status)) in [
+            (None, Some("old"), 200),
+            (None, Some("cur"), 412),
+            (None, Some("W/cur"), 412),
+            (Some("\"x\" ,old ,  cur"), None, 200),
+            (Some("*"), Some("*"), 412),
+            (Some("*"), Some("cur"), 412),
+            (Some("cur"), Some("old"), 200),
+            (Some("cur"), Some("\"x\", W/cur"), 412),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let path = format!("/docs/d{i}");
+            let old = create(&mut client, &format!("d{i}"), json!(1)).await;
+            let r = put_if(&mut client, &format!("d{i}"), &old, json!(2)).await;
+            let cur = r.header("etag").unwrap().to_string();
+            let fill = |h: &str| h.replace("old", &old).replace("cur", &cur);
+            let (if_match, if_none_match) = (if_match.map(fill), if_none_match.map(fill));
+            let mut headers = Vec::new();
+            if let Some(h) = &if_match {
+                headers.push(("if-match", h.as_str()));
+            }
+            if let Some(h) = &if_none_match {
+                headers.push(("if-none-match", h.as_str()));
+            }
+            let r = put_json(&mut client, &path, &headers, &json!(3)).await;
+            assert_eq!(
+                r.status, status,
+                "PUT with If-Match {if_match:?} and If-None-Match {if_none_match:?} on {cur}: \
+                 If-Match first, then If-None-Match (weak, even after a passing If-Match); \
+                 every precondition sent must hold (RFC 9110 §13.2.2)"
+            );
+            let body = if status == 200 { 3 } else { 2 };
+            assert_eq!(read(&mut client, &format!("d{i}")).await.1, json!(body));
+        }
     }
 
     #[tokio::test]

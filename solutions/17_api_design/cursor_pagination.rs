@@ -308,6 +308,14 @@ mod tests {
             good[..good.len() - 1].to_string(),
             format!("{good}AA"),
         ];
+        // The issued bytes cut short or with bytes appended, each validly re-encoded.
+        let issued = URL_SAFE_NO_PAD.decode(&good).unwrap();
+        for len in 0..issued.len() {
+            bad.push(URL_SAFE_NO_PAD.encode(&issued[..len]));
+        }
+        for extra in [&[0u8][..], &[0, 0], b"xyz"] {
+            bad.push(URL_SAFE_NO_PAD.encode([&issued[..], extra].concat()));
+        }
         for (i, c) in good.char_indices() {
             let other = if c == 'A' { 'B' } else { 'A' };
             bad.push(format!("{}{other}{}", &good[..i], &good[i + 1..]));
