@@ -252,6 +252,11 @@ mod tests {
             for (other_customer, other_amount) in gateway::look_alikes(customer, amount, rng) {
                 let (gateway, api) = api();
                 let other = request("k", other_customer, other_amount);
+                // The first request ends in a receipt or in a decline: both are stored answers.
+                let declined = rng.random::<bool>();
+                if declined {
+                    gateway.fail_next(GatewayError::Declined);
+                }
                 let answers = sdlings_kit::lab::simulated_runtime().block_on(async {
                     gateway.hold();
                     let first = tokio::spawn({
@@ -261,15 +266,15 @@ mod tests {
                     assert!(gateway.wait_entered(1).await);
                     let in_flight = call(&api, &other).await;
                     gateway.release();
-                    first.await.unwrap().expect("the first request charges");
+                    assert_eq!(first.await.unwrap().is_err(), declined);
                     (in_flight, call(&api, &other).await)
                 });
                 assert_eq!(
                     answers,
                     (Err(ApiError::KeyReused), Err(ApiError::KeyReused)),
-                    "key used for customer {customer}, {amount} cents; then customer \
-                     {other_customer}, {other_amount} cents (in flight, then done): the \
-                     fingerprint must tell every field apart"
+                    "key used for customer {customer}, {amount} cents (declined: {declined}); then \
+                     customer {other_customer}, {other_amount} cents (in flight, then done): the \
+                     fingerprint must tell every field apart, whatever the stored answer"
                 );
                 assert_eq!(gateway.attempts(), 1);
             }
