@@ -255,18 +255,23 @@ mod tests {
     fn shuffled_duplicated_streams_and_fills_match_the_newest_version_offered() {
         use rand::RngExt;
         sdlings_kit::property::for_seeds(300, |rng| {
+            // Versions are log positions: they start anywhere (0 included, or past u32::MAX)
+            // and leave gaps, since other rows' changes take positions in between.
+            let base = [0, 1, u64::from(u32::MAX) - 3, u64::MAX - 1000][rng.random_range(0..4)];
             let keys = rng.random_range(1..4);
-            let mut history: Vec<Vec<Option<String>>> = vec![vec![]; keys];
+            let mut history: Vec<Vec<(u64, Option<String>)>> = vec![vec![]; keys];
+            let mut position = base;
             for _ in 0..rng.random_range(0..25) {
                 let k = rng.random_range(0..keys);
-                let v = history[k].len() + 1;
-                history[k].push((rng.random_range(0..4) > 0).then(|| format!("k{k}v{v}")));
+                let value = (rng.random_range(0..4) > 0).then(|| format!("k{k}@{position}"));
+                history[k].push((position, value));
+                position += rng.random_range(1..4);
             }
-            let mut offers: Vec<(bool, usize, u64)> = Vec::new();
+            let mut offers: Vec<(bool, usize, usize)> = Vec::new();
             for (k, versions) in history.iter().enumerate() {
-                for v in 1..=versions.len() as u64 {
+                for i in 0..versions.len() {
                     for _ in 0..rng.random_range(1..3) {
-                        offers.push((rng.random_range(0..3) == 0, k, v));
+                        offers.push((rng.random_range(0..3) == 0, k, i));
                     }
                 }
             }
@@ -274,27 +279,36 @@ mod tests {
                 offers.swap(i, rng.random_range(0..=i));
             }
             let mut cache = VersionedCache::default();
-            let mut newest = vec![0u64; keys];
-            for (is_fill, k, v) in offers {
-                let (key, value) = (format!("k{k}"), history[k][v as usize - 1].clone());
-                if is_fill {
-                    cache.fill(&key, v, value);
+            // Per key, the index in its history of the newest version offered so far.
+            let mut newest: Vec<Option<usize>> = vec![None; keys];
+            for (is_fill, k, i) in offers {
+                let (key, (version, value)) = (format!("k{k}"), history[k][i].clone());
+                let took = if is_fill {
+                    cache.fill(&key, version, value)
                 } else {
                     cache.apply(&Change {
                         key: key.clone(),
-                        version: v,
+                        version,
                         value,
-                    });
+                    })
+                };
+                let newer = newest[k].is_none_or(|n| i > n);
+                assert_eq!(
+                    took,
+                    newer,
+                    "{key} v{version} offered after v{:?}: taken only if strictly newer",
+                    newest[k].map(|n| history[k][n].0)
+                );
+                if newer {
+                    newest[k] = Some(i);
                 }
-                newest[k] = newest[k].max(v);
-                for (j, &n) in newest.iter().enumerate() {
-                    let expected = (n > 0)
-                        .then(|| history[j][n as usize - 1].clone())
-                        .flatten();
+                for (j, n) in newest.iter().enumerate() {
+                    let expected = n.and_then(|n| history[j][n].1.clone());
                     assert_eq!(
                         cache.get(&format!("k{j}")),
                         expected.as_deref(),
-                        "k{j}: the newest version offered so far is v{n}"
+                        "k{j}: the newest version offered so far is v{:?}",
+                        n.map(|n| history[j][n].0)
                     );
                 }
             }

@@ -244,6 +244,43 @@ mod tests {
         assert_eq!(gateway.charges().len(), 1);
     }
 
+    #[test]
+    fn any_other_customer_or_amount_under_a_used_key_is_refused() {
+        sdlings_kit::property::for_seeds(30, |rng| {
+            use rand::RngExt;
+            let (customer, amount) = (rng.random_range(1..1000), rng.random_range(1..100_000));
+            for (other_customer, other_amount) in gateway::look_alikes(customer, amount, rng) {
+                let (gateway, api) = api();
+                let other = request("k", other_customer, other_amount);
+                // The first request ends in a receipt or in a decline: both are stored answers.
+                let declined = rng.random::<bool>();
+                if declined {
+                    gateway.fail_next(GatewayError::Declined);
+                }
+                let answers = sdlings_kit::lab::simulated_runtime().block_on(async {
+                    gateway.hold();
+                    let first = tokio::spawn({
+                        let api = api.clone();
+                        async move { api.charge(&request("k", customer, amount)).await }
+                    });
+                    assert!(gateway.wait_entered(1).await);
+                    let in_flight = call(&api, &other).await;
+                    gateway.release();
+                    assert_eq!(first.await.unwrap().is_err(), declined);
+                    (in_flight, call(&api, &other).await)
+                });
+                assert_eq!(
+                    answers,
+                    (Err(ApiError::KeyReused), Err(ApiError::KeyReused)),
+                    "key used for customer {customer}, {amount} cents (declined: {declined}); then \
+                     customer {other_customer}, {other_amount} cents (in flight, then done): the \
+                     fingerprint must tell every field apart, whatever the stored answer"
+                );
+                assert_eq!(gateway.attempts(), 1);
+            }
+        });
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_decline_is_stored_and_replayed_without_a_second_attempt() {
         let (gateway, api) = api();

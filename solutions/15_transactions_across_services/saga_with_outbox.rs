@@ -158,7 +158,8 @@ mod tests {
             use rand::RngExt;
             let n = rng.random_range(0..7);
             let fail_at = rng.random_range(0..=n);
-            let retries = rng.random_range(0..3);
+            // Mostly a few failures, sometimes a long outage: no retry limit is enough.
+            let retries = [0, 1, 2, rng.random_range(3..200)][rng.random_range(0..4)];
             let mut steps = ScriptedSteps::new((fail_at < n).then_some(fail_at), retries);
             let mut expected: Vec<String> = (0..fail_at).map(|s| format!("execute {s}")).collect();
             if fail_at < n {
@@ -246,6 +247,35 @@ mod tests {
     }
 
     #[test]
+    fn the_consumer_applies_each_id_once_whatever_order_and_distance_duplicates_arrive_in() {
+        // Several relays (or broker partitions) interleave: ids arrive out of order, and a
+        // duplicate can come long after the original.
+        sdlings_kit::property::for_seeds(100, |rng| {
+            use rand::RngExt;
+            use rand::seq::SliceRandom;
+            let mut ids: Vec<u64> = (0..rng.random_range(1..12)).collect();
+            let copies: Vec<u64> = (0..rng.random_range(0..12))
+                .map(|_| ids[rng.random_range(0..ids.len())])
+                .collect();
+            ids.extend(copies);
+            ids.shuffle(rng);
+            let mut consumer = Consumer::default();
+            let mut first_seen = HashSet::new();
+            for &id in &ids {
+                let message = Message {
+                    id,
+                    payload: format!("event {id}"),
+                };
+                assert_eq!(
+                    consumer.handle(&message),
+                    first_seen.insert(id),
+                    "arrivals {ids:?}: message {id} must be applied on its first arrival only"
+                );
+            }
+        });
+    }
+
+    #[test]
     fn a_crash_at_any_operation_loses_no_event_and_applies_each_once() {
         for rows in 0..4 {
             for op in 0..2 * rows as u64 + 1 {
@@ -253,7 +283,15 @@ mod tests {
                     let (mut db, mut broker) = (db_with_orders(rows), Broker::default());
                     broker.crash = CrashPoint::at(op, lands);
                     db.crash = broker.crash.clone();
-                    let _ = relay(&mut db, &mut broker);
+                    let first = relay(&mut db, &mut broker);
+                    if op < 2 * rows as u64 {
+                        assert_eq!(
+                            (first, broker.crash.operations()),
+                            (Err(Crashed), op + 1),
+                            "{rows} rows, crash at operation {op}: the relay stops at the crash \
+                             and reports it (a crashed process does nothing more)"
+                        );
+                    }
                     broker.crash = CrashPoint::never();
                     db.crash = CrashPoint::never();
                     assert!(relay(&mut db, &mut broker).is_ok());

@@ -322,6 +322,7 @@ mod tests {
             let mut states = vec![BTreeMap::<String, i64>::new()];
             let mut write_sets: Vec<Vec<String>> = vec![Vec::new()];
             let mut open: Vec<(Tx, usize, BTreeMap<String, Option<i64>>)> = Vec::new();
+            let mut last_ts = 0;
             for step in 0..60 {
                 let key = format!("k{}", rng.random_range(0..3));
                 match rng.random_range(0..4) {
@@ -349,6 +350,10 @@ mod tests {
                             .any(|ws| ws.iter().any(|k| own.contains_key(k)));
                         let result = store.commit(tx);
                         assert_eq!(result.is_err(), conflict, "step {step}: commit of {own:?}");
+                        if let Ok(ts) = result {
+                            assert!(ts > last_ts, "step {step}: commit timestamps only grow");
+                            last_ts = ts;
+                        }
                         if result.is_ok() && !own.is_empty() {
                             let mut state = states.last().unwrap().clone();
                             for (k, v) in &own {

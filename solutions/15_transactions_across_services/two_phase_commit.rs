@@ -11,7 +11,7 @@
 // duplicated: every participant reaches the same outcome; commit only if all voted yes; the
 // coordinator logs its decision before anyone can learn it, so after a crash it recovers to it;
 // a participant logs "prepared" before voting yes and from then on never decides on its own;
-// timeouts resend what a crash lost, so everyone decides once all nodes are up.
+// timeouts resend until acknowledged: once all nodes are up, everyone decides and all goes quiet.
 // Lab: crashes per transaction; watch "blocked steps" (participants in doubt) grow.
 
 use sdlings_kit::transactions::two_phase::{

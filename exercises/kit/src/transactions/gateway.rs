@@ -161,6 +161,30 @@ impl Gateway {
     }
 }
 
+/// Requests that differ from `(customer, amount_cents)` yet agree with it under a careless
+/// fingerprint: the two fields swapped, moved by equal and opposite amounts, flipped by the same
+/// bits, or their decimal digits run together and cut elsewhere (`(1, 23)` and `(12, 3)`). A key
+/// used for `(customer, amount_cents)` must refuse every one of them.
+pub fn look_alikes(customer: u64, amount_cents: u64, rng: &mut StdRng) -> Vec<(u64, u64)> {
+    let mut out = vec![(amount_cents, customer)];
+    let d = rng.random_range(1..=customer.min(amount_cents).max(1));
+    out.push((customer + d, amount_cents.saturating_sub(d)));
+    out.push((customer.saturating_sub(d), amount_cents + d));
+    let bits = rng.random_range(1..64u64);
+    out.push((customer ^ bits, amount_cents ^ bits));
+    let digits = format!("{customer}{amount_cents}");
+    for cut in 1..digits.len() {
+        let (left, right) = digits.split_at(cut);
+        if !right.starts_with('0') {
+            out.push((left.parse().unwrap(), right.parse().unwrap()));
+        }
+    }
+    out.retain(|&other| other != (customer, amount_cents));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The idempotency lab: `orders` checkouts whose clients give up waiting after `timeout_ms` and
 /// retry (same key) up to `attempts` times, against a gateway answering in 0..=`max_delay_ms`
 /// that is down for `unavailable_pct`% of calls. Run once with no idempotency (every attempt goes

@@ -95,6 +95,11 @@ impl CrashPoint {
         }
     }
 
+    /// How many operations were attempted so far (the crashing one included).
+    pub fn operations(&self) -> u64 {
+        self.ops.get()
+    }
+
     fn tick(&self) -> bool {
         let n = self.ops.get();
         self.ops.set(n + 1);

@@ -11,7 +11,9 @@
 //! After every event the simulator checks: all outcomes agree with each other and with the
 //! coordinator's logged decision; a participant that voted yes takes an outcome only once the
 //! coordinator has logged it; nothing commits unless every participant voted yes; a participant
-//! never forgets or changes its outcome, across restarts too. A violation panics with the story.
+//! never forgets or changes its outcome, across restarts too. After healing, the run must also
+//! go quiet: every participant decided and no message left in flight. A violation panics with
+//! the story.
 
 use std::fmt;
 
@@ -410,8 +412,10 @@ pub fn run<C: Coordinator, P: Participant>(scenario: &Scenario, rng: &mut StdRng
     // Healed: everyone up, no more crashes, until every participant has an outcome.
     sim.scenario.crashes.clear();
     sim.restart_due(true);
+    let mut quiet = false;
     for _ in 0..3000 {
         if sim.seen.iter().all(Option::is_some) && sim.net.is_empty() {
+            quiet = true;
             break;
         }
         sim.step(rng);
@@ -421,6 +425,23 @@ pub fn run<C: Coordinator, P: Participant>(scenario: &Scenario, rng: &mut StdRng
             "every node has been up for 3000 steps and participant {p} still has no outcome: \
              timeouts must resend what was lost (a decision, a query, a prepare)"
         ));
+    }
+    // Quiet for good: a further stretch of timeouts sends nothing.
+    let sent = sim.report.messages;
+    for _ in 0..200 {
+        if !quiet {
+            break;
+        }
+        sim.step(rng);
+        quiet = sim.net.is_empty();
+    }
+    if !quiet || sim.report.messages != sent {
+        sim.fail(
+            "every node is up and every participant has decided, but messages still flow: the \
+             coordinator resends the decision until each participant acknowledges it, so every \
+             copy of a decision must be acknowledged, and once all are, nothing more is sent"
+                .to_string(),
+        );
     }
     sim.report.outcome = sim.decided().or(sim.seen[0]);
     sim.report.clone()
