@@ -8,9 +8,9 @@
 // runs them all at once and answers with one array of their replies.
 //
 // Build `serve` (accept connections forever, a task each) and `handle` (one connection's loop).
-// The property: 8 clients × 1,000 pipelined INCRs count to 8,000 with every reply in order; a
-// client that sent half a command, or nothing, blocks nobody; a malformed frame is answered with
-// an error and the connection closed; MULTI/EXEC/DISCARD/QUIT behave as in Redis.
+// The property: 8 clients × 1,000 pipelined INCRs count to 8,000, replies in order; a client
+// that sent half a command, or nothing, blocks nobody; a malformed frame gets an error and the
+// connection closed; MULTI/EXEC/DISCARD/QUIT as in Redis (no rollback: EXEC runs every command).
 //
 // Lab: load from many connections; turn DEPTHS and CLIENTS and watch ops/s and p99 move.
 
