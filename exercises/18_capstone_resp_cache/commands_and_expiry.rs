@@ -118,6 +118,7 @@ mod tests {
     use sdlings_kit::clock::ManualClock;
     use sdlings_kit::property::for_seeds;
     use sdlings_kit_resp::client::{connect, query};
+    use sdlings_kit_resp::generate;
 
     use super::*;
 
@@ -176,10 +177,12 @@ mod tests {
             is_error(&q(&mut c, "FLUSHEVERYTHING").await),
             "an unknown command is an error reply, and the connection lives on"
         );
-        assert!(
-            is_error(&q(&mut c, "GET").await),
-            "a wrong number of arguments is an error reply"
-        );
+        for bad in ["GET", "GET a b", "SET k", "INCR", "TTL", "EXPIRE k", "DEL"] {
+            assert!(
+                is_error(&q(&mut c, bad).await),
+                "{bad:?}: a wrong number of arguments is an error reply, and the connection lives on"
+            );
+        }
         assert_eq!(
             q(&mut c, "get k").await,
             Value::Nil,
@@ -256,6 +259,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_expired_key_is_missing_to_every_command_even_before_anything_touched_it() {
+        let (mut c, clock, _) = server().await;
+        let cases = [
+            ("TTL", "", Value::Int(-2)),
+            ("EXPIRE", " 100", Value::Int(0)),
+            ("GET", "", Value::Nil),
+            ("DEL", "", Value::Int(0)),
+            ("INCR", "", Value::Int(1)),
+            ("SET", " x XX", Value::Nil),
+            ("SET", " x NX", Value::Okay),
+        ];
+        for (i, _) in cases.iter().enumerate() {
+            q(&mut c, &format!("SET e{i} 7 PX 100")).await;
+        }
+        clock.advance(secs(0.2));
+        for (i, (name, rest, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                q(&mut c, &format!("{name} e{i}{rest}")).await,
+                want,
+                "{name} on a key that expired but was never touched since: it is a missing key"
+            );
+        }
+        assert_eq!(
+            q(&mut c, "GET e1").await,
+            Value::Nil,
+            "EXPIRE does not bring an expired key back"
+        );
+    }
+
+    #[tokio::test]
     async fn set_without_keepttl_clears_the_ttl_and_with_it_keeps_it() {
         let (mut c, clock, _) = server().await;
         q(&mut c, "SET k v EX 5").await;
@@ -273,6 +306,20 @@ mod tests {
         );
         clock.advance(secs(60.0));
         assert_eq!(q(&mut c, "GET k").await, bulk("v3"), "so it never expires");
+        q(&mut c, "SET k v EX 5").await;
+        assert_eq!(q(&mut c, "SET k v3 XX").await, Value::Okay);
+        assert_eq!(
+            q(&mut c, "TTL k").await,
+            Value::Int(-1),
+            "SET XX replaces the key too: without KEEPTTL the TTL goes"
+        );
+        assert_eq!(q(&mut c, "set k v4 keepttl").await, Value::Okay);
+        assert_eq!(q(&mut c, "set k v4 xx ex 7").await, Value::Okay);
+        assert_eq!(
+            q(&mut c, "TTL k").await,
+            Value::Int(7),
+            "options are case-insensitive, like command names"
+        );
         q(&mut c, "SET k v4 EX 5").await;
         q(&mut c, "SET k v5 EX 50").await;
         assert_eq!(
@@ -327,6 +374,8 @@ mod tests {
             "SET k v EX ten",
             "SET k v EX",
             "SET k v EX 5 KEEPTTL",
+            "SET k v EX 5 PX 100",
+            "SET k v PX 100 EX 5",
             "SET k v SOON",
         ] {
             assert!(
@@ -423,22 +472,12 @@ mod tests {
         );
     }
 
-    /// `live` keys with no TTL, `fresh` with a TTL far ahead, `dead` already expired.
+    /// A store filled by the kit (`live` keys without TTL, `fresh` with one not yet passed,
+    /// `dead` expired), its clock moved on 1 s.
     fn store_with(live: usize, fresh: usize, dead: usize, seed: u64) -> (Store, ManualClock) {
         let clock = ManualClock::new();
         let mut store = Store::new(Arc::new(clock.clone()), seeded_rng(seed));
-        let mut set = |name: String, ttl: &str| {
-            let mut cmd: Vec<Vec<u8>> = vec![b"SET".to_vec(), name.into_bytes(), b"v".to_vec()];
-            if !ttl.is_empty() {
-                cmd.extend([b"PX".to_vec(), ttl.as_bytes().to_vec()]);
-            }
-            assert_eq!(store.execute(&cmd), Frame::ok());
-        };
-        (0..live).for_each(|i| set(format!("l{i}"), ""));
-        (0..fresh).for_each(|i| set(format!("f{i}"), "1000000"));
-        // Half the doomed keys get their TTL by a second SET, on a key that already exists.
-        (0..dead).for_each(|i| set(format!("d{i}"), if i % 2 == 0 { "" } else { "10" }));
-        (0..dead).for_each(|i| set(format!("d{i}"), "10"));
+        generate::expiring_keys(|cmd| store.execute(&cmd), live, fresh, dead);
         clock.advance(secs(1.0));
         (store, clock)
     }
@@ -487,5 +526,22 @@ mod tests {
                 "20% of the keys expired: a sample of {SWEEP_SAMPLE} finds about 4, no more than a quarter, so the sweep stops after a round or two (removed {removed}; all {SWEEP_ROUNDS} rounds would remove about 64)"
             );
         });
+    }
+
+    #[test]
+    fn a_sweep_goes_on_only_while_more_than_a_quarter_of_a_sample_had_expired() {
+        // Exactly a quarter of the keys with a TTL expired: a sample of 20 finds exactly 5 (a
+        // quarter, not more: stop) about one time in five. Going on only after 6 or more removes
+        // about 7.4 keys per sweep on average; going on after 5 too, about 9.8.
+        let (cases, mut removed) = (400, 0);
+        for_seeds(cases, |rng| {
+            let (mut store, _) = store_with(0, 300, 100, rng.random());
+            removed += store.sweep();
+        });
+        let mean = removed as f64 / cases as f64;
+        assert!(
+            mean < 8.5,
+            "a quarter of the keys expired: a sweep removed {mean:.1} keys on average; it goes on after a round only if MORE than a quarter of its sample had expired"
+        );
     }
 }

@@ -230,6 +230,60 @@ mod tests {
             Some(b"1".to_vec()),
             "and nothing was evicted for it"
         );
+        let exact = vec![0; 10_000 - 3 - ENTRY_OVERHEAD];
+        assert_eq!(
+            c.set(b"big", &exact, None),
+            Ok(()),
+            "an entry exactly the size of the bound fits (evicting everything else)"
+        );
+        assert_eq!((c.used_memory(), c.get(b"a")), (10_000, None));
+    }
+
+    #[test]
+    fn with_a_sample_larger_than_the_cache_eviction_is_exact_lru() {
+        // Room for exactly `n` equal entries, and 200 samples: every key is looked at, so the
+        // victim is the true least recently used. Reads and writes both make a key recent.
+        for_seeds(60, |rng| {
+            let n = rng.random_range(1..6);
+            let (mut c, _) = cache(n * size(b"k0", b"v"), 200, rng.random());
+            let mut lru: Vec<Vec<u8>> = Vec::new(); // least recent first
+            for step in 0..200 {
+                let key = format!("k{}", rng.random_range(0..8)).into_bytes();
+                let held = lru.iter().position(|k| *k == key);
+                match rng.random_range(0..3) {
+                    0 => {
+                        let got = c.get(&key).is_some();
+                        assert_eq!(
+                            got,
+                            held.is_some(),
+                            "step {step}: GET {key:?}; LRU order {lru:?}"
+                        );
+                        if let Some(i) = held {
+                            let k = lru.remove(i);
+                            lru.push(k);
+                        }
+                    }
+                    1 => {
+                        assert_eq!(c.del(&key), held.is_some(), "step {step}: DEL {key:?}");
+                        held.map(|i| lru.remove(i));
+                    }
+                    _ => {
+                        c.set(&key, b"v", None).unwrap();
+                        match held {
+                            Some(i) => _ = lru.remove(i),
+                            None if lru.len() == n => _ = lru.remove(0),
+                            None => {}
+                        }
+                        lru.push(key);
+                    }
+                }
+                assert_eq!(
+                    c.used_memory(),
+                    lru.len() * size(b"k0", b"v"),
+                    "step {step}: room for {n}, keys held by true LRU {lru:?}"
+                );
+            }
+        });
     }
 
     #[test]
@@ -346,12 +400,18 @@ mod tests {
         let (mut c, clock) = cache(10_000, 5, 2);
         c.set(b"k", b"v", Some(Duration::from_secs(10))).unwrap();
         c.set(b"gone", b"v", Some(Duration::from_secs(2))).unwrap();
+        c.set(b"edge", b"v", Some(Duration::from_secs(8))).unwrap();
         clock.advance(Duration::from_secs(8)); // the server is down for a while
         let mut back = restored(&c, c.aof(), &clock);
         assert_eq!(
             back.used_memory(),
-            size(b"k", b"v"),
-            "a key that expired before the restart is not loaded"
+            size(b"k", b"v") + size(b"edge", b"v"),
+            "a key that expired before the restart is not loaded; one exactly at its deadline is"
+        );
+        assert_eq!(
+            back.get(b"edge"),
+            Some(b"v".to_vec()),
+            "alive while now <= deadline"
         );
         assert_eq!(back.get(b"gone"), None, "expired while the server was down");
         assert!(!c.del(b"gone"), "an expired key is not there to delete");
@@ -395,12 +455,21 @@ mod tests {
     fn a_corrupt_record_in_the_middle_is_an_error_not_a_silent_loss() {
         let (mut c, clock) = cache(10_000, 5, 4);
         c.set(b"a", b"1", None).unwrap();
-        let mut aof = c.aof().to_vec();
-        aof.extend(b"?garbage\r\n");
-        aof.extend(to_bytes(&Frame::command(["SET", "b", "2"])));
-        assert!(
-            Cache::restore(&aof, 10_000, 5, Arc::new(clock), seeded_rng(1)).is_err(),
-            "bytes that can never be a record, followed by more records: the file is corrupt, not torn"
-        );
+        let bad: [&[u8]; 4] = [
+            b"?garbage\r\n",
+            b":1\r\n",
+            b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n",
+            b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n:1\r\n",
+        ];
+        for bytes in bad {
+            let mut aof = c.aof().to_vec();
+            aof.extend(bytes);
+            aof.extend(to_bytes(&Frame::command(["SET", "b", "2"])));
+            assert!(
+                Cache::restore(&aof, 10_000, 5, Arc::new(clock.clone()), seeded_rng(1)).is_err(),
+                "{:?} is not a record the cache writes, followed by more records: the file is corrupt, not torn",
+                String::from_utf8_lossy(bytes)
+            );
+        }
     }
 }

@@ -152,8 +152,10 @@ mod tests {
 
     #[test]
     fn every_reply_type_parses_from_its_known_bytes() {
-        let cases: [(&[u8], Frame); 8] = [
+        let cases: [(&[u8], Frame); 10] = [
             (b"+OK\r\n", Frame::ok()),
+            (b":9223372036854775807\r\n", Frame::Integer(i64::MAX)),
+            (b":-9223372036854775808\r\n", Frame::Integer(i64::MIN)),
             (
                 b"-ERR unknown command 'FOO'\r\n",
                 Frame::error("ERR unknown command 'FOO'"),
@@ -245,6 +247,43 @@ mod tests {
                 parse_in_pieces(&stream, &cuts),
                 want,
                 "reads cut at {cuts:?}: one read may end mid-command or hold several"
+            );
+        });
+    }
+
+    #[test]
+    fn a_long_stream_with_values_beyond_the_line_limit_parses_in_any_reads() {
+        // Megabytes of pipeline, some values larger than MAX_LINE_LEN (the line limit is for
+        // lines, not for what is buffered), cut into reads that end anywhere.
+        for_seeds(6, |rng| {
+            let (mut stream, mut want) = (Vec::new(), Vec::new());
+            for i in 0..300 {
+                let len = match rng.random_range(0..20) {
+                    0 => rng.random_range(MAX_LINE_LEN..3 * MAX_LINE_LEN),
+                    _ => rng.random_range(0..64),
+                };
+                let value: Vec<u8> = (0..len).map(|j| b"\r\n$*x"[(i + j) % 5]).collect();
+                let frame = Frame::command([b"SET".to_vec(), format!("k{i}").into_bytes(), value]);
+                stream.extend(encoded(&frame));
+                want.push(frame);
+            }
+            let (mut cuts, mut at) = (Vec::new(), 0);
+            loop {
+                at += rng.random_range(1..20_000);
+                if at >= stream.len() {
+                    break;
+                }
+                cuts.push(at);
+            }
+            let got = parse_in_pieces(&stream, &cuts);
+            let first_wrong = got.iter().zip(&want).position(|(g, w)| g != w);
+            assert!(
+                got.len() == want.len() && first_wrong.is_none(),
+                "{} bytes in {} reads: {} of {} frames, first wrong at {first_wrong:?}",
+                stream.len(),
+                cuts.len() + 1,
+                got.len(),
+                want.len()
             );
         });
     }
@@ -363,8 +402,13 @@ mod tests {
     #[test]
     fn malformed_input_is_an_error_not_a_hang_or_a_panic() {
         let huge = format!("${}\r\n", MAX_BULK_LEN + 1);
-        let cases: [&[u8]; 11] = [
+        let cases: [&[u8]; 16] = [
             b"?x\r\n",
+            b":9223372036854775808\r\n",
+            b"$99999999999999999999\r\n",
+            b"*-9223372036854775809\r\n",
+            b":-\r\n",
+            b":12\n:3\r\n",
             b"\r\n",
             b"$abc\r\n",
             b"$-2\r\n",

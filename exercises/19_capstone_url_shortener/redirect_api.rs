@@ -235,6 +235,7 @@ mod tests {
     async fn urls_that_are_not_absolute_http_with_a_host_are_refused_with_400() {
         let (state, server) = start().await;
         let long = format!("https://example.com/{}", "a".repeat(2_030));
+        let wide = format!("https://example.com/{}", "é".repeat(1_100)); // 1,120 chars, 2,220 bytes
         let bad = [
             "",
             "example.com",
@@ -244,13 +245,18 @@ mod tests {
             "https://",
             "http:///path",
             "http://?q=1",
+            "http://#frag",
             "http:/example.com",
             "httpx://example.com",
             "https://exa mple.com",
             "https://example.com/a b",
             "https://example.com/\n",
+            "https://example.com/\t",
+            "https://example.com/\u{7}",
+            "https://example.com/\u{7f}",
             " https://example.com",
             &long,
+            &wide,
         ];
         for url in bad {
             let r = post(&server, None, url).await;
@@ -271,6 +277,7 @@ mod tests {
             "https://example.com",
             "http://localhost:8080/x?y=z#frag",
             "https://example.com/caf%C3%A9",
+            "https://example.com/café",
             "https://example.com/?q=a+b&r=%20",
         ] {
             code_of(&post(&server, None, url).await);

@@ -8,9 +8,9 @@
 // runs them all at once and answers with one array of their replies.
 //
 // Build `serve` (accept connections forever, a task each) and `handle` (one connection's loop).
-// The property: 8 clients × 1,000 pipelined INCRs count to 8,000 with every reply in order; a
-// client that sent half a command, or nothing, blocks nobody; a malformed frame is answered with
-// an error and the connection closed; MULTI/EXEC/DISCARD/QUIT behave as in Redis.
+// The property: 8 clients × 1,000 pipelined INCRs count to 8,000, replies in order; a client
+// that sent half a command, or nothing, blocks nobody; a malformed frame gets an error and the
+// connection closed; MULTI/EXEC/DISCARD/QUIT as in Redis (no rollback: EXEC runs every command).
 //
 // Lab: load from many connections; turn DEPTHS and CLIENTS and watch ops/s and p99 move.
 
@@ -290,6 +290,11 @@ mod tests {
             want,
             "101 commands in one write: 101 replies in order, then QUIT closes"
         );
+        let flushes = sdlings_kit_resp::conn::flushes_on(addr.port());
+        assert!(
+            flushes <= 4,
+            "101 commands arrived in one write and were answered in {flushes} writes: flush only when no further command is buffered"
+        );
     }
 
     #[tokio::test]
@@ -363,6 +368,36 @@ mod tests {
             atomic,
             (3, 4),
             "the redis crate's own atomic pipeline (MULTI ... EXEC) works"
+        );
+    }
+
+    #[tokio::test]
+    async fn exec_runs_every_queued_command_even_after_one_fails_and_quit_is_never_queued() {
+        let (addr, _) = server().await;
+        let mut bytes = Vec::new();
+        for cmd in [
+            &["SET", "s", "text"][..],
+            &["MULTI"],
+            &["INCR", "n"],
+            &["INCR", "s"],
+            &["SET", "k", "v"],
+            &["INCR", "n"],
+            &["EXEC"],
+            &["QUIT"],
+        ] {
+            bytes.extend(redis::cmd(cmd[0]).arg(&cmd[1..]).get_packed_command());
+        }
+        let out = raw_until_closed(addr, &bytes).await;
+        assert!(
+            out.starts_with(
+                "+OK\r\n+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n*4\r\n:1\r\n-ERR "
+            ) && out.ends_with("\r\n+OK\r\n:2\r\n+OK\r\n"),
+            "a command that fails inside EXEC is an error in the array; the others still run (no rollback): {out:?}"
+        );
+        let out = raw_until_closed(addr, b"*1\r\n$5\r\nMULTI\r\n*1\r\n$4\r\nQUIT\r\n").await;
+        assert_eq!(
+            out, "+OK\r\n+OK\r\n",
+            "QUIT inside MULTI is not queued: it closes at once"
         );
     }
 

@@ -435,12 +435,21 @@ mod tests {
         let (store, cache) = setup(CONFIG, &["a"]);
         let impatient = tokio::time::timeout(10 * MS, cache.get("a"));
         let patient = cache.get("a");
-        let (gave_up, waited) = tokio::join!(impatient, patient);
+        let late = async {
+            tokio::time::sleep(20 * MS).await; // after the first caller gave up, during its load
+            cache.get("a").await
+        };
+        let (gave_up, waited, late) = tokio::join!(impatient, patient, late);
         assert!(gave_up.is_err(), "the first caller timed out after 10 ms");
         assert_eq!(
-            waited,
-            url("a"),
+            (waited, late),
+            (url("a"), url("a")),
             "the load it started must not leave the others stuck"
+        );
+        assert_eq!(
+            store.reads_of("a"),
+            1,
+            "a miss after the first caller gave up, while its load still runs, joins that load"
         );
         let reads = store.reads_of("a");
         assert_eq!(cache.get("a").await, url("a"));

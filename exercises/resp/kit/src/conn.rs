@@ -1,12 +1,23 @@
 //! One client's connection: commands in, frames out, over a real TCP stream.
 
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::Mutex;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::{Command, Frame, codec};
+
+/// Flushes that sent bytes, per local port (a server's connections share its port).
+static FLUSHES: Mutex<BTreeMap<u16, usize>> = Mutex::new(BTreeMap::new());
+
+/// How many flushes that sent bytes the connections on local port `port` have made: the writes
+/// a server listening there made, for tests that count them.
+pub fn flushes_on(port: u16) -> usize {
+    FLUSHES.lock().unwrap().get(&port).copied().unwrap_or(0)
+}
 
 /// A TCP connection read as RESP commands and written as RESP frames. Writes are buffered until
 /// [`Connection::flush`]: a server answering a pipeline writes all the replies it can, then
@@ -74,6 +85,9 @@ impl Connection {
 
     /// Sends everything written so far.
     pub async fn flush(&mut self) -> io::Result<()> {
+        if let (false, Ok(local)) = (self.write.is_empty(), self.stream.local_addr()) {
+            *FLUSHES.lock().unwrap().entry(local.port()).or_default() += 1;
+        }
         self.stream.write_all(&self.write).await?;
         self.write.clear();
         self.stream.flush().await

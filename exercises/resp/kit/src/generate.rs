@@ -2,7 +2,7 @@
 
 use rand::{Rng, RngExt};
 
-use crate::Frame;
+use crate::{Command, Frame};
 
 /// A random command as the `redis` crate packs it, with the frame it must parse to. Its
 /// arguments are short strings of bytes chosen to trip parsers: `\r`, `\n`, `$`, `*`, `0`, 0xff.
@@ -41,5 +41,40 @@ fn frame_at(rng: &mut impl Rng, depth: u32) -> Frame {
                 .map(|_| frame_at(rng, depth + 1))
                 .collect(),
         ),
+    }
+}
+
+/// Fills a store, through `execute`, for tests of the expiry sweep; the test then moves its
+/// clock on by exactly 1 s. `live` keys end without a TTL (a third of them had one, cleared by
+/// a plain SET; `live` more had one and were deleted), `fresh` keys keep a TTL not yet passed (a
+/// tenth of them exactly at their deadline 1 s later), `dead` keys expire within that second
+/// (half of them got their TTL by a second SET of a key that already existed).
+pub fn expiring_keys(
+    mut execute: impl FnMut(Command) -> Frame,
+    live: usize,
+    fresh: usize,
+    dead: usize,
+) {
+    let mut set = |name: String, px: &str| {
+        let mut cmd: Command = vec![b"SET".to_vec(), name.into_bytes(), b"v".to_vec()];
+        if !px.is_empty() {
+            cmd.extend([b"PX".to_vec(), px.as_bytes().to_vec()]);
+        }
+        assert_eq!(execute(cmd), Frame::ok());
+    };
+    (0..live).for_each(|i| set(format!("l{i}"), if i % 3 == 0 { "500" } else { "" }));
+    (0..live).for_each(|i| set(format!("l{i}"), ""));
+    (0..live).for_each(|i| set(format!("g{i}"), "1000000"));
+    (0..fresh).for_each(|i| {
+        set(
+            format!("f{i}"),
+            if i % 10 == 0 { "1000" } else { "1000000" },
+        )
+    });
+    (0..dead).for_each(|i| set(format!("d{i}"), if i % 2 == 0 { "" } else { "10" }));
+    (0..dead).for_each(|i| set(format!("d{i}"), "10"));
+    for i in 0..live {
+        let del = vec![b"DEL".to_vec(), format!("g{i}").into_bytes()];
+        assert_eq!(execute(del), Frame::Integer(1), "DEL g{i}");
     }
 }
