@@ -482,7 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_stream_carries_exactly_the_successful_writes_in_order_ttls_as_pxat() {
-        let time = ManualTime::at(Duration::from_secs(1_000));
+        let time = ManualTime::at(Duration::from_millis(1_000_250));
         let p = primary(&time).await;
         let (mut link, _, _) = fake_replica(p).await;
         let mut c = connect(p).await;
@@ -494,7 +494,7 @@ mod tests {
         while got.last() != Some(&cmd("SET end 1")) && got.len() < 20 {
             got.push(link.recv().await);
         }
-        let want = "SET k 1|SET n x|DEL k nil|INCR c|SET m -1|INCR m|SET t v PXAT 1010000|SET u v PXAT 1001500|SET w v PXAT 2000000|SET end 1";
+        let want = "SET k 1|SET n x|DEL k nil|INCR c|SET m -1|INCR m|SET t v PXAT 1010250|SET u v PXAT 1001750|SET w v PXAT 2000000|SET end 1";
         assert_eq!(
             got,
             want.split('|').map(cmd).collect::<Vec<_>>(),
