@@ -396,6 +396,7 @@ mod tests {
         let (mut a, mut b) = (connect(p).await, connect(p).await);
         q(&mut a, "SET a 1").await;
         q(&mut b, "SET b 2").await;
+        q(&mut a, "GET b").await; // a read: a's last write is still SET a 1
         let wait = spawn_query(a, "WAIT 1 0");
         for sent in ["SET a 1", "SET b 2", "REPLCONF GETACK *"] {
             assert_eq!(f.recv().await, cmd(sent));
