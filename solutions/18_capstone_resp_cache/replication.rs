@@ -374,7 +374,8 @@ mod tests {
     use sdlings_kit::property::for_seeds;
     use sdlings_kit_resp::client::{connect, query};
     use sdlings_kit_resp::peers::{
-        cmd, fake_primary, fake_replica, len, replicas_connected, within,
+        ack, cmd, fake_primary, fake_replica, fake_replica_stalled, len, random_command,
+        replicas_connected, spawn_query, wait_times_out, within,
     };
     use sdlings_kit_resp::replication::ManualTime;
 
@@ -396,21 +397,23 @@ mod tests {
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
+    type Replicating = tokio::task::JoinHandle<io::Result<()>>;
+
     /// Your replica, of a primary played by the test: FULLRESYNC at `offset`, a snapshot holding
-    /// `gone` = `snap`. Returns the link and the replica's address (for reads).
-    async fn replica_of_fake(offset: u64) -> (peers::Peer, SocketAddr) {
+    /// `gone` = `snap`. Returns the link, the replica's address (for reads) and its task.
+    async fn replica_of_fake(offset: u64) -> (peers::Peer, SocketAddr, Replicating) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let time = Time::from(ManualTime::new());
-        let (replica, _) = spawn_replica(listener.local_addr().unwrap(), time.clone()).await;
+        let (replica, task) = spawn_replica(listener.local_addr().unwrap(), time.clone()).await;
         let mut source = Store::new(time);
         source.execute(&[b"SET".to_vec(), b"gone".to_vec(), b"snap".to_vec()]);
         let link = fake_primary(&listener, replica.port(), offset, source.snapshot()).await;
-        (link, replica)
+        (link, replica, task)
     }
 
     #[tokio::test]
     async fn the_replica_handshakes_loads_the_snapshot_applies_silently_and_acks_exact_offsets() {
-        let (mut link, replica) = replica_of_fake(500).await;
+        let (mut link, replica, task) = replica_of_fake(500).await;
         link.send(cmd("REPLCONF GETACK *")).await;
         let ack =
             "nothing streamed yet: the offset is FULLRESYNC's (the snapshot's bytes do not count)";
@@ -450,6 +453,10 @@ mod tests {
             Value::Nil,
             "the stream's DEL applied"
         );
+        drop(link);
+        let ended = within("replicate went on after its primary closed the link", task);
+        let why = "replicate returns Ok(()) when the primary closes the link";
+        assert!(matches!(ended.await, Ok(Ok(()))), "{why}");
     }
 
     #[tokio::test]
@@ -475,11 +482,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_stream_carries_exactly_the_successful_writes_in_order_ttls_as_pxat() {
-        let time = ManualTime::at(Duration::from_secs(1_000));
+        let time = ManualTime::at(Duration::from_millis(1_000_250));
         let p = primary(&time).await;
         let (mut link, _, _) = fake_replica(p).await;
         let mut c = connect(p).await;
-        let script = "SET k 1|GET k|SET k 2 NX|SET n x|INCR n|DEL nil|DEL k nil|INCR c|SET t v EX 10|SET u v NX PX 1500|SET w v PXAT 2000000|PING|SET end 1";
+        let script = "SET k 1|GET k|SET k 2 NX|SET n x|INCR n|DEL nil|DEL k nil|INCR c|SET m -1|INCR m|SET t v EX 10|SET u v NX PX 1500|SET w v PXAT 2000000|PING|SET end 1";
         for command in script.split('|') {
             let _ = query(&mut c, &command.split(' ').collect::<Vec<_>>()).await;
         }
@@ -487,11 +494,11 @@ mod tests {
         while got.last() != Some(&cmd("SET end 1")) && got.len() < 20 {
             got.push(link.recv().await);
         }
-        let want = "SET k 1|SET n x|DEL k nil|INCR c|SET t v PXAT 1010000|SET u v PXAT 1001500|SET w v PXAT 2000000|SET end 1";
+        let want = "SET k 1|SET n x|DEL k nil|INCR c|SET m -1|INCR m|SET t v PXAT 1010250|SET u v PXAT 1001750|SET w v PXAT 2000000|SET end 1";
         assert_eq!(
             got,
             want.split('|').map(cmd).collect::<Vec<_>>(),
-            "only writes that changed something, in order (no reads, errors, NX that did not set, DEL of nothing); EX and PX as SET key value PXAT <absolute ms>"
+            "only writes that changed something, in order (no reads, errors, NX that did not set, DEL of nothing; an INCR that reached 0 did write); EX and PX as SET key value PXAT <absolute ms>"
         );
     }
 
@@ -502,7 +509,7 @@ mod tests {
         let (mut a, mut offset, _) = fake_replica(p).await;
         let mut c = connect(p).await;
         q(&mut c, "SET x 1").await;
-        let wait = tokio::spawn(async move { (q(&mut c, "WAIT 1 0").await, c) });
+        let wait = spawn_query(c, "WAIT 1 0");
         assert_eq!(a.recv().await, cmd("SET x 1"));
         assert_eq!(
             a.recv().await,
@@ -510,20 +517,21 @@ mod tests {
             "WAIT 1 with no ack yet asks for one"
         );
         offset += len("SET x 1");
-        a.send(cmd(&format!("REPLCONF ACK {offset}"))).await;
+        a.send(ack(offset)).await;
         offset += len("REPLCONF GETACK *");
         let (acked, mut c) = within("WAIT 1 0 did not return once acknowledged", wait)
             .await
             .unwrap();
         assert_eq!(acked, Value::Int(1));
-        q(&mut c, "SET y 2").await;
+        q(&mut c, "SET y 2 EX 100").await;
         q(&mut c, "SET y 3 NX").await;
-        assert_eq!(a.recv().await, cmd("SET y 2"));
-        offset += len("SET y 2");
+        let streamed = a.recv().await;
+        assert_eq!(streamed, cmd("SET y 2 PXAT 100000"));
+        offset += to_bytes(&streamed).len() as u64;
         let (mut b, b_offset, snapshot) = fake_replica(p).await;
         assert_eq!(
             b_offset, offset,
-            "a late replica's FULLRESYNC offset is every byte streamed so far, GETACKs included"
+            "a late replica's FULLRESYNC offset is every byte streamed so far, GETACKs included (the bytes of the frames sent: SET ... PXAT, not the client's SET ... EX)"
         );
         let mut copy = Store::new(time.into());
         copy.load_snapshot(&snapshot).unwrap();
@@ -547,8 +555,8 @@ mod tests {
         let (replica, _task) = spawn_replica(p, late.clone().into()).await;
         replicas_connected(p, 1, CONNECTED).await;
         let mut c = connect(p).await;
-        q(&mut c, "SET a v EX 10").await;
-        q(&mut c, "SET b v PX 10000").await;
+        q(&mut c, "set a v ex 10").await; // options are case-insensitive
+        q(&mut c, "SET b v PX 10000 NX").await; // the TTL need not be last
         assert_eq!(
             within("WAIT 1 0 never returned", q(&mut c, "WAIT 1 0")).await,
             Value::Int(1)
@@ -571,58 +579,51 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn wait_counts_acks_of_this_clients_last_write_not_the_latest_write() {
         let p = primary(&ManualTime::new()).await;
-        let (mut f, mut offset, _) = fake_replica(p).await;
+        let (mut f, offset, _) = fake_replica(p).await;
         let (mut a, mut b) = (connect(p).await, connect(p).await);
         q(&mut a, "SET a 1").await;
         q(&mut b, "SET b 2").await;
-        let wait = tokio::spawn(async move { q(&mut a, "WAIT 1 0").await });
+        q(&mut a, "GET b").await; // a read: a's last write is still SET a 1
+        let wait = spawn_query(a, "WAIT 1 0");
         for sent in ["SET a 1", "SET b 2", "REPLCONF GETACK *"] {
             assert_eq!(f.recv().await, cmd(sent));
         }
         // A replica that has applied a's write but not yet b's says so.
-        offset += len("SET a 1");
-        f.send(cmd(&format!("REPLCONF ACK {offset}"))).await;
+        f.send(ack(offset + len("SET a 1"))).await;
         let acked = within(
             "WAIT 1 0 of client a never returned, though the replica acknowledged exactly a's last write (b's came after)",
             wait,
         );
-        assert_eq!(acked.await.unwrap(), Value::Int(1));
+        assert_eq!(acked.await.unwrap().0, Value::Int(1));
     }
 
     #[tokio::test]
-    async fn wait_with_too_few_acks_answers_the_count_at_its_timeout_and_not_before() {
+    async fn wait_answers_how_many_acknowledged_the_write_at_once_or_at_its_timeout() {
         let time = ManualTime::new();
         let p = primary(&time).await;
         let (_replica, _task) = spawn_replica(p, time.clone().into()).await;
-        let (_silent, _, _) = fake_replica(p).await;
+        let (mut silent, silent_start, _) = fake_replica(p).await;
         replicas_connected(p, 2, CONNECTED).await;
         let mut c = connect(p).await;
         q(&mut c, "SET k v").await;
-        let one = within(
-            "WAIT 1 0 never returned though one replica acks",
-            q(&mut c, "WAIT 1 0"),
-        )
-        .await;
-        assert_eq!(
-            one,
-            Value::Int(1),
-            "two replicas are connected, one acknowledged: WAIT counts acks"
-        );
-        let mut wait = tokio::spawn(async move { q(&mut c, "WAIT 2 500").await });
-        tokio::select! {
-            r = &mut wait => panic!("WAIT 2 500 answered {r:?} before its 500 ms had passed, with one ack of two"),
-            _ = within("WAIT 2 500 never slept until its deadline (Time::sleep_until)", time.sleepers(1)) => {}
-        }
-        time.advance(Duration::from_millis(500));
-        let r = within(
-            "WAIT 2 500 did not return once 500 ms had passed (milliseconds)",
-            wait,
-        );
-        assert_eq!(
-            r.await.unwrap(),
-            Value::Int(1),
-            "at its timeout, WAIT answers how many acknowledged"
-        );
+        let one = within("WAIT 1 0 never returned", q(&mut c, "WAIT 1 0")).await;
+        let why = "two replicas are connected, one acknowledged: WAIT counts acks";
+        assert_eq!(one, Value::Int(1), "{why}");
+        let (r, mut c) = wait_times_out(&time, c, 2).await;
+        let why = "at its timeout, WAIT answers how many acknowledged";
+        assert_eq!(r, Value::Int(1), "{why}");
+        // Joins after the write (its snapshot holds it), but has acknowledged nothing yet.
+        let (mut late, late_start, _) = fake_replica(p).await;
+        replicas_connected(p, 3, CONNECTED).await;
+        let why = "WAIT 0 answers at once how many replicas acknowledged the client's last write, not how many are connected; a replica counts from its first ACK (it may not have loaded its snapshot yet)";
+        assert_eq!(q(&mut c, "WAIT 0 0").await, Value::Int(1), "{why}");
+        silent.send(ack(silent_start + len("SET k v"))).await;
+        late.send(ack(late_start)).await;
+        let three = within("WAIT 3 0 never returned", q(&mut c, "WAIT 3 0"));
+        assert_eq!(three.await, Value::Int(3));
+        let (r, _) = wait_times_out(&time, c, 4).await;
+        let why = "WAIT 4 with 3 replicas, all acknowledged: it waits for a fourth until its timeout (as Redis does), then answers 3";
+        assert_eq!(r, Value::Int(3), "{why}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -634,24 +635,23 @@ mod tests {
         replicas_connected(p, 2, CONNECTED).await;
         let mut c = connect(p).await;
         q(&mut c, "SET k v").await;
-        let mut wait = tokio::spawn(async move { q(&mut c, "WAIT 2 0").await });
+        let mut wait = spawn_query(c, "WAIT 2 0");
         let getack = async {
             assert_eq!(f.recv().await, cmd("SET k v"));
             assert_eq!(f.recv().await, cmd("REPLCONF GETACK *"));
         };
         tokio::select! {
-            r = &mut wait => panic!("WAIT 2 0 answered {r:?} with one ack of two: timeout 0 means no timeout"),
+            r = &mut wait => panic!("WAIT 2 0 answered {:?} with one ack of two: timeout 0 means no timeout", r.map(|r| r.0)),
             _ = getack => {}
         }
         time.advance(Duration::from_secs(3_600));
-        f.send(cmd(&format!("REPLCONF ACK {}", offset + len("SET k v"))))
-            .await;
+        f.send(ack(offset + len("SET k v"))).await;
         let r = within(
             "WAIT 2 0 never returned after both replicas acknowledged",
             wait,
         );
         assert_eq!(
-            r.await.unwrap(),
+            r.await.unwrap().0,
             Value::Int(2),
             "an hour later, the second ack ends the WAIT"
         );
@@ -671,6 +671,32 @@ mod tests {
         replicas_connected(p, 0, still).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_made_while_a_replica_receives_its_snapshot_reaches_it_in_the_stream() {
+        let p = primary(&ManualTime::new()).await;
+        let mut c = connect(p).await;
+        let big = "x".repeat(1 << 20);
+        for i in 0..16 {
+            q(&mut c, &format!("SET big{i} {big}")).await;
+        }
+        q(&mut c, "INCR n").await;
+        // Reads FULLRESYNC, not yet the 16 MB snapshot: the primary's send of it cannot finish.
+        let (mut slow, _) = fake_replica_stalled(p).await;
+        assert_eq!(q(&mut c, "INCR n").await, Value::Int(2));
+        let snapshot = slow.recv().await;
+        let mut copy = Store::new(ManualTime::new().into());
+        copy.load_snapshot(&snapshot).unwrap();
+        let n = copy.execute(&[b"GET".to_vec(), b"n".to_vec()]);
+        let why = "the snapshot was taken before the second INCR";
+        assert_eq!(n, Frame::bulk("1"), "{why}");
+        q(&mut c, "SET end 1").await;
+        assert_eq!(
+            slow.recv().await,
+            cmd("INCR n"),
+            "a write made after the snapshot was taken, while the replica was still receiving it, is in the stream: take the snapshot and register the replica in one step (one lock), then send"
+        );
+    }
+
     #[test]
     fn after_wait_every_replica_holds_the_primarys_data_late_joiners_included() {
         for_seeds(6, |rng| {
@@ -683,16 +709,7 @@ mod tests {
                     if i == 40 || i == 80 {
                         replicas.push(spawn_replica(p, time.clone().into()).await.0); // joins late
                     }
-                    let (k, n) = (format!("k{}", rng.random_range(0..6)), rng.random_range(1..4));
-                    let command = match rng.random_range(0..7) {
-                        0 => format!("SET {k} v{i}"),
-                        1 => format!("SET {k} n{i} NX"),
-                        2 => format!("SET {k} e{i} EX {n}"),
-                        3 => format!("SET {k} p{i} PX {}", n * 700),
-                        4 => format!("DEL {k} k{}", rng.random_range(0..6)),
-                        5 => format!("INCR c{n}"),
-                        _ => format!("GET {k}"),
-                    };
+                    let command = random_command(rng, i);
                     let _ = query(&mut clients[rng.random_range(0..2)], &command.split(' ').collect::<Vec<_>>()).await;
                     time.advance(Duration::from_millis(rng.random_range(0..100)));
                 }

@@ -5,12 +5,16 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand::{Rng, RngExt};
+use redis::aio::MultiplexedConnection;
 use sdlings_kit::lab::{Table, latency};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 use crate::Frame;
-use crate::client::connect;
+use crate::client::{connect, query};
 use crate::conn::{Connection, to_bytes};
+use crate::replication::ManualTime;
 
 /// A command frame from words: `cmd("REPLCONF GETACK *")`.
 pub fn cmd(words: &str) -> Frame {
@@ -89,6 +93,34 @@ pub async fn fake_replica(primary: SocketAddr) -> (Peer, u64, Frame) {
     });
     let snapshot = link.recv().await;
     (link, offset, snapshot)
+}
+
+/// A replica played by the test that reads slowly: its socket's receive buffer is a few KB, and
+/// it handshakes and reads `+FULLRESYNC <replid> <offset>` but not the snapshot, which waits in
+/// the network (the primary's send of a large one blocks) until `recv` reads it. Returns the link
+/// and FULLRESYNC's offset.
+pub async fn fake_replica_stalled(primary: SocketAddr) -> (Peer, u64) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(primary).await.expect("connect");
+    let mut link = Peer(Connection::new(stream));
+    for (ask, answer) in [
+        ("PING", "PONG"),
+        ("REPLCONF listening-port 7001", "OK"),
+        ("REPLCONF capa psync2", "OK"),
+    ] {
+        link.send(cmd(ask)).await;
+        assert_eq!(link.recv().await, Frame::Simple(answer.into()), "{ask}");
+    }
+    link.send(cmd("PSYNC ? -1")).await;
+    let resync = link.recv().await;
+    let offset = match &resync {
+        Frame::Simple(line) => line.rsplit(' ').next().and_then(|o| o.parse().ok()),
+        _ => None,
+    };
+    let offset =
+        offset.unwrap_or_else(|| panic!("PSYNC ? -1 is answered +FULLRESYNC, got {resync:?}"));
+    (link, offset)
 }
 
 /// A primary played by the test: accepts the replica under test (which serves reads on `port`),
@@ -184,4 +216,68 @@ async fn run(
     let at = |q: f64| rtts[((writes as f64 * q) as usize).min(writes - 1)];
     let acked = acked as f64 / writes as f64;
     (per_sec, at(0.5), at(0.99), acked, end.elapsed())
+}
+
+/// `REPLCONF ACK <offset>`: what a replica sends its primary.
+pub fn ack(offset: u64) -> Frame {
+    cmd(&format!("REPLCONF ACK {offset}"))
+}
+
+/// A command (words split on spaces) sent by `c` from a task of its own, such as a WAIT that
+/// blocks while the test plays the replicas. The task gives back the reply and the connection.
+pub fn spawn_query(
+    mut c: MultiplexedConnection,
+    words: &str,
+) -> JoinHandle<(redis::Value, MultiplexedConnection)> {
+    let words = words.to_string();
+    tokio::spawn(async move {
+        let args: Vec<&str> = words.split(' ').collect();
+        let reply = query(&mut c, &args).await;
+        (reply.unwrap_or_else(|e| panic!("{words}: {e}")), c)
+    })
+}
+
+/// `WAIT n 500` by `c`, when fewer than `n` replicas have acknowledged its last write: checks it
+/// has not answered by the time it sleeps until its deadline on `time`, moves `time` 500 ms, and
+/// returns its answer and the connection.
+pub async fn wait_times_out(
+    time: &ManualTime,
+    c: MultiplexedConnection,
+    n: usize,
+) -> (redis::Value, MultiplexedConnection) {
+    let mut wait = spawn_query(c, &format!("WAIT {n} 500"));
+    let slept = format!("WAIT {n} 500 never slept until its deadline (Time::sleep_until)");
+    tokio::select! {
+        r = &mut wait => panic!(
+            "WAIT {n} 500 answered {:?} before its 500 ms had passed, though fewer than {n} replicas acknowledged the client's last write",
+            r.map(|r| r.0)
+        ),
+        _ = within(&slept, time.sleepers(1)) => {}
+    }
+    time.advance(Duration::from_millis(500));
+    let r = within(
+        "WAIT did not return once its 500 ms had passed (milliseconds)",
+        wait,
+    );
+    r.await.expect("the WAIT's task")
+}
+
+/// The `i`th command of a random run on keys k0..k5 and counters c1..c3: SETs (NX, EX, PX, in
+/// either order, options in any case), DELs of two keys, INCRs, counters set to -1 or -2, GETs.
+pub fn random_command(rng: &mut impl Rng, i: usize) -> String {
+    let (k, n) = (
+        format!("k{}", rng.random_range(0..6)),
+        rng.random_range(1..4),
+    );
+    match rng.random_range(0..9) {
+        0 => format!("SET {k} v{i}"),
+        1 => format!("SET {k} n{i} NX"),
+        2 => format!("SET {k} e{i} EX {n}"),
+        3 => format!("set {k} p{i} px {}", n * 700),
+        4 => format!("SET {k} x{i} PX {} NX", n * 500),
+        5 => format!("DEL {k} k{}", rng.random_range(0..6)),
+        6 => format!("INCR c{n}"),
+        7 => format!("SET c{n} -{}", rng.random_range(1..3)),
+        _ => format!("GET {k}"),
+    }
 }
