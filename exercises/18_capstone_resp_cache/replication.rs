@@ -210,9 +210,10 @@ mod tests {
 
     async fn q(c: &mut MultiplexedConnection, args: &str) -> Value {
         let args: Vec<&str> = args.split(' ').collect();
+        let cut: Vec<&str> = args.iter().map(|&a| a.get(..40).unwrap_or(a)).collect(); // MB values
         query(c, &args)
             .await
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .unwrap_or_else(|e| panic!("{cut:?}: {e}"))
     }
 
     type Replicating = tokio::task::JoinHandle<io::Result<()>>;
