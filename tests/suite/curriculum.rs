@@ -42,15 +42,13 @@ fn the_curriculum_files_agree_without_building_anything() {
 #[test]
 fn the_kit_passes_its_own_tests() {
     // The main kit and each package group's own kit (`exercises/GROUP/kit`, `sdlings-kit-GROUP`).
-    let info: Info =
-        toml::from_str(&fs::read_to_string(common::repo_root().join("info.toml")).unwrap())
-            .unwrap();
+    let info = Info::of_the_curriculum();
     let mut kits = vec!["sdlings-kit".to_string()];
-    for group in info.topics.iter().filter_map(|t| t.package.as_deref()) {
-        let has_kit = common::repo_root()
+    for group in info.package_groups() {
+        if common::repo_root()
             .join(format!("exercises/{group}/kit/Cargo.toml"))
-            .exists();
-        if has_kit && !kits.contains(&format!("sdlings-kit-{group}")) {
+            .exists()
+        {
             kits.push(format!("sdlings-kit-{group}"));
         }
     }
@@ -100,6 +98,24 @@ struct Info {
     exercises: Vec<Exercise>,
 }
 
+impl Info {
+    fn of_the_curriculum() -> Info {
+        toml::from_str(&fs::read_to_string(common::repo_root().join("info.toml")).unwrap()).unwrap()
+    }
+
+    /// Each package group once, in curriculum order (several topics may share one), as sdlings'
+    /// own `Workbook::package_groups` lists them.
+    fn package_groups(&self) -> Vec<&str> {
+        let mut groups = Vec::new();
+        for group in self.topics.iter().filter_map(|t| t.package.as_deref()) {
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+}
+
 #[derive(Deserialize)]
 struct Topic {
     name: String,
@@ -143,15 +159,20 @@ fn stand_in_workbook(info: &Info) -> tempfile::TempDir {
     );
     // A package group's stand-ins live in their own members, as the real workbook's do, so the
     // watcher builds what it builds for a learner.
-    let groups: Vec<&str> = info
-        .topics
-        .iter()
-        .filter_map(|t| t.package.as_deref())
-        .collect();
-    let mut members = vec!["exercises".to_string(), "solutions".to_string()];
-    for group in &groups {
-        members.push(format!("exercises/{group}"));
-        members.push(format!("solutions/{group}"));
+    let mut members = Vec::new();
+    for side in ["exercises", "solutions"] {
+        let groups = info.package_groups().into_iter();
+        let packages = std::iter::once((side.to_string(), side.to_string()))
+            .chain(groups.map(|group| (format!("{side}/{group}"), format!("{side}-{group}"))));
+        for (dir, package) in packages {
+            write(
+                &format!("{dir}/Cargo.toml"),
+                &format!(
+                    "[package]\nname = \"{package}\"\nversion = \"0.0.0\"\nedition = \"2024\"\nautobins = false\n"
+                ),
+            );
+            members.push(dir);
+        }
     }
     write(
         "Cargo.toml",
@@ -160,20 +181,6 @@ fn stand_in_workbook(info: &Info) -> tempfile::TempDir {
             "[workspace]\nmembers = {members:?}\nresolver = \"3\"\n\n[profile.dev]\ndebug = false\n"
         ),
     );
-    let packages = ["exercises", "solutions"].into_iter().flat_map(|package| {
-        let in_groups = groups
-            .iter()
-            .map(move |group| (format!("{package}/{group}"), format!("{package}-{group}")));
-        std::iter::once((package.to_string(), package.to_string())).chain(in_groups)
-    });
-    for (dir, package) in packages {
-        write(
-            &format!("{dir}/Cargo.toml"),
-            &format!(
-                "[package]\nname = \"{package}\"\nversion = \"0.0.0\"\nedition = \"2024\"\nautobins = false\n"
-            ),
-        );
-    }
     let topic = |name: &str| info.topics.iter().find(|t| t.name == name).unwrap();
     for exercise in &info.exercises {
         let rel = format!("{}/{}.rs", topic(&exercise.topic).dir, exercise.name);
@@ -194,9 +201,7 @@ fn stand_in_workbook(info: &Info) -> tempfile::TempDir {
 
 #[test]
 fn a_learner_saves_their_way_through_every_topic_gate_to_the_final_message() {
-    let info: Info =
-        toml::from_str(&fs::read_to_string(common::repo_root().join("info.toml")).unwrap())
-            .unwrap();
+    let info = Info::of_the_curriculum();
     let dir = stand_in_workbook(&info);
     let wb = common::TempWorkbook::at(dir);
     let topic = |name: &str| info.topics.iter().find(|t| t.name == name).unwrap();
