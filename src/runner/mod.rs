@@ -22,7 +22,7 @@ use crate::info_file::ExerciseInfo;
 use crate::workbook::{EXERCISES_DIR, SOLUTIONS_DIR, Workbook};
 pub use cargo::{Artifact, BuildOutcome, BuildPlan, ProgressFn};
 pub use process::Cancel;
-pub use verdict::{Seeds, Verdict};
+pub use verdict::{Seeds, Selection, Verdict};
 
 /// Which side of the workbook to build from: the learner's files or the solutions.
 ///
@@ -121,7 +121,7 @@ pub fn check(
                 exe,
                 &workbook.root,
                 exercise.time_limit,
-                None,
+                &Selection::All,
                 seeds,
                 cancel,
             )?
@@ -202,7 +202,7 @@ fn seeds_of_attempt(attempt: u32) -> Seeds {
     }
 }
 
-/// One test binary to run (perhaps only the tests matching `filter`), `repeat` times.
+/// One test binary to run (perhaps only some of its tests), `repeat` times.
 #[derive(Debug, Clone)]
 pub struct TestRun {
     /// What progress lines call it.
@@ -210,7 +210,7 @@ pub struct TestRun {
     /// The binary's name, to find its compile errors when `exe` is `None`.
     pub bin: String,
     pub exe: Option<std::path::PathBuf>,
-    pub filter: Option<String>,
+    pub selected: Selection,
     pub time_limit: std::time::Duration,
     pub repeat: u32,
 }
@@ -230,7 +230,7 @@ impl TestRun {
                 .executable(&bin, Artifact::Tests)
                 .map(Path::to_path_buf),
             bin,
-            filter: None,
+            selected: Selection::All,
             time_limit: exercise.time_limit,
             repeat,
         }
@@ -261,7 +261,7 @@ pub fn run_all(
                 exe,
                 workdir,
                 run.time_limit,
-                run.filter.as_deref(),
+                &run.selected,
                 seeds_of_attempt(attempt),
                 &Cancel::new(),
             )?

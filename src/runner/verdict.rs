@@ -127,21 +127,45 @@ impl Seeds {
     }
 }
 
-/// Runs a built test binary under the exercise's time limit, only the tests whose names contain
-/// `filter` if one is given, its seeded properties on `seeds`. `None` means it was cancelled.
+/// Which of a test binary's tests a run runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    /// The tests whose full names contain this text, e.g. `mutant_3::`.
+    Containing(String),
+    /// Exactly the tests with these full names, e.g. `mutant_3::tests::evicts_lru`.
+    Named(Vec<String>),
+}
+
+impl Selection {
+    fn apply(&self, cmd: &mut Command) {
+        match self {
+            Selection::All => {}
+            Selection::Containing(text) => {
+                cmd.arg(text);
+            }
+            Selection::Named(names) => {
+                cmd.args(names).arg("--exact");
+            }
+        }
+    }
+}
+
+/// Runs a built test binary under the exercise's time limit, the `selected` tests only, its
+/// seeded properties on `seeds`. `None` means it was cancelled.
 pub fn run_tests(
     exe: &Path,
     workdir: &Path,
     time_limit: Duration,
-    filter: Option<&str>,
+    selected: &Selection,
     seeds: Seeds,
     cancel: &Cancel,
 ) -> Result<Option<Verdict>> {
     let mut cmd = Command::new(exe);
     process::limit_memory(&mut cmd);
     seeds.apply(&mut cmd);
-    cmd.args(filter)
-        .current_dir(workdir)
+    selected.apply(&mut cmd);
+    cmd.current_dir(workdir)
         .arg("--color=never")
         // Backtraces would bury the assertion message the learner needs.
         .env("RUST_BACKTRACE", "0");

@@ -20,7 +20,7 @@ use colored::Colorize;
 
 use crate::commands::Outcome;
 use crate::info_file::ExerciseInfo;
-use crate::runner::{self, Artifact, BuildOutcome, BuildPlan, TestRun, Verdict};
+use crate::runner::{self, Artifact, BuildOutcome, BuildPlan, Selection, TestRun, Verdict};
 use crate::term::{self, StatusLine};
 use crate::workbook::Workbook;
 use scratch::Unit;
@@ -85,27 +85,8 @@ pub fn run(workbook: &Workbook, names: &[String]) -> Result<Outcome> {
     );
     let mut status = StatusLine::new();
     let (built, solo) = build(workbook, &exercises, &planned, &mut |line| status.set(line))?;
-    let runs: Vec<TestRun> = planned
-        .iter()
-        .map(|p| {
-            let name = &p.exercise.name;
-            let (bin, filter) = if solo.contains(name) {
-                (scratch::solo_bin(name, p.number), None)
-            } else {
-                let prefix = format!("{}::", scratch::module(p.number));
-                (scratch::batch_bin(name), Some(prefix))
-            };
-            TestRun {
-                label: scratch::solo_bin(name, p.number),
-                exe: built.executable(&bin, Artifact::Tests).map(Into::into),
-                bin,
-                filter,
-                time_limit: p.exercise.time_limit,
-                repeat: 1,
-            }
-        })
-        .collect();
-    let verdicts = runner::run_all(&workbook.root, &runs, &built, &mut |l| status.set(l))?;
+    let mut progress = |line: &str| status.set(line);
+    let verdicts = run_tests(workbook, &planned, &built, &solo, &mut progress)?;
     status.clear();
     let results: Vec<Judged> = planned
         .iter()
@@ -113,6 +94,104 @@ pub fn run(workbook: &Workbook, names: &[String]) -> Result<Outcome> {
         .map(|(p, verdict)| judge(p, verdict))
         .collect();
     report(&results, &package_dir)
+}
+
+/// Runs every mutant's tests. A mutant that names the tests which catch it (`caught_by`) runs
+/// those alone first: when they all fail, the whole set fails too, and that is all the verdict
+/// needs to know, at a fraction of the cost (most of a test binary's time goes to the tests the
+/// mistake does not touch). Any other outcome is settled by running every test, so a report
+/// names all the tests that fail.
+fn run_tests(
+    workbook: &Workbook,
+    planned: &[Planned],
+    built: &BuildOutcome,
+    solo: &BTreeSet<String>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<Verdict>> {
+    let first: Vec<TestRun> = planned
+        .iter()
+        .map(|p| test_run(p, built, solo, p.mutant.caught_by.is_empty()))
+        .collect();
+    let mut verdicts = runner::run_all(&workbook.root, &first, built, progress)?;
+    let unsettled: Vec<usize> = (0..planned.len())
+        .filter(|&i| !planned[i].mutant.caught_by.is_empty() && !settled(&planned[i], &verdicts[i]))
+        .collect();
+    let again: Vec<TestRun> = unsettled
+        .iter()
+        .map(|&i| test_run(&planned[i], built, solo, true))
+        .collect();
+    let rerun = runner::run_all(&workbook.root, &again, built, progress)?;
+    for (i, verdict) in unsettled.into_iter().zip(rerun) {
+        verdicts[i] = verdict;
+    }
+    Ok(verdicts)
+}
+
+/// The run of one mutant's tests: all of them, or only those its `caught_by` names.
+fn test_run(
+    planned: &Planned,
+    built: &BuildOutcome,
+    solo: &BTreeSet<String>,
+    all: bool,
+) -> TestRun {
+    let name = &planned.exercise.name;
+    let (bin, prefix) = if solo.contains(name) {
+        (scratch::solo_bin(name, planned.number), String::new())
+    } else {
+        let prefix = format!("{}::", scratch::module(planned.number));
+        (scratch::batch_bin(name), prefix)
+    };
+    let selected = if all {
+        if prefix.is_empty() {
+            Selection::All
+        } else {
+            Selection::Containing(prefix)
+        }
+    } else {
+        let names = planned.mutant.caught_by.iter();
+        Selection::Named(names.map(|t| format!("{prefix}tests::{t}")).collect())
+    };
+    TestRun {
+        label: scratch::solo_bin(name, planned.number),
+        exe: built.executable(&bin, Artifact::Tests).map(Into::into),
+        bin,
+        selected,
+        time_limit: planned.exercise.time_limit,
+        repeat: 1,
+    }
+}
+
+/// Whether a run of only the `caught_by` tests already decides the mutant's fate: they all
+/// failed, or the run was stopped (a hang or a crash in them stops the whole set's run as well).
+fn settled(planned: &Planned, verdict: &Verdict) -> bool {
+    match verdict {
+        Verdict::TestsFailed { .. } => {
+            let failing = failing_tests(planned, verdict);
+            planned
+                .mutant
+                .caught_by
+                .iter()
+                .all(|t| failing.contains(&t.as_str()))
+        }
+        Verdict::TimedOut { .. } | Verdict::Crashed { .. } | Verdict::OutputFlood { .. } => true,
+        _ => false,
+    }
+}
+
+/// The failing tests of a verdict, named as in the exercise file (`tests::` and, in a batch,
+/// `mutant_3::` taken off).
+fn failing_tests<'v>(planned: &Planned, verdict: &'v Verdict) -> Vec<&'v str> {
+    let Verdict::TestsFailed { failures, .. } = verdict else {
+        return Vec::new();
+    };
+    let module = format!("{}::", scratch::module(planned.number));
+    failures
+        .iter()
+        .map(|f| {
+            let name = f.test.strip_prefix(&module).unwrap_or(&f.test);
+            name.strip_prefix("tests::").unwrap_or(name)
+        })
+        .collect()
 }
 
 /// Builds every exercise's mutants as one batch; an exercise whose batch does not compile is
@@ -200,16 +279,8 @@ fn judge(planned: &Planned, verdict: &Verdict) -> Judged {
             )),
             String::new(),
         ),
-        Verdict::TestsFailed { failures, .. } => {
-            // In a batch, mutant 3's tests are `mutant_3::tests::...`: name them as in the file.
-            let module = format!("{}::", scratch::module(planned.number));
-            let failing: Vec<&str> = failures
-                .iter()
-                .map(|f| {
-                    let name = f.test.strip_prefix(&module).unwrap_or(&f.test);
-                    name.strip_prefix("tests::").unwrap_or(name)
-                })
-                .collect();
+        Verdict::TestsFailed { .. } => {
+            let failing = failing_tests(planned, verdict);
             let missing: Vec<&String> = mutant
                 .caught_by
                 .iter()

@@ -6,20 +6,33 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, RedisConnectionInfo};
 
-/// How long a reply may take before the client gives up: a server that never answers (a
-/// pipeline it did not read, a flush it never did) fails the test instead of hanging it.
-pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a test waits for a reply before calling the server hung: a server that never answers
+/// (a pipeline it did not read, a flush it never did, a WAIT that never returns) fails the test
+/// instead of hanging it. A working server answers a test's commands within milliseconds, even
+/// unoptimised on a busy machine: 3 s is hundreds of times that, and a learner whose server
+/// hangs hears so in 3 s, not 20.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A connection of the `redis` crate to the server at `addr`. It does not send the
-/// `CLIENT SETINFO` the crate sends by default, so the first command a server sees is the test's.
+/// How long a lab's load generator waits for a pipeline's replies: under a load the lab chose
+/// (thousands of commands in flight) a round trip can take a second.
+pub const LOAD_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection of the `redis` crate to the server at `addr`, for a test: it gives up on a reply
+/// after [`REPLY_TIMEOUT`]. It does not send the `CLIENT SETINFO` the crate sends by default, so
+/// the first command a server sees is the test's.
 pub async fn connect(addr: SocketAddr) -> MultiplexedConnection {
+    connect_with_timeout(addr, REPLY_TIMEOUT).await
+}
+
+/// [`connect`], waiting up to `timeout` for each reply.
+pub async fn connect_with_timeout(addr: SocketAddr, timeout: Duration) -> MultiplexedConnection {
     let info = format!("redis://{addr}/")
         .into_connection_info()
         .expect("a valid address")
         .set_redis_settings(RedisConnectionInfo::default().set_skip_set_lib_name());
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(REPLY_TIMEOUT))
-        .set_response_timeout(Some(REPLY_TIMEOUT));
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
     Client::open(info)
         .expect("a client")
         .get_multiplexed_async_connection_with_config(&config)

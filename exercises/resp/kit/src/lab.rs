@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::client::connect;
+use crate::client::{LOAD_REPLY_TIMEOUT, connect_with_timeout};
 
 /// What a load run measured.
 #[derive(Clone, Debug)]
@@ -25,7 +25,7 @@ pub async fn load(addr: SocketAddr, clients: usize, depth: usize, rounds: usize)
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             tokio::spawn(async move {
-                let mut conn = connect(addr).await;
+                let mut conn = connect_with_timeout(addr, LOAD_REPLY_TIMEOUT).await;
                 let mut rtts = Vec::with_capacity(rounds);
                 for r in 0..rounds {
                     let mut pipe = redis::pipe();

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::Frame;
-use crate::client::{connect, query};
+use crate::client::{LOAD_REPLY_TIMEOUT, REPLY_TIMEOUT, connect, connect_with_timeout, query};
 use crate::conn::{Connection, to_bytes};
 use crate::replication::ManualTime;
 
@@ -26,11 +26,10 @@ pub fn len(words: &str) -> u64 {
     to_bytes(&cmd(words)).len() as u64
 }
 
-/// Fails with `why`, instead of hanging, when `f` has not finished after 10 s (a WAIT that
-/// never returns). A detector of a hang, never part of a passing run's timing.
+/// Fails with `why`, instead of hanging, when `f` has not finished after the tests' reply
+/// timeout (a WAIT that never returns). A detector of a hang, never part of a passing run's timing.
 pub async fn within<T>(why: &str, f: impl Future<Output = T>) -> T {
-    let limit = Duration::from_secs(10);
-    tokio::time::timeout(limit, f)
+    tokio::time::timeout(REPLY_TIMEOUT, f)
         .await
         .unwrap_or_else(|_| panic!("{why}"))
 }
@@ -195,7 +194,7 @@ async fn run(
     wait: usize,
     writes: usize,
 ) -> (f64, Duration, Duration, f64, Duration) {
-    let mut c = connect(primary).await;
+    let mut c = connect_with_timeout(primary, LOAD_REPLY_TIMEOUT).await;
     let (start, mut rtts, mut acked) = (Instant::now(), Vec::new(), 0);
     for i in 0..writes {
         let sent = Instant::now();
