@@ -5,6 +5,8 @@
 //! scratch package (in the build directory, never touching the workbook's files) and its tests
 //! run: a mutant whose tests all pass has "survived", and the exercise's tests have a hole.
 //! A mutant must compile: a mistake the compiler catches says nothing about the tests.
+//! Most of the time goes to running, not building: a mutant first runs only the tests its entry
+//! names (`caught_by`), see [`run_tests`].
 
 mod list;
 mod scratch;
