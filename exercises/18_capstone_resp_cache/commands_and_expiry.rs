@@ -420,6 +420,8 @@ mod tests {
         for (value, why) in [
             ("abc", "not a number"),
             ("1.5", "not an integer"),
+            ("05", "Redis reads no leading zero"),
+            ("-0", "nor a negative zero"),
             ("9223372036854775807", "the next value overflows i64"),
         ] {
             q(&mut c, &format!("SET s {value}")).await;
@@ -467,8 +469,8 @@ mod tests {
             "a negative TTL deletes it too"
         );
         assert!(
-            is_error(&q(&mut c, "EXPIRE k soon").await),
-            "not an integer"
+            is_error(&q(&mut c, "EXPIRE k +5").await),
+            "Redis reads no + sign: +5 is not an integer"
         );
     }
 

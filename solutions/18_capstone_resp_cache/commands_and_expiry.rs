@@ -238,7 +238,13 @@ impl Store {
     }
 }
 
+/// An integer as Redis reads one (`string2ll`): `0`, or an optional `-` and digits that do not
+/// start with 0. Rust's `parse` would also take `+5`, `05` and `-0`.
 fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    if bytes != b"0" && !digits.first().is_some_and(|d| (b'1'..=b'9').contains(d)) {
+        return None;
+    }
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
@@ -587,6 +593,8 @@ mod tests {
         for (value, why) in [
             ("abc", "not a number"),
             ("1.5", "not an integer"),
+            ("05", "Redis reads no leading zero"),
+            ("-0", "nor a negative zero"),
             ("9223372036854775807", "the next value overflows i64"),
         ] {
             q(&mut c, &format!("SET s {value}")).await;
@@ -634,8 +642,8 @@ mod tests {
             "a negative TTL deletes it too"
         );
         assert!(
-            is_error(&q(&mut c, "EXPIRE k soon").await),
-            "not an integer"
+            is_error(&q(&mut c, "EXPIRE k +5").await),
+            "Redis reads no + sign: +5 is not an integer"
         );
     }
 
