@@ -250,6 +250,9 @@ pub enum DevCommand {
         /// lists, identical test modules, the exercises' shape): a fraction of a second.
         #[arg(long = "static")]
         static_only: bool,
+        /// Build and run only these exercises (default: all; with --set, the set's). The static
+        /// checks always cover the whole workbook.
+        names: Vec<String>,
     },
     /// Write the [[bin]] lists of exercises/Cargo.toml and solutions/Cargo.toml from info.toml
     /// (run it after adding, renaming or moving an exercise).

@@ -96,7 +96,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             DevCommand::Check {
                 repeat,
                 static_only,
-            } => dev::check::run(&workbook, repeat, static_only),
+                names,
+            } => dev::check::run(&workbook, repeat, static_only, &names),
             DevCommand::Update => dev::update::run(&workbook),
             DevCommand::New { spec } => dev::new::run(&workbook, &spec),
             DevCommand::Mutants { names } => dev::mutants::run(&workbook, &names),

@@ -6,7 +6,7 @@
 //! are caught before a learner meets them), and every solution's lab must finish within the lab
 //! time limit (a learner who passes must not meet a lab that hangs).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use colored::Colorize;
 
 use crate::commands::Outcome;
@@ -14,10 +14,16 @@ use crate::dev::static_checks::static_problems;
 use crate::present;
 use crate::runner::lab::{self, LabRun};
 use crate::runner::{self, Artifact, BuildOutcome, Cancel, Package, TestRun, Verdict, pool};
+use crate::set::ExerciseSet;
 use crate::term::{self, StatusLine};
 use crate::workbook::Workbook;
 
-pub fn run(workbook: &Workbook, repeat: u32, static_only: bool) -> Result<Outcome> {
+pub fn run(
+    workbook: &Workbook,
+    repeat: u32,
+    static_only: bool,
+    names: &[String],
+) -> Result<Outcome> {
     let mut problems = static_problems(workbook)?;
     let count = workbook.info.exercises.len();
     let topics = workbook.info.topics.len();
@@ -31,29 +37,33 @@ pub fn run(workbook: &Workbook, repeat: u32, static_only: bool) -> Result<Outcom
         // Building a workbook whose files disagree would only add noise to the problems above.
         return Ok(conclude(&problems, ""));
     }
+    let chosen = chosen(workbook, names)?;
+    let whole = chosen.len() == count;
 
     let mut status = StatusLine::new();
     eprintln!(
-        "dev check: building the {count} exercises, their solutions and the solutions' labs…"
+        "dev check: building {} exercise(s), their solutions and the solutions' labs…",
+        chosen.len()
     );
-    let mut plan = runner::plan(workbook, Package::Exercises, term::color_enabled());
-    plan.packages
-        .extend(Package::Solutions.cargo_names(workbook));
-    plan.all_tests = true;
-    plan.labs = bins(workbook, Package::Solutions);
-    let built = runner::build_counting(&plan, &mut |l| status.set(l))?;
+    let built = build(workbook, &chosen, whole, &mut |l| status.set(l))?;
     status.clear();
 
     eprintln!(
         "dev check: running each exercise once (it must fail) and each solution {repeat}× (it must pass)…"
     );
-    let mut runs = test_runs(workbook, &built, Package::Exercises, 1);
-    runs.extend(test_runs(workbook, &built, Package::Solutions, repeat));
+    let mut runs = test_runs(workbook, &chosen, &built, Package::Exercises, 1);
+    runs.extend(test_runs(
+        workbook,
+        &chosen,
+        &built,
+        Package::Solutions,
+        repeat,
+    ));
     let verdicts = runner::run_all(&workbook.root, &runs, &built, &mut |l| status.set(l))?;
     status.clear();
-    let (unsolved, solved) = verdicts.split_at(count);
-    for ((exercise, shipped), solution) in workbook.info.exercises.iter().zip(unsolved).zip(solved)
-    {
+    let (unsolved, solved) = verdicts.split_at(chosen.len());
+    for ((&index, shipped), solution) in chosen.iter().zip(unsolved).zip(solved) {
+        let exercise = &workbook.info.exercises[index];
         problems.extend(unsolved_problem(shipped).map(|p| format!("{}: {p}", exercise.name)));
         if !solution.passed() {
             let detail = present::verdict_text(&exercise.name, "", solution);
@@ -65,35 +75,98 @@ pub fn run(workbook: &Workbook, repeat: u32, static_only: bool) -> Result<Outcom
     }
 
     eprintln!("dev check: running every solution's lab…");
-    problems.extend(lab_problems(workbook, &built, &mut |l| status.set(l))?);
+    problems.extend(lab_problems(workbook, &chosen, &built, &mut |l| {
+        status.set(l)
+    })?);
     status.clear();
+    let checked = if whole {
+        format!("{count} exercises in {topics} topics are consistent; every exercise")
+    } else {
+        format!(
+            "the workbook is consistent; of the {} of its {count} exercises checked, every one",
+            chosen.len()
+        )
+    };
     Ok(conclude(
         &problems,
         &format!(
-            "{count} exercises in {topics} topics are consistent; every exercise fails as shipped, every solution passed {repeat}× in a row and every lab ran to its end."
+            "{checked} fails as shipped, every solution passed {repeat}× in a row and every lab ran to its end."
         ),
     ))
 }
 
-fn bins(workbook: &Workbook, package: Package) -> Vec<String> {
-    workbook
-        .info
-        .exercises
+/// The exercises to build and run: those named, else those of the set given with `--set`, else
+/// all (an active set does not narrow an author's check of the workbook).
+fn chosen(workbook: &Workbook, names: &[String]) -> Result<Vec<usize>> {
+    if !names.is_empty() {
+        let mut chosen = names
+            .iter()
+            .map(|name| workbook.find(name))
+            .collect::<Result<Vec<_>>>()?;
+        chosen.sort_unstable();
+        chosen.dedup();
+        return Ok(chosen);
+    }
+    match workbook.set_override.as_deref() {
+        Some(spec) => {
+            let set = ExerciseSet::load(&workbook.root, spec, &workbook.info)
+                .with_context(|| format!("cannot use the set `{spec}`"))?;
+            let mut chosen = set.exercises;
+            chosen.sort_unstable();
+            Ok(chosen)
+        }
+        None => Ok((0..workbook.info.exercises.len()).collect()),
+    }
+}
+
+/// Builds the chosen exercises' and solutions' test harnesses and the solutions' labs: the whole
+/// workbook in one cargo invocation, a few exercises in two (cargo's `--tests` would take every
+/// test harness along with the labs).
+fn build(
+    workbook: &Workbook,
+    chosen: &[usize],
+    whole: bool,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BuildOutcome> {
+    let mut plan = runner::plan(workbook, Package::Exercises, term::color_enabled());
+    plan.packages
+        .extend(Package::Solutions.cargo_names(workbook));
+    // A solution's test harness and its lab are two builds of the same binary, `NAME_sol`.
+    let solutions = bins(workbook, chosen, Package::Solutions);
+    if whole {
+        plan.all_tests = true;
+        plan.labs = solutions;
+        return runner::build_counting(&plan, progress);
+    }
+    plan.tests = bins(workbook, chosen, Package::Exercises);
+    plan.tests.extend(solutions.iter().cloned());
+    let mut built = runner::build_counting(&plan, progress)?;
+    plan.tests.clear();
+    plan.labs = solutions;
+    let labs_built = runner::build_counting(&plan, progress)?;
+    built.executables.extend(labs_built.executables);
+    built.compile_errors.extend(labs_built.compile_errors);
+    built.cargo_stderr.push_str(&labs_built.cargo_stderr);
+    Ok(built)
+}
+
+fn bins(workbook: &Workbook, chosen: &[usize], package: Package) -> Vec<String> {
+    chosen
         .iter()
-        .map(|e| package.bin_name(&e.name))
+        .map(|&i| package.bin_name(&workbook.info.exercises[i].name))
         .collect()
 }
 
 fn test_runs(
     workbook: &Workbook,
+    chosen: &[usize],
     built: &BuildOutcome,
     package: Package,
     repeat: u32,
 ) -> Vec<TestRun> {
-    workbook
-        .info
-        .exercises
+    chosen
         .iter()
+        .map(|&i| &workbook.info.exercises[i])
         .map(|exercise| TestRun {
             // Exercise and solution alike: name the binary, which tells them apart.
             label: package.bin_name(&exercise.name),
@@ -119,10 +192,11 @@ fn unsolved_problem(verdict: &Verdict) -> Option<String> {
 /// Runs every solution's lab; a lab that does not build, fails or hangs is a problem.
 fn lab_problems(
     workbook: &Workbook,
+    chosen: &[usize],
     built: &BuildOutcome,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Vec<String>> {
-    let labs = bins(workbook, Package::Solutions);
+    let labs = bins(workbook, chosen, Package::Solutions);
     let total = labs.len();
     let outcomes = pool::map(&labs, progress, |n, bin, note| {
         note(format!("[{}/{total}] running the lab of {bin}", n + 1));
@@ -143,12 +217,12 @@ fn lab_problems(
             None => unreachable!("nothing cancels these runs"),
         })
     })?;
-    Ok(workbook
-        .info
-        .exercises
+    Ok(chosen
         .iter()
         .zip(outcomes)
-        .filter_map(|(exercise, problem)| problem.map(|p| format!("{}: {p}", exercise.name)))
+        .filter_map(|(&i, problem)| {
+            problem.map(|p| format!("{}: {p}", workbook.info.exercises[i].name))
+        })
         .collect())
 }
 

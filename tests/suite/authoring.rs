@@ -371,6 +371,52 @@ fn dev_check_builds_and_runs_every_exercise_solution_and_lab() {
 }
 
 #[test]
+fn dev_check_of_some_exercises_builds_and_runs_only_those() {
+    let wb = TempWorkbook::new();
+    // Broken elsewhere: a solution that no longer passes, a lab that fails.
+    let ttl = "solutions/01_caching/ttl_cache.rs";
+    wb.write(
+        ttl,
+        &wb.read(ttl)
+            .replace("let expires = now + self.ttl;", "let expires = now;"),
+    );
+    let lab = "solutions/00_intro/welcome.rs";
+    wb.write(
+        lab,
+        &wb.read(lab)
+            .replace("fn main() {\n", "fn main() {\n    std::process::exit(3);\n"),
+    );
+    wb.sdlings()
+        .args(["dev", "check", "--repeat", "2", "lru_cache", "token_bucket"])
+        .assert()
+        .success()
+        .stdout(contains("of the 2 of its"))
+        .stdout(contains("exercises checked, every one fails as shipped"));
+    wb.sdlings()
+        .args([
+            "dev",
+            "check",
+            "--repeat",
+            "1",
+            "lru_cache",
+            "ttl_cache",
+            "welcome",
+        ])
+        .assert()
+        .code(1)
+        .stdout(contains("ttl_cache: the solution does not pass every time"))
+        .stdout(contains("welcome: its lab did not end well"))
+        .stdout(contains("lru_cache").not());
+    wb.sdlings()
+        .args(["dev", "check", "lru_cach"])
+        .assert()
+        .code(2)
+        .stderr(contains(
+            "there is no exercise named `lru_cach`; did you mean `lru_cache`?",
+        ));
+}
+
+#[test]
 fn dev_check_holds_exercises_to_the_anatomy_targets_unless_exempted_with_a_reason() {
     let wb = TempWorkbook::new();
     let policy = "solutions/anatomy.toml";
