@@ -279,6 +279,49 @@ mod tests {
     }
 
     #[test]
+    fn a_backend_drained_mid_cycle_is_never_picked_again() {
+        let mut swrr = SmoothWeighted::new(&[1, 1]);
+        assert_eq!(picks(&mut swrr, 1), vec![A]);
+        swrr.set_weight(B, 0);
+        assert_eq!(
+            picks(&mut swrr, 4),
+            vec![A; 4],
+            "backend 1 was drained (weight 0) while its score was the highest ({:?} now): a \
+             drained backend gets nothing, whatever score it kept",
+            swrr.currents()
+        );
+        // The same at every point of a cycle, for any weights and any backends drained.
+        sdlings_kit::property::for_seeds(200, |rng| {
+            use rand::RngExt;
+            let weights = random_weights(rng);
+            let mut swrr = SmoothWeighted::new(&weights);
+            let before = rng.random_range(0..=2 * swrr.total_weight() as usize);
+            for _ in 0..before {
+                swrr.pick();
+            }
+            let mut drained = Vec::new();
+            for id in 0..weights.len() {
+                if rng.random_range(0..3) == 0 {
+                    swrr.set_weight(id, 0);
+                    drained.push(id);
+                }
+            }
+            let scores = swrr.currents();
+            let total = swrr.total_weight() as usize;
+            if total == 0 {
+                assert_eq!(swrr.pick(), None, "weights {weights:?}, all drained: None");
+                return;
+            }
+            let after = picks(&mut swrr, 2 * total);
+            assert!(
+                after.iter().all(|id| !drained.contains(id)),
+                "weights {weights:?}, {before} picks, then backends {drained:?} drained (scores \
+                 then {scores:?}): a drained backend must get nothing, got {after:?}"
+            );
+        });
+    }
+
+    #[test]
     fn a_single_backend_gets_every_pick_and_its_score_stays_at_zero() {
         let mut swrr = SmoothWeighted::new(&[3]);
         assert_eq!(picks(&mut swrr, 4), vec![0, 0, 0, 0]);

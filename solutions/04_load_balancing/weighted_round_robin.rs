@@ -54,13 +54,20 @@ impl Balancer for SmoothWeighted {
         for backend in &mut self.backends {
             backend.current += i64::from(backend.weight);
         }
-        let mut best = 0;
-        for (id, backend) in self.backends.iter().enumerate().skip(1) {
+        let mut best: Option<BackendId> = None;
+        for (id, backend) in self.backends.iter().enumerate() {
+            // A drained backend (weight 0) is never a candidate, even with a positive score left
+            // over from before `set_weight(id, 0)`: that leftover could still be the highest.
+            if backend.weight == 0 {
+                continue;
+            }
             // Strictly greater: on a tie the earlier (lower) index keeps the win.
-            if backend.current > self.backends[best].current {
-                best = id;
+            if best.is_none_or(|b| backend.current > self.backends[b].current) {
+                best = Some(id);
             }
         }
+        // The total weight is positive, so some backend has a positive weight.
+        let best = best.expect("a backend with a positive weight");
         // The winner pays for its pick with the whole cycle's weight; everyone else keeps what
         // they accumulated. The scores always sum to zero after a pick, so nobody drifts away.
         self.backends[best].current -= total;
@@ -294,6 +301,49 @@ mod tests {
                     start + total as usize
                 );
             }
+        });
+    }
+
+    #[test]
+    fn a_backend_drained_mid_cycle_is_never_picked_again() {
+        let mut swrr = SmoothWeighted::new(&[1, 1]);
+        assert_eq!(picks(&mut swrr, 1), vec![A]);
+        swrr.set_weight(B, 0);
+        assert_eq!(
+            picks(&mut swrr, 4),
+            vec![A; 4],
+            "backend 1 was drained (weight 0) while its score was the highest ({:?} now): a \
+             drained backend gets nothing, whatever score it kept",
+            swrr.currents()
+        );
+        // The same at every point of a cycle, for any weights and any backends drained.
+        sdlings_kit::property::for_seeds(200, |rng| {
+            use rand::RngExt;
+            let weights = random_weights(rng);
+            let mut swrr = SmoothWeighted::new(&weights);
+            let before = rng.random_range(0..=2 * swrr.total_weight() as usize);
+            for _ in 0..before {
+                swrr.pick();
+            }
+            let mut drained = Vec::new();
+            for id in 0..weights.len() {
+                if rng.random_range(0..3) == 0 {
+                    swrr.set_weight(id, 0);
+                    drained.push(id);
+                }
+            }
+            let scores = swrr.currents();
+            let total = swrr.total_weight() as usize;
+            if total == 0 {
+                assert_eq!(swrr.pick(), None, "weights {weights:?}, all drained: None");
+                return;
+            }
+            let after = picks(&mut swrr, 2 * total);
+            assert!(
+                after.iter().all(|id| !drained.contains(id)),
+                "weights {weights:?}, {before} picks, then backends {drained:?} drained (scores \
+                 then {scores:?}): a drained backend must get nothing, got {after:?}"
+            );
         });
     }
 
