@@ -345,6 +345,28 @@ mod tests {
     }
 
     #[test]
+    fn the_only_available_member_is_found_wherever_the_rotation_stands() {
+        for len in 1..=6 {
+            for before in 0..=len {
+                for only in 0..len {
+                    let mut rr = RoundRobin::new(0..len);
+                    picks(&mut rr, before);
+                    for id in 0..len {
+                        rr.set_available(id, id == only);
+                    }
+                    assert_eq!(
+                        picks(&mut rr, 2),
+                        some(&[only, only]),
+                        "pool 0..{len}, {before} picks made, then only backend {only} left \
+                         available: every pick must find it, wherever it sits relative to the \
+                         rotation (even if it was the last one picked)"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_new_backend_joins_at_the_end_of_the_rotation() {
         let mut rr = RoundRobin::new([0, 1, 2]);
         assert_eq!(picks(&mut rr, 2), some(&[0, 1]));
@@ -399,6 +421,13 @@ mod tests {
                 }
                 _ => {
                     let Some(id) = rr.pick() else {
+                        let waiting: Vec<usize> =
+                            (0..64).filter(|&id| eligible_since[id].is_some()).collect();
+                        assert!(
+                            waiting.is_empty(),
+                            "step {step}: pick returned None while backends {waiting:?} were in \
+                             the pool and available"
+                        );
                         continue;
                     };
                     assert!(
