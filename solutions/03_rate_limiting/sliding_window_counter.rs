@@ -431,7 +431,8 @@ mod tests {
         assert_eq!(
             admitted(&mut limiter, 4),
             2,
-            "at 12.25 s, 5.25 s into window 1, only 25% of window 0 remains: its 4 requests              weigh 1, plus the 1 admitted in window 1 makes 2, so 2 more fit"
+            "at 12.25 s, 5.25 s into window 1, only 25% of window 0 remains: its 4 requests \
+             weigh 1, plus the 1 admitted in window 1 makes 2, so 2 more fit"
         );
     }
 
@@ -483,13 +484,21 @@ mod tests {
                     accepted.push(t);
                 }
                 let next_boundary = Duration::from_nanos(((k + 1) * w) as u64);
-                t = match rng.random_range(0..9) {
+                // Requests also arrive at arbitrary nanoseconds, not only at neat fractions of
+                // the window, so the estimate can land anywhere between two whole numbers,
+                // sometimes a hair from the limit: the elapsed share must be exact to the ns.
+                let anywhere = |rng: &mut rand::rngs::StdRng| {
+                    Duration::from_nanos(rng.random_range(0..w as u64))
+                };
+                t = match rng.random_range(0..11) {
                     0 | 1 => t,
                     2 | 3 => t + window / rng.random_range(3..20),
                     4 => next_boundary,
                     5 => next_boundary + Duration::from_nanos(1),
                     6 => next_boundary + window / rng.random_range(2..8),
                     7 => next_boundary + window + window / rng.random_range(2..8),
+                    8 => t + anywhere(rng) / 4,
+                    9 => next_boundary + anywhere(rng),
                     _ => t + window * rng.random_range(2..6),
                 };
             }
