@@ -144,9 +144,7 @@ fn build(
     plan.tests.clear();
     plan.labs = solutions;
     let labs_built = runner::build_counting(&plan, progress)?;
-    built.executables.extend(labs_built.executables);
-    built.compile_errors.extend(labs_built.compile_errors);
-    built.cargo_stderr.push_str(&labs_built.cargo_stderr);
+    built.absorb(labs_built);
     Ok(built)
 }
 

@@ -68,6 +68,14 @@ impl BuildOutcome {
             .get(&(bin.to_string(), artifact))
             .map(PathBuf::as_path)
     }
+
+    /// Adds what a second build of other binaries produced (its cargo output after ours).
+    pub fn absorb(&mut self, later: BuildOutcome) {
+        self.executables.extend(later.executables);
+        self.compile_errors.extend(later.compile_errors);
+        self.cargo_stderr.push_str(&later.cargo_stderr);
+        self.cancelled |= later.cancelled;
+    }
 }
 
 #[derive(Deserialize)]

@@ -336,18 +336,8 @@ fn dev_check_finds_inconsistencies_without_building() {
         .stdout(contains("does not match info.toml").not());
 }
 
-#[test]
-fn dev_check_builds_and_runs_every_exercise_solution_and_lab() {
-    let wb = TempWorkbook::new();
-    wb.sdlings()
-        .args(["dev", "check", "--repeat", "3"])
-        .assert()
-        .success()
-        .stdout(contains(
-            "every solution passed 3× in a row and every lab ran to its end",
-        ));
-    // A solution that no longer passes, an exercise that passes as shipped, a lab that fails.
-    wb.solve("00_intro", "reading_tests");
+/// ttl_cache's solution stops passing (entries expire at once) and welcome's lab exits with 3.
+fn break_ttl_cache_solution_and_welcome_lab(wb: &TempWorkbook) {
     let ttl = "solutions/01_caching/ttl_cache.rs";
     wb.write(
         ttl,
@@ -360,6 +350,21 @@ fn dev_check_builds_and_runs_every_exercise_solution_and_lab() {
         &wb.read(lab)
             .replace("fn main() {\n", "fn main() {\n    std::process::exit(3);\n"),
     );
+}
+
+#[test]
+fn dev_check_builds_and_runs_every_exercise_solution_and_lab() {
+    let wb = TempWorkbook::new();
+    wb.sdlings()
+        .args(["dev", "check", "--repeat", "3"])
+        .assert()
+        .success()
+        .stdout(contains(
+            "every solution passed 3× in a row and every lab ran to its end",
+        ));
+    // A solution that no longer passes, an exercise that passes as shipped, a lab that fails.
+    wb.solve("00_intro", "reading_tests");
+    break_ttl_cache_solution_and_welcome_lab(&wb);
     wb.sdlings()
         .args(["dev", "check", "--repeat", "2"])
         .assert()
@@ -374,18 +379,7 @@ fn dev_check_builds_and_runs_every_exercise_solution_and_lab() {
 fn dev_check_of_some_exercises_builds_and_runs_only_those() {
     let wb = TempWorkbook::new();
     // Broken elsewhere: a solution that no longer passes, a lab that fails.
-    let ttl = "solutions/01_caching/ttl_cache.rs";
-    wb.write(
-        ttl,
-        &wb.read(ttl)
-            .replace("let expires = now + self.ttl;", "let expires = now;"),
-    );
-    let lab = "solutions/00_intro/welcome.rs";
-    wb.write(
-        lab,
-        &wb.read(lab)
-            .replace("fn main() {\n", "fn main() {\n    std::process::exit(3);\n"),
-    );
+    break_ttl_cache_solution_and_welcome_lab(&wb);
     wb.sdlings()
         .args(["dev", "check", "--repeat", "2", "lru_cache", "token_bucket"])
         .assert()

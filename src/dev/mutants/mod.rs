@@ -242,9 +242,7 @@ fn build(
     units.extend(solo_units);
     scratch::write(workbook, &dir, &units)?;
     let again = runner::build_counting(&plan(workbook, solo_bins), progress)?;
-    built.executables.extend(again.executables);
-    built.compile_errors.extend(again.compile_errors);
-    built.cargo_stderr.push_str(&again.cargo_stderr);
+    built.absorb(again);
     Ok((built, solo))
 }
 
