@@ -56,16 +56,24 @@ impl Workbook {
 
     /// The exercises in play: `--set`, else the active set, else the whole workbook.
     pub fn selection(&self, state: &State) -> Result<ExerciseSet> {
-        match self.set_override.as_deref().or(state.active_set.as_deref()) {
+        if let Some(given) = self.set_given() {
+            return given;
+        }
+        match state.active_set.as_deref() {
             Some(spec) => ExerciseSet::load(&self.root, spec, &self.info).with_context(|| {
-                if self.set_override.is_none() {
-                    format!("the active set `{spec}` cannot be used; `sdlings set clear` goes back to the whole workbook")
-                } else {
-                    format!("cannot use the set `{spec}`")
-                }
+                format!("the active set `{spec}` cannot be used; `sdlings set clear` goes back to the whole workbook")
             }),
             None => Ok(ExerciseSet::whole_workbook(&self.info)),
         }
+    }
+
+    /// The set given with `--set` for this command only, if one was.
+    pub fn set_given(&self) -> Option<Result<ExerciseSet>> {
+        let spec = self.set_override.as_deref()?;
+        Some(
+            ExerciseSet::load(&self.root, spec, &self.info)
+                .with_context(|| format!("cannot use the set `{spec}`")),
+        )
     }
 
     /// The saved state, the exercises in play and what the state means for them.

@@ -6,7 +6,7 @@
 //! are caught before a learner meets them), and every solution's lab must finish within the lab
 //! time limit (a learner who passes must not meet a lab that hangs).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use colored::Colorize;
 
 use crate::commands::Outcome;
@@ -14,7 +14,6 @@ use crate::dev::static_checks::static_problems;
 use crate::present;
 use crate::runner::lab::{self, LabRun};
 use crate::runner::{self, Artifact, BuildOutcome, Cancel, Package, TestRun, Verdict, pool};
-use crate::set::ExerciseSet;
 use crate::term::{self, StatusLine};
 use crate::workbook::Workbook;
 
@@ -107,11 +106,9 @@ fn chosen(workbook: &Workbook, names: &[String]) -> Result<Vec<usize>> {
         chosen.dedup();
         return Ok(chosen);
     }
-    match workbook.set_override.as_deref() {
-        Some(spec) => {
-            let set = ExerciseSet::load(&workbook.root, spec, &workbook.info)
-                .with_context(|| format!("cannot use the set `{spec}`"))?;
-            let mut chosen = set.exercises;
+    match workbook.set_given() {
+        Some(set) => {
+            let mut chosen = set?.exercises;
             chosen.sort_unstable();
             Ok(chosen)
         }

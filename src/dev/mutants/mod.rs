@@ -137,21 +137,21 @@ fn test_run(
     all: bool,
 ) -> TestRun {
     let name = &planned.exercise.name;
-    let (bin, prefix) = if solo.contains(name) {
-        (scratch::solo_bin(name, planned.number), String::new())
+    // In a batch, mutant 3's tests are `mutant_3::tests::...`; a solo binary has only its own.
+    let (bin, module) = if solo.contains(name) {
+        (scratch::solo_bin(name, planned.number), None)
     } else {
-        let prefix = format!("{}::", scratch::module(planned.number));
-        (scratch::batch_bin(name), prefix)
+        let module = format!("{}::", scratch::module(planned.number));
+        (scratch::batch_bin(name), Some(module))
     };
-    let selected = if all {
-        if prefix.is_empty() {
-            Selection::All
-        } else {
-            Selection::Containing(prefix)
+    let selected = match (all, module) {
+        (false, module) => {
+            let prefix = module.unwrap_or_default();
+            let names = planned.mutant.caught_by.iter();
+            Selection::Named(names.map(|t| format!("{prefix}tests::{t}")).collect())
         }
-    } else {
-        let names = planned.mutant.caught_by.iter();
-        Selection::Named(names.map(|t| format!("{prefix}tests::{t}")).collect())
+        (true, Some(module)) => Selection::Containing(module),
+        (true, None) => Selection::All,
     };
     TestRun {
         label: scratch::solo_bin(name, planned.number),
